@@ -1,0 +1,124 @@
+//! Path → bytes: a memory map of the file, or its decompressed contents for
+//! `.ko.xz`, `.ko.zst` and `.ko.gz` (recognised by their magic numbers, not their names).
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::ops::Deref;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Decompressed objects larger than this are refused (a decompression bomb guard).
+const MAX_DECOMPRESSED: u64 = 8 << 30;
+
+/// The bytes of one input file.
+pub enum Input {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for Input {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Mapped(m) => m,
+            Input::Owned(v) => v,
+        }
+    }
+}
+
+/// The compression a file's first bytes announce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Xz,
+    Zstd,
+    Gzip,
+}
+
+impl Compression {
+    pub fn detect(head: &[u8]) -> Option<Self> {
+        if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Some(Compression::Xz)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+        }
+    }
+}
+
+/// Opens `path`: maps it, or reads and decompresses it when it is compressed.
+pub fn open(path: &Path) -> Result<Input> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(Input::Owned(Vec::new()));
+    }
+    // SAFETY: the map is read-only and private; orctool never maps a file it writes.
+    // Another process truncating the file while it is mapped is outside what the tool
+    // can defend against, as for every program that maps its input.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    match Compression::detect(&map) {
+        None => Ok(Input::Mapped(map)),
+        Some(c) => decompress(c, &map).map(Input::Owned),
+    }
+}
+
+/// Decompresses a whole `.xz`, `.zst` or `.gz` stream held in memory.
+pub fn decompress(c: Compression, data: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4));
+    let err = |message: String| Error::Decompress {
+        format: c.name(),
+        message,
+    };
+    match c {
+        Compression::Xz => {
+            let mut r = BufReader::new(data);
+            let mut w = Capped(&mut out);
+            lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| err(e.to_string()))?;
+        }
+        Compression::Zstd => {
+            let dec = ruzstd::decoding::StreamingDecoder::new(data)
+                .map_err(|e| err(e.to_string()))?;
+            dec.take(MAX_DECOMPRESSED)
+                .read_to_end(&mut out)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        Compression::Gzip => {
+            flate2::read::GzDecoder::new(data)
+                .take(MAX_DECOMPRESSED)
+                .read_to_end(&mut out)
+                .map_err(|e| err(e.to_string()))?;
+        }
+    }
+    if out.len() as u64 >= MAX_DECOMPRESSED {
+        return Err(err("decompressed size exceeds 8 GiB".into()));
+    }
+    Ok(out)
+}
+
+/// A `Vec` writer that refuses to grow past [`MAX_DECOMPRESSED`].
+struct Capped<'a>(&'a mut Vec<u8>);
+
+impl Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if (self.0.len() + buf.len()) as u64 > MAX_DECOMPRESSED {
+            return Err(std::io::Error::other("decompressed size exceeds 8 GiB"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

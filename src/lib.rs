@@ -1,0 +1,11 @@
+//! orctool: stack-state validation and ORC unwind table generation for x86-64 kernel
+//! objects, a successor of the ORC part of the kernel's objtool.
+//!
+//! The pipeline, one module per stage:
+//! load ([`elf`]) → … → ORC format, ABI detection and dump ([`orc`]).
+
+pub mod elf;
+pub mod error;
+pub mod orc;
+
+pub use error::{Error, Result};
