@@ -120,11 +120,20 @@ impl<'data> Object<'data> {
         found
     }
 
+    /// `section 17 (.orc_unwind)`, for messages; the name is left out when unreadable.
+    pub fn describe(&self, id: SecId) -> String {
+        match self.section_name(id) {
+            Ok(name) => format!("section {} ({})", id.0, String::from_utf8_lossy(name)),
+            Err(_) => format!("section {}", id.0),
+        }
+    }
+
     /// The bytes of a section (empty for SHT_NOBITS).
     pub fn section_data(&self, id: SecId) -> Result<&'data [u8]> {
         let s = self.section(id)?;
-        s.data(LE, self.data)
-            .map_err(|_| Error::malformed(format!("section {} data lies outside the file", id.0)))
+        s.data(LE, self.data).map_err(|_| {
+            Error::malformed(format!("{} data lies outside the file", self.describe(id)))
+        })
     }
 
     /// The section's data as entries of `entsize` bytes; its size must be a multiple.
@@ -146,12 +155,12 @@ impl<'data> Object<'data> {
         match s.rela(LE, self.data) {
             Ok(Some((relas, _))) => Ok(relas),
             Ok(None) => Err(Error::malformed(format!(
-                "section {} is not a RELA section",
-                rela_sec.0
+                "{} is not a RELA section",
+                self.describe(rela_sec)
             ))),
             Err(_) => Err(Error::malformed(format!(
-                "relocation section {} lies outside the file or has a bad size",
-                rela_sec.0
+                "{} lies outside the file or has a bad size",
+                self.describe(rela_sec)
             ))),
         }
     }

@@ -1,0 +1,71 @@
+//! Helpers shared by the integration tests: run the binary, assemble `.S` files.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Runs the `orctool` binary with `args`.
+pub fn orctool(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_orctool"))
+        .args(args)
+        .output()
+        .expect("run orctool")
+}
+
+/// A scratch directory removed at drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("orctool-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Assembles `src` (GNU as syntax, x86-64) into `out`.
+pub fn assemble(src: &Path, out: &Path) {
+    run(Command::new("as").arg("-o").arg(out).arg(src));
+}
+
+/// Assembles assembly text into `dir/name.o`.
+pub fn assemble_text(dir: &Scratch, name: &str, text: &str) -> PathBuf {
+    let src = dir.path(&format!("{name}.S"));
+    std::fs::write(&src, text).expect("write .S");
+    let obj = dir.path(&format!("{name}.o"));
+    assemble(&src, &obj);
+    obj
+}
+
+/// Links `obj` into an executable image with its text at the kernel's usual address.
+pub fn link_at_kernel_base(obj: &Path, out: &Path) {
+    run(Command::new("ld")
+        .arg("-Ttext=0xffffffff81000000")
+        .args(["-e", "0", "-o"])
+        .arg(out)
+        .arg(obj));
+}
