@@ -9,7 +9,11 @@ use orctool::elf::{Object, input};
 use orctool::orc::{self, OrcAbi};
 
 #[derive(Parser)]
-#[command(name = "orctool", version, about = "ORC unwind tables and stack validation for x86-64 kernel objects")]
+#[command(
+    name = "orctool",
+    version,
+    about = "ORC unwind tables and stack validation for x86-64 kernel objects"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -26,7 +26,11 @@ fn dump_error_at(path: &Path) -> String {
     let out = orctool(&["dump", path.to_str().unwrap()]);
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
-    assert!(out.stdout.is_empty(), "stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
     stderr.trim_end().replace(path.to_str().unwrap(), "FILE")
 }
@@ -62,7 +66,12 @@ fn elf32() {
     let src = d.path("a.S");
     std::fs::write(&src, ".text\nf: ret\n").unwrap();
     let obj = d.path("a.o");
-    let st = std::process::Command::new("as").args(["--32", "-o"]).arg(&obj).arg(&src).status().unwrap();
+    let st = std::process::Command::new("as")
+        .args(["--32", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .status()
+        .unwrap();
     assert!(st.success());
     insta::assert_snapshot!(dump_error_at(&obj), @"orctool: FILE: not a 64-bit ELF file (ELF class 1)");
 }
@@ -106,7 +115,9 @@ fn symbol_index_out_of_range() {
     let d = Scratch::new("symidx");
     let mut b = module();
     let obj = Object::parse(&b).unwrap();
-    let rela = obj.section(obj.section_by_name(b".rela.orc_unwind_ip").unwrap()).unwrap();
+    let rela = obj
+        .section(obj.section_by_name(b".rela.orc_unwind_ip").unwrap())
+        .unwrap();
     let first = rela.sh_offset(LE) as usize + 24 * 3; // record 3's r_info
     put_u64(&mut b, first + 8, (0x00ff_ffffu64 << 32) | 2);
     insta::assert_snapshot!(dump_error(&d, "sym.ko", &b), @"orctool: FILE: malformed ELF: relocation symbol index 16777215 out of range (51 symbols)");
@@ -117,11 +128,27 @@ fn symbol_index_out_of_range() {
 fn inconsistent_orc_sections() {
     let d = Scratch::new("orcsize");
     let head = ".text\nf: ret\n.section .orc_unwind,\"a\"\n";
-    let bad_size = assemble_text(&d, "size", &format!("{head}.byte 1,2,3,4,5,6,7\n.section .orc_unwind_ip,\"a\"\n.long .text - .\n"));
+    let bad_size = assemble_text(
+        &d,
+        "size",
+        &format!("{head}.byte 1,2,3,4,5,6,7\n.section .orc_unwind_ip,\"a\"\n.long .text - .\n"),
+    );
     insta::assert_snapshot!(dump_error_at(&bad_size), @"orctool: FILE: .orc_unwind size 0x7 is not a multiple of 6");
-    let count = assemble_text(&d, "count", &format!("{head}.short 8,0\n.byte 5,2\n.section .orc_unwind_ip,\"a\"\n.long .text - .\n.long .text + 1 - .\n"));
+    let count = assemble_text(
+        &d,
+        "count",
+        &format!(
+            "{head}.short 8,0\n.byte 5,2\n.section .orc_unwind_ip,\"a\"\n.long .text - .\n.long .text + 1 - .\n"
+        ),
+    );
     insta::assert_snapshot!(dump_error_at(&count), @"orctool: FILE: .orc_unwind has 1 entries but .orc_unwind_ip has 2");
-    let relocs = assemble_text(&d, "relocs", &format!("{head}.short 8,0,8,0\n.byte 5,2,5,2\n.section .orc_unwind_ip,\"a\"\n.long .text - .\n.long 0\n"));
+    let relocs = assemble_text(
+        &d,
+        "relocs",
+        &format!(
+            "{head}.short 8,0,8,0\n.byte 5,2,5,2\n.section .orc_unwind_ip,\"a\"\n.long .text - .\n.long 0\n"
+        ),
+    );
     insta::assert_snapshot!(dump_error_at(&relocs), @"orctool: FILE: .rela.orc_unwind_ip has 1 relocations for 2 ORC entries");
 }
 
@@ -135,5 +162,8 @@ fn bad_file_among_good_ones() {
     let out = orctool(&["dump", bad.to_str().unwrap(), good.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(".text+0:type:call sp:sp+8 bp:(und) signal:0"), "{text}");
+    assert!(
+        text.contains(".text+0:type:call sp:sp+8 bp:(und) signal:0"),
+        "{text}"
+    );
 }

@@ -8,8 +8,16 @@ use common::*;
 
 fn expect_dump(args: &[&str], expected: &std::path::Path) {
     let out = orctool(args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let want = std::fs::read_to_string(expected).expect("recorded dump");
     let got = String::from_utf8(out.stdout).expect("utf-8 dump");
     assert!(!want.is_empty());
@@ -43,7 +51,10 @@ fn real_modules_match_objtool() {
         if name.ends_with(".dump") {
             continue;
         }
-        expect_dump(&["dump", path.to_str().unwrap()], &dir.join(format!("{stem}.ko.dump")));
+        expect_dump(
+            &["dump", path.to_str().unwrap()],
+            &dir.join(format!("{stem}.ko.dump")),
+        );
         seen += 1;
     }
     assert!(seen >= 6, "only {seen} fixture modules");

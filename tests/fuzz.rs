@@ -88,8 +88,15 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut b = seed.to_vec();
     let len = b.len();
     let width = [1, 2, 4, 8][rng.below(4)];
-    let shoff = u64::from_le_bytes(b.get(0x28..0x30).and_then(|s| s.try_into().ok()).unwrap_or([0; 8])) as usize;
-    let shnum = u16::from_le_bytes([b.get(0x3c).copied().unwrap_or(0), b.get(0x3d).copied().unwrap_or(0)]) as usize;
+    let shoff = u64::from_le_bytes(
+        b.get(0x28..0x30)
+            .and_then(|s| s.try_into().ok())
+            .unwrap_or([0; 8]),
+    ) as usize;
+    let shnum = u16::from_le_bytes([
+        b.get(0x3c).copied().unwrap_or(0),
+        b.get(0x3d).copied().unwrap_or(0),
+    ]) as usize;
     for _ in 0..1 + rng.below(3) {
         match rng.below(7) {
             0 => {
@@ -108,13 +115,24 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
                 // a field of a section header
                 let sh = shoff + 64 * rng.below(shnum);
                 let field = [0, 4, 8, 0x10, 0x18, 0x20, 0x28, 0x2c, 0x30, 0x38][rng.below(10)];
-                let w = if field == 0 || field == 4 || field == 0x28 || field == 0x2c { 4 } else { 8 };
+                let w = if field == 0 || field == 4 || field == 0x28 || field == 0x2c {
+                    4
+                } else {
+                    8
+                };
                 let v = edge_value(rng, len);
                 write_at(&mut b, sh + field, v, w);
             }
             4 => {
                 // a field of the ELF header
-                let (field, w) = [(0x10, 2), (0x12, 2), (0x28, 8), (0x3a, 2), (0x3c, 2), (0x3e, 2)][rng.below(6)];
+                let (field, w) = [
+                    (0x10, 2),
+                    (0x12, 2),
+                    (0x28, 8),
+                    (0x3a, 2),
+                    (0x3c, 2),
+                    (0x3e, 2),
+                ][rng.below(6)];
                 let v = edge_value(rng, len);
                 write_at(&mut b, field, v, w);
             }

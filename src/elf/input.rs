@@ -88,8 +88,8 @@ pub fn decompress(c: Compression, data: &[u8]) -> Result<Vec<u8>> {
             lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| err(e.to_string()))?;
         }
         Compression::Zstd => {
-            let dec = ruzstd::decoding::StreamingDecoder::new(data)
-                .map_err(|e| err(e.to_string()))?;
+            let dec =
+                ruzstd::decoding::StreamingDecoder::new(data).map_err(|e| err(e.to_string()))?;
             dec.take(MAX_DECOMPRESSED)
                 .read_to_end(&mut out)
                 .map_err(|e| err(e.to_string()))?;

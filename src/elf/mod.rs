@@ -7,9 +7,9 @@
 pub mod input;
 pub mod symbols;
 
+use object::LittleEndian;
 use object::elf;
 use object::read::elf::{FileHeader as _, SectionHeader as _, SectionTable, Sym as _, SymbolTable};
-use object::LittleEndian;
 
 use crate::error::{Error, Result};
 

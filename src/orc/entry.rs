@@ -281,11 +281,17 @@ mod tests {
         let abi = OrcAbi::V6_12;
         let cases: [([u8; 6], &str); 7] = [
             ([8, 0, 0, 0, 5, 2], "type:call sp:sp+8 bp:(und) signal:0"),
-            ([0x10, 0, 0xf0, 0xff, 0x15, 2], "type:call sp:sp+16 bp:prevsp-16 signal:0"),
+            (
+                [0x10, 0, 0xf0, 0xff, 0x15, 2],
+                "type:call sp:sp+16 bp:prevsp-16 signal:0",
+            ),
             ([0; 6], "type:(und) sp:(und) bp:(und) signal:0"),
             ([0, 0, 0, 0, 0, 1], "type:end sp:(und) bp:(und) signal:0"),
             ([0, 0, 0, 0, 5, 0x0b], "type:regs sp:sp+0 bp:(und) signal:1"),
-            ([8, 0, 0, 0, 5, 0x0c], "type:regs (partial) sp:sp+8 bp:(und) signal:1"),
+            (
+                [8, 0, 0, 0, 5, 0x0c],
+                "type:regs (partial) sp:sp+8 bp:(und) signal:1",
+            ),
             ([8, 0, 0, 0, 9, 3], "type:regs sp:(sp)+8 bp:(und) signal:0"),
         ];
         for (bytes, want) in cases {
@@ -296,12 +302,27 @@ mod tests {
     #[test]
     fn spec_examples_6_1() {
         let abi = OrcAbi::V6_1;
-        assert_eq!(text(abi, [8, 0, 0, 0, 5, 0]), " sp:sp+8 bp:(und) type:call end:0");
+        assert_eq!(
+            text(abi, [8, 0, 0, 0, 5, 0]),
+            " sp:sp+8 bp:(und) type:call end:0"
+        );
         assert_eq!(text(abi, [0; 6]), " sp:(und) bp:(und) type:call end:0");
-        assert_eq!(text(abi, [0, 0, 0, 0, 0, 4]), " sp:(und) bp:(und) type:call end:1");
-        assert_eq!(text(abi, [0, 0, 0, 0, 5, 5]), " sp:sp+0 bp:(und) type:regs end:1");
-        assert_eq!(text(abi, [0, 0, 0, 0, 5, 6]), " sp:sp+0 bp:(und) type:regs (partial) end:1");
-        assert_eq!(text(abi, [0, 0, 0, 0, 5, 3]), " sp:sp+0 bp:(und) type:? end:0");
+        assert_eq!(
+            text(abi, [0, 0, 0, 0, 0, 4]),
+            " sp:(und) bp:(und) type:call end:1"
+        );
+        assert_eq!(
+            text(abi, [0, 0, 0, 0, 5, 5]),
+            " sp:sp+0 bp:(und) type:regs end:1"
+        );
+        assert_eq!(
+            text(abi, [0, 0, 0, 0, 5, 6]),
+            " sp:sp+0 bp:(und) type:regs (partial) end:1"
+        );
+        assert_eq!(
+            text(abi, [0, 0, 0, 0, 5, 3]),
+            " sp:sp+0 bp:(und) type:? end:0"
+        );
     }
 
     #[test]

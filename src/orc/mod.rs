@@ -7,7 +7,7 @@ pub use entry::{ORC_ENTRY_SIZE, OrcAbi, OrcEntry, OrcReg, OrcType};
 
 use object::read::elf::{SectionHeader as _, Sym as _};
 
-use crate::elf::{LE, ObjectKind, Object};
+use crate::elf::{LE, Object, ObjectKind};
 
 /// Where the ORC ABI of an object was read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +37,10 @@ pub fn detect_abi(obj: &Object<'_>) -> (OrcAbi, AbiSource) {
         );
     }
     if let Some((major, minor)) = banner_version(obj) {
-        return (OrcAbi::for_kernel(major, minor), AbiSource::Banner(major, minor));
+        return (
+            OrcAbi::for_kernel(major, minor),
+            AbiSource::Banner(major, minor),
+        );
     }
     (OrcAbi::V6_12, AbiSource::Default)
 }
