@@ -7,5 +7,6 @@
 pub mod elf;
 pub mod error;
 pub mod orc;
+pub mod write;
 
 pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Writing ORC sections into an object (placeholder; see issue #5).
