@@ -40,6 +40,16 @@ pub enum Error {
     OrcRelocCountMismatch { entries: u64, relocs: u64 },
     #[error("{0}")]
     Other(String),
+    #[error("file already has {0} section (--force replaces it)")]
+    AlreadyHasOrc(String),
+    #[error("bad ORC row {index}: {what}")]
+    BadOrcRow { index: usize, what: String },
+    #[error("can't {action} {path}: {source}")]
+    Write {
+        action: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A structural defect of the ELF file, described in words.

@@ -4,9 +4,15 @@
 //! The pipeline, one module per stage:
 //! load ([`elf`]) → … → ORC format, ABI detection and dump ([`orc`]).
 
+pub mod cfg;
+pub mod cfi;
+pub mod check;
+pub mod decode;
 pub mod elf;
 pub mod error;
+pub mod options;
 pub mod orc;
+pub mod report;
 pub mod write;
 
 pub use error::{Error, Result};

@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Validate stack state (and with --orc generate ORC), as `objtool --orc` / `--stackval`.
+    Check(CheckArgs),
     /// Print the ORC table of each object exactly as `objtool --dump=orc` does.
     Dump {
         /// ORC ABI to read the entries with (default: detected from the object).
@@ -32,11 +34,143 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// Generate ORC (and run the stack validation it needs).
+    #[arg(long)]
+    orc: bool,
+    /// Validate frame-pointer rules too.
+    #[arg(long)]
+    stackval: bool,
+    /// Validate uaccess (SMAP) rules.
+    #[arg(long)]
+    uaccess: bool,
+    /// The object is part of a kernel module.
+    #[arg(long)]
+    module: bool,
+    /// The object is linked (vmlinux.o).
+    #[arg(long)]
+    link: bool,
+    /// Skip 'unreachable instruction' warnings.
+    #[arg(long)]
+    no_unreachable: bool,
+    /// Print section addresses in warnings.
+    #[arg(long)]
+    sec_address: bool,
+    /// Print a backtrace of the path that failed.
+    #[arg(long)]
+    backtrace: bool,
+    /// objtool's toolchain hacks: jump_label, noinstr, skylake (all when no list is given).
+    #[arg(long, num_args = 0..=1, default_missing_value = "jump_label,noinstr,skylake", value_name = "LIST")]
+    hacks: Vec<String>,
+    /// Validate IBT rules (affects sibling-call detection past ENDBR).
+    #[arg(long)]
+    ibt: bool,
+    /// Exit with status 1 when there are warnings.
+    #[arg(long)]
+    werror: bool,
+    /// ORC ABI of the entries to generate (default: detected from the object).
+    #[arg(long, value_name = "6.1|6.12")]
+    orc_abi: Option<OrcAbi>,
+    /// Print the generated ORC table (in `dump` format) on stdout instead of writing it.
+    #[arg(long)]
+    print_orc: bool,
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Dump { orc_abi, files } => dump(orc_abi, &files),
+        Command::Check(args) => check(&args),
     }
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    let mut opts = orctool::options::Options {
+        stackval: args.stackval,
+        orc: args.orc,
+        uaccess: args.uaccess,
+        module: args.module,
+        link: args.link,
+        no_unreachable: args.no_unreachable,
+        sec_address: args.sec_address,
+        backtrace: args.backtrace,
+        ibt: args.ibt,
+        ..Default::default()
+    };
+    for list in &args.hacks {
+        for h in list.split(',') {
+            match h {
+                "jump_label" => opts.hack_jump_label = true,
+                "noinstr" => opts.hack_noinstr = true,
+                "skylake" => opts.hack_skylake = true,
+                _ => {
+                    eprintln!(
+                        "orctool: unknown --hacks value '{h}' (expected jump_label, noinstr, skylake)"
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    if !(opts.orc || opts.stackval || opts.uaccess) {
+        eprintln!("orctool: check: at least one of --orc, --stackval, --uaccess is required");
+        return ExitCode::from(2);
+    }
+    let mut status = ExitCode::SUCCESS;
+    for path in &args.files {
+        match check_one(args, &opts, path) {
+            Ok(warned) => {
+                if warned && args.werror {
+                    status = ExitCode::FAILURE;
+                }
+            }
+            Err(e) => {
+                eprintln!("orctool: {}: {e}", path.display());
+                status = ExitCode::FAILURE;
+            }
+        }
+    }
+    status
+}
+
+/// Checks one object; returns whether it printed warnings.
+fn check_one(
+    args: &CheckArgs,
+    opts: &orctool::options::Options,
+    path: &Path,
+) -> orctool::Result<bool> {
+    let data = input::open(path)?;
+    let obj = Object::parse(&data)?;
+    let (detected, source) = orc::detect_abi(&obj);
+    let abi = args.orc_abi.unwrap_or(detected);
+    let mut opts = opts.clone();
+    opts.alt_abi_6_1 = match source {
+        orc::AbiSource::Vermagic(ma, mi) | orc::AbiSource::Banner(ma, mi) => (ma, mi) < (6, 3),
+        _ => abi == OrcAbi::V6_1,
+    };
+    let out = orctool::check::check(&obj, &opts, abi)?;
+    let name = path.display().to_string();
+    let mut text = String::new();
+    for e in &out.errors {
+        text.push_str(&format!("error: orctool: {e}\n"));
+    }
+    text.push_str(&out.findings.render(&name, opts.backtrace));
+    eprint!("{text}");
+    if args.print_orc {
+        if let Some(rows) = &out.orc {
+            let mut s = String::new();
+            for r in rows {
+                let sec = String::from_utf8_lossy(obj.section_name(r.section)?).into_owned();
+                let e = orc::OrcEntry::decode(abi, r.entry);
+                s.push_str(&format!("{sec}+{:x}:{}\n", r.offset, e.dump_text(abi)));
+            }
+            print!("{s}");
+        }
+    }
+    Ok(out.findings.warning_count() > 0)
 }
 
 fn dump(orc_abi: Option<OrcAbi>, files: &[PathBuf]) -> ExitCode {

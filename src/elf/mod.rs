@@ -181,8 +181,9 @@ impl<'data> Object<'data> {
 
     pub fn symbol(&self, id: SymId) -> Result<&'data Sym> {
         self.symbols
-            .symbol(object::SymbolIndex(id.0 as usize))
-            .map_err(|_| Error::malformed(format!("symbol index {} out of range", id.0)))
+            .symbols()
+            .get(id.0 as usize)
+            .ok_or_else(|| Error::malformed(format!("symbol index {} out of range", id.0)))
     }
 
     pub fn symbol_name(&self, sym: &Sym) -> Result<&'data [u8]> {
@@ -193,6 +194,9 @@ impl<'data> Object<'data> {
     /// absolute and common symbols.
     pub fn symbol_section(&self, id: SymId) -> Result<Option<SecId>> {
         let sym = self.symbol(id)?;
+        if id.0 == 0 {
+            return Ok(None);
+        }
         let idx = self
             .symbols
             .symbol_section(LE, sym, object::SymbolIndex(id.0 as usize))?;

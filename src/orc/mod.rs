@@ -2,6 +2,7 @@
 
 pub mod dump;
 pub mod entry;
+pub mod generate;
 
 pub use entry::{ORC_ENTRY_SIZE, OrcAbi, OrcEntry, OrcReg, OrcType};
 

@@ -1,0 +1,1382 @@
+//! The program model: instructions with their owners, control flow (jump and call
+//! destinations, alternatives, jump tables, dead ends), unwind hints and annotations.
+//!
+//! objtool: `decode_sections()` in check.c. The steps run in objtool's order, each one a
+//! function of this module; a fatal error (objtool's `return -1`) stops the build and is
+//! returned as [`Fatal`] after being reported.
+
+pub mod relocs;
+pub mod special;
+pub mod symbols;
+
+use std::collections::HashMap;
+
+use object::elf;
+use object::read::elf::SectionHeader as _;
+
+use crate::cfi::state::{
+    CFI_DI, CFI_DX, CFI_R10, CFI_R13, CFI_SP, CFI_SP_INDIRECT, CFI_UNDEFINED, CfiState,
+    UNWIND_HINT_TYPE_FUNC, UNWIND_HINT_TYPE_REGS_PARTIAL, UNWIND_HINT_TYPE_RESTORE,
+    UNWIND_HINT_TYPE_SAVE, UNWIND_HINT_TYPE_UNDEFINED,
+};
+use crate::decode::{Insn, InsnId, InsnKind, InsnTable, StackOp};
+use crate::elf::{LE, Object, SecId};
+use crate::options::Options;
+use crate::report::Findings;
+use relocs::{Reloc, Relocs};
+use symbols::{NO_SYM, SymIdx, Symbols};
+
+/// The analysis stopped: objtool's fatal `return -1` (already reported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fatal;
+
+pub type Step = Result<(), Fatal>;
+
+/// One way out of an instruction besides its normal flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alt {
+    pub target: InsnId,
+    pub skip_orig: bool,
+}
+
+/// An alternative group: the original byte range or one replacement.
+#[derive(Clone, Debug)]
+pub struct AltGroup {
+    /// `None` for the original group itself.
+    pub orig_group: Option<u32>,
+    pub first: InsnId,
+    pub last: Option<InsnId>,
+    pub nop: Option<InsnId>,
+    /// Index of the shared per-byte CFI array (one per original group).
+    pub cfi_array: u32,
+}
+
+/// Per-instruction analysis attributes (mutable while the model is built).
+#[derive(Clone, Debug)]
+pub struct Attr {
+    pub kind: InsnKind,
+    pub ops_removed: bool,
+    pub sym: SymIdx,
+    pub jump_dest: Option<InsnId>,
+    pub call_dest: SymIdx,
+    /// The switch table: (table section, relocation index).
+    pub jump_table: Option<(SecId, u32)>,
+    pub first_jump_src: Option<InsnId>,
+    pub alt_group: Option<u32>,
+    pub dead_end: bool,
+    pub ignore: bool,
+    pub ignore_alts: bool,
+    pub hint: bool,
+    pub save: bool,
+    pub restore: bool,
+    pub retpoline_safe: bool,
+    pub noendbr: bool,
+    pub instr: i8,
+    /// The state a hint gives this instruction.
+    pub hint_cfi: Option<Box<CfiState>>,
+}
+
+impl Default for Attr {
+    fn default() -> Self {
+        Attr {
+            kind: InsnKind::Other,
+            ops_removed: false,
+            sym: NO_SYM,
+            jump_dest: None,
+            call_dest: NO_SYM,
+            jump_table: None,
+            first_jump_src: None,
+            alt_group: None,
+            dead_end: false,
+            ignore: false,
+            ignore_alts: false,
+            hint: false,
+            save: false,
+            restore: false,
+            retpoline_safe: false,
+            noendbr: false,
+            instr: 0,
+            hint_cfi: None,
+        }
+    }
+}
+
+/// The whole model the walk runs on.
+pub struct Program<'a, 'data> {
+    pub obj: &'a Object<'data>,
+    pub opts: &'a Options,
+    pub insns: InsnTable,
+    pub attrs: Vec<Attr>,
+    pub syms: Symbols,
+    pub relocs: Relocs,
+    pub alts: HashMap<InsnId, Vec<Alt>>,
+    pub groups: Vec<AltGroup>,
+    /// Length (slots) of each shared alternative CFI array.
+    pub cfi_arrays: Vec<u32>,
+    pub sec_names: Vec<String>,
+    pub sec_exec: Vec<bool>,
+    pub sec_text: Vec<bool>,
+    pub sec_rodata: Vec<bool>,
+    pub sec_noinstr: Vec<bool>,
+    pub sec_size: Vec<u64>,
+    pub has_rodata: bool,
+    pub has_hints: bool,
+    /// Number of decoded instructions; synthetic NOPs follow them in the table.
+    pub nreal: usize,
+    /// Jump-label `jmp`s that `--hacks=jump_label` turns into NOPs.
+    pub nopped_jump_labels: Vec<InsnId>,
+    pub ignore_unreachables: bool,
+}
+
+impl<'a, 'data> Program<'a, 'data> {
+    pub fn insn(&self, id: InsnId) -> &Insn {
+        self.insns.get(id)
+    }
+
+    pub fn attr(&self, id: InsnId) -> &Attr {
+        &self.attrs[id.idx()]
+    }
+
+    fn attr_mut(&mut self, id: InsnId) -> &mut Attr {
+        &mut self.attrs[id.idx()]
+    }
+
+    /// The stack operations the walk applies.
+    pub fn ops(&self, id: InsnId) -> &[StackOp] {
+        if self.attrs[id.idx()].ops_removed || !self.is_real(id) {
+            &[]
+        } else {
+            self.insns.ops_of(id)
+        }
+    }
+
+    /// objtool: `insn_func()` — the owner if it is a function.
+    pub fn insn_func(&self, id: InsnId) -> SymIdx {
+        let s = self.attrs[id.idx()].sym;
+        if s != NO_SYM && self.syms.get(s).is_func() {
+            s
+        } else {
+            NO_SYM
+        }
+    }
+
+    /// objtool: `insn_call_dest()`.
+    pub fn call_dest(&self, id: InsnId) -> SymIdx {
+        let a = &self.attrs[id.idx()];
+        if matches!(a.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) {
+            NO_SYM
+        } else {
+            a.call_dest
+        }
+    }
+
+    pub fn jump_table(&self, id: InsnId) -> Option<(SecId, u32)> {
+        let a = &self.attrs[id.idx()];
+        if matches!(a.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) {
+            a.jump_table
+        } else {
+            None
+        }
+    }
+
+    /// objtool: `is_jump_table_jump()`.
+    pub fn is_jump_table_jump(&self, id: InsnId) -> bool {
+        if self.jump_table(id).is_some() {
+            return true;
+        }
+        match self.attrs[id.idx()].alt_group {
+            Some(g) => match self.groups[g as usize].orig_group {
+                Some(og) => self.jump_table(self.groups[og as usize].first).is_some(),
+                None => false,
+            },
+            None => false,
+        }
+    }
+
+    /// objtool: `is_sibling_call()`.
+    pub fn is_sibling_call(&self, id: InsnId) -> bool {
+        let kind = self.attrs[id.idx()].kind;
+        if self.insn_func(id) != NO_SYM && kind == InsnKind::JumpDynamic {
+            return !self.is_jump_table_jump(id);
+        }
+        kind.is_static_jump() && self.call_dest(id) != NO_SYM
+    }
+
+    pub fn next_same_sec(&self, id: InsnId) -> Option<InsnId> {
+        if !self.is_real(id) {
+            return None; // synthetic NOPs have no neighbours
+        }
+        self.insns.next(id)
+    }
+
+    pub fn prev_same_sec(&self, id: InsnId) -> Option<InsnId> {
+        if !self.is_real(id) {
+            return None;
+        }
+        self.insns.prev(id)
+    }
+
+    /// objtool: `next_insn_same_func()`.
+    pub fn next_same_func(&self, id: InsnId) -> Option<InsnId> {
+        let func = self.insn_func(id);
+        if func == NO_SYM {
+            return None;
+        }
+        let next = self.next_same_sec(id);
+        if let Some(n) = next {
+            if self.insn_func(n) == func {
+                return Some(n);
+            }
+        }
+        let f = self.syms.get(func);
+        if f.cfunc == func {
+            return None;
+        }
+        let c = self.syms.get(f.cfunc);
+        self.insns.at(c.sec, c.offset)
+    }
+
+    /// The instructions of a function and then of its `.cold` part (`func_for_each_insn`).
+    pub fn func_insns(&self, func: SymIdx) -> Vec<InsnId> {
+        let f = self.syms.get(func);
+        let mut out = Vec::new();
+        let mut cur = self.insns.at(f.sec, f.offset);
+        while let Some(i) = cur {
+            out.push(i);
+            if out.len() > self.insns.insns.len() {
+                break; // a cold-part cycle in hostile input
+            }
+            cur = self.next_same_func(i);
+        }
+        out
+    }
+
+    /// The instructions starting inside a symbol's range (`sym_for_each_insn`).
+    pub fn sym_insns(&self, sym: SymIdx) -> impl Iterator<Item = InsnId> + '_ {
+        let s = self.syms.get(sym);
+        let end = s.end();
+        let start = self.insns.at(s.sec, s.offset);
+        let range = self.insns.section_range(s.sec);
+        start
+            .into_iter()
+            .flat_map(move |st| (st.0..range.end).map(InsnId))
+            .take_while(move |&i| u64::from(self.insns.get(i).offset) < end)
+    }
+
+    /// objtool: `offstr()` — `func+0x12`, `sym+0x4`, or `sec+0x40`; with `--sec-address`
+    /// the section form follows in parentheses.
+    pub fn loc(&self, sec: SecId, off: u64) -> String {
+        let mut sym = None;
+        if self.sec_exec.get(sec.0 as usize).copied().unwrap_or(false) {
+            sym = self.syms.func_containing(sec, off);
+        }
+        if sym.is_none() {
+            sym = self.syms.containing(sec, off);
+        }
+        let secname = &self.sec_names[sec.0 as usize];
+        match sym {
+            Some(s) => {
+                let s = self.syms.get(s);
+                if self.opts.sec_address {
+                    format!(
+                        "{}+0x{:x} ({secname}+0x{off:x})",
+                        s.name,
+                        off.wrapping_sub(s.offset)
+                    )
+                } else {
+                    format!("{}+0x{:x}", s.name, off.wrapping_sub(s.offset))
+                }
+            }
+            None => format!("{secname}+0x{off:x}"),
+        }
+    }
+
+    pub fn insn_loc(&self, id: InsnId) -> String {
+        let i = self.insn(id);
+        self.loc(i.sec, u64::from(i.offset))
+    }
+
+    /// `WARN_INSN(insn, …)`.
+    pub fn warn_insn(&self, f: &mut Findings, id: InsnId, msg: &str) {
+        f.warn_insn(self.attrs[id.idx()].sym, &self.insn_loc(id), msg);
+    }
+
+    fn reloc_of(&self, id: InsnId) -> Option<Reloc> {
+        let i = self.insn(id);
+        self.relocs
+            .in_range(i.sec, u64::from(i.offset), u64::from(i.len))
+    }
+
+    /// The static destination of a relative branch.
+    pub fn jump_target_off(&self, id: InsnId) -> u64 {
+        let i = self.insn(id);
+        i.end().wrapping_add(i.immediate as i64 as u64)
+    }
+
+    /// The relocation section called `name`, read in file order.
+    fn rela_by_name(&self, name: &str) -> Option<(String, Vec<Reloc>)> {
+        let rsec = self.obj.section_by_name(name.as_bytes())?;
+        let target = SecId(self.obj.section(rsec).ok()?.sh_info(LE));
+        let t = self.relocs.table(target)?;
+        (t.rela_sec == rsec).then(|| (name.to_owned(), t.relocs.clone()))
+    }
+
+    fn sym_sec_off(&self, r: &Reloc) -> (SecId, u64) {
+        let s = self.syms.get(r.sym);
+        (s.sec, s.offset.wrapping_add(r.addend as u64))
+    }
+}
+
+/// Builds the model (objtool: `decode_sections()`), reporting into `findings`.
+pub fn build<'a, 'data>(
+    obj: &'a Object<'data>,
+    opts: &'a Options,
+    insns: InsnTable,
+    syms: Symbols,
+    relocs: Relocs,
+    findings: &mut Findings,
+) -> Result<Program<'a, 'data>, Fatal> {
+    let nsec = obj.section_count();
+    let mut sec_names = Vec::with_capacity(nsec);
+    let mut sec_exec = vec![false; nsec];
+    let mut sec_text = vec![false; nsec];
+    let mut sec_rodata = vec![false; nsec];
+    let mut sec_noinstr = vec![false; nsec];
+    let mut sec_size = vec![0; nsec];
+    for sec in obj.section_ids() {
+        let name = obj
+            .section_name(sec)
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        let i = sec.0 as usize;
+        if let Ok(h) = obj.section(sec) {
+            sec_size[i] = h.sh_size(LE);
+            sec_exec[i] = h.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) != 0;
+        }
+        if sec_exec[i] {
+            sec_text[i] = name != ".altinstr_replacement"
+                && name != ".altinstr_aux"
+                && !name.starts_with(".discard.");
+            sec_noinstr[i] = matches!(
+                name.as_str(),
+                ".noinstr.text" | ".entry.text" | ".cpuidle.text"
+            ) || name.starts_with(".text..__x86.");
+        }
+        sec_rodata[i] = (name.starts_with(".rodata") && !name.contains(".str1."))
+            || name.starts_with(".data.rel.ro");
+        sec_names.push(name);
+    }
+    let has_rodata = sec_rodata.iter().any(|&r| r);
+    let mut attrs = vec![Attr::default(); insns.insns.len()];
+    for (a, i) in attrs.iter_mut().zip(&insns.insns) {
+        a.kind = i.kind;
+        if i.kind == InsnKind::Bug {
+            a.dead_end = true;
+        }
+    }
+    let mut p = Program {
+        obj,
+        opts,
+        insns,
+        attrs,
+        syms,
+        relocs,
+        alts: HashMap::new(),
+        groups: Vec::new(),
+        cfi_arrays: Vec::new(),
+        sec_names,
+        sec_exec,
+        sec_text,
+        sec_rodata,
+        sec_noinstr,
+        sec_size,
+        has_rodata,
+        has_hints: false,
+        nreal: 0,
+        nopped_jump_labels: Vec::new(),
+        ignore_unreachables: opts.no_unreachable,
+    };
+    p.nreal = p.insns.insns.len();
+    p.assign_owners(findings)?;
+    p.fix_iret();
+    p.add_ignores(findings);
+    p.add_ignore_alternatives(findings)?;
+    p.read_noendbr_hints(findings)?;
+    if opts.stackval || opts.orc || opts.uaccess || opts.noinstr || opts.hack_jump_label {
+        special::add_special_section_alts(&mut p, findings)?;
+    }
+    p.add_jump_destinations(findings)?;
+    p.read_intra_function_calls(findings)?;
+    p.add_call_destinations(findings)?;
+    p.add_dead_ends(findings)?;
+    p.add_jump_table_alts(findings)?;
+    p.read_unwind_hints(findings)?;
+    p.read_retpoline_hints(findings)?;
+    p.read_instr_hints(findings)?;
+    p.read_validate_unret_hints(findings)?;
+    Ok(p)
+}
+
+impl Program<'_, '_> {
+    /// objtool: the owner loop of `decode_instructions()`.
+    fn assign_owners(&mut self, f: &mut Findings) -> Step {
+        for sec in 0..self.sec_exec.len() {
+            if !self.sec_exec[sec] {
+                continue;
+            }
+            let secid = SecId(sec as u32);
+            let list = self.syms.lists[sec].clone();
+            for s in list {
+                let sym = self.syms.get(s);
+                if sym.ty != elf::STT_NOTYPE && sym.ty != elf::STT_FUNC {
+                    continue;
+                }
+                if sym.offset == self.sec_size[sec] {
+                    if sym.ty == elf::STT_NOTYPE {
+                        continue;
+                    }
+                    f.warn(format!("{}(): STT_FUNC at end of section", sym.name));
+                    return Err(Fatal);
+                }
+                if sym.embedded_insn || sym.alias != s {
+                    continue;
+                }
+                if self.insns.at(secid, sym.offset).is_none() {
+                    f.warn(format!("{}(): can't find starting instruction", sym.name));
+                    return Err(Fatal);
+                }
+                let ids: Vec<InsnId> = self.sym_insns(s).collect();
+                for i in ids {
+                    self.attrs[i.idx()].sym = s;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `iret` inside a function is sync_core()'s IRET-to-self: `add $40,%rsp`.
+    fn fix_iret(&mut self) {
+        for k in 0..self.insns.insns.len() {
+            let i = self.insns.insns[k];
+            if !i.is_iret {
+                continue;
+            }
+            if let Some(s) = self.syms.containing(i.sec, u64::from(i.offset)) {
+                if self.syms.get(s).is_func() {
+                    self.attrs[k].kind = InsnKind::Other;
+                    self.attrs[k].ops_removed = false;
+                    self.insns.insns[k].ops_start = self.insns.ops.len() as u32;
+                    self.insns.insns[k].ops_len = 1;
+                    self.insns.ops.push(StackOp {
+                        dest: crate::decode::Op::Reg(CFI_SP),
+                        src: crate::decode::Op::Add(CFI_SP, 40),
+                    });
+                }
+            }
+        }
+    }
+
+    /// STACK_FRAME_NON_STANDARD (objtool: `add_ignores()`).
+    fn add_ignores(&mut self, f: &mut Findings) {
+        let Some((rname, relocs)) =
+            self.rela_by_name(".rela.discard.func_stack_frame_non_standard")
+        else {
+            return;
+        };
+        for r in relocs {
+            let s = self.syms.get(r.sym);
+            let func = match s.ty {
+                elf::STT_FUNC => r.sym,
+                elf::STT_SECTION => match self.syms.func_by_offset(s.sec, r.addend as u64) {
+                    Some(func) => func,
+                    None => continue,
+                },
+                t => {
+                    f.warn(format!("unexpected relocation symbol type in {rname}: {t}"));
+                    continue;
+                }
+            };
+            for i in self.func_insns(func) {
+                self.attrs[i.idx()].ignore = true;
+            }
+        }
+    }
+
+    fn add_ignore_alternatives(&mut self, f: &mut Findings) -> Step {
+        let Some((rname, relocs)) = self.rela_by_name(".rela.discard.ignore_alts") else {
+            return Ok(());
+        };
+        for r in relocs {
+            let s = self.syms.get(r.sym);
+            if s.ty != elf::STT_SECTION {
+                f.warn(format!("unexpected relocation symbol type in {rname}"));
+                return Err(Fatal);
+            }
+            let Some(i) = self.insns.at(s.sec, r.addend as u64) else {
+                f.warn("bad .discard.ignore_alts entry");
+                return Err(Fatal);
+            };
+            self.attrs[i.idx()].ignore_alts = true;
+        }
+        Ok(())
+    }
+
+    fn read_noendbr_hints(&mut self, f: &mut Findings) -> Step {
+        let Some((_, relocs)) = self.rela_by_name(".rela.discard.noendbr") else {
+            return Ok(());
+        };
+        for r in relocs {
+            let (sec, off) = self.sym_sec_off(&r);
+            let Some(i) = self.insns.at(sec, off) else {
+                f.warn("bad .discard.noendbr entry");
+                return Err(Fatal);
+            };
+            self.attrs[i.idx()].noendbr = true;
+        }
+        Ok(())
+    }
+
+    /// objtool: `add_call_dest()` — set the destination, drop the call's push, and do the
+    /// call-site bookkeeping that matters for validation (dead ends, NOPed calls).
+    fn add_call_dest(&mut self, id: InsnId, dest: SymIdx, sibling: bool, f: &mut Findings) {
+        self.attrs[id.idx()].call_dest = dest;
+        if dest == NO_SYM {
+            return;
+        }
+        self.attrs[id.idx()].ops_removed = true;
+        self.annotate_call_site(id, sibling, f);
+    }
+
+    fn annotate_call_site(&mut self, id: InsnId, sibling: bool, f: &mut Findings) {
+        let mut sym = self.call_dest(id);
+        if sym == NO_SYM {
+            match self.reloc_of(id) {
+                Some(r) => sym = r.sym,
+                None => return,
+            }
+        }
+        let sec = self.insn(id).sec;
+        if self.sec_names[sec.0 as usize] == ".altinstr_replacement" {
+            return;
+        }
+        let s = self.syms.get(sym);
+        if s.static_call_tramp || s.retpoline_thunk {
+            return;
+        }
+        if self.opts.hack_noinstr && self.sec_noinstr[sec.0 as usize] && s.profiling_func {
+            let a = self.attr_mut(id);
+            a.kind = if sibling {
+                InsnKind::Return
+            } else {
+                InsnKind::Nop
+            };
+            if sibling {
+                a.retpoline_safe = true;
+            }
+            return;
+        }
+        if self.opts.mcount && s.fentry {
+            if sibling {
+                self.warn_insn(f, id, "tail call to __fentry__ !?!?");
+            }
+            if self.opts.mnop {
+                self.attr_mut(id).kind = InsnKind::Nop;
+            }
+            return;
+        }
+        if !sibling && self.dead_end_function(sym, 0) {
+            self.attr_mut(id).dead_end = true;
+        }
+    }
+
+    fn add_retpoline_call(&mut self, id: InsnId, f: &mut Findings) {
+        let a = self.attr_mut(id);
+        a.kind = match a.kind {
+            InsnKind::Call => InsnKind::CallDynamic,
+            InsnKind::JumpUnconditional => InsnKind::JumpDynamic,
+            InsnKind::JumpConditional => InsnKind::JumpDynamicConditional,
+            _ => return,
+        };
+        a.retpoline_safe = true;
+        a.ops_removed = true;
+        self.annotate_call_site(id, false, f);
+    }
+
+    fn add_return_call(&mut self, id: InsnId) {
+        let a = self.attr_mut(id);
+        a.kind = InsnKind::Return;
+        a.retpoline_safe = true;
+    }
+
+    /// objtool: `__dead_end_function()`.
+    pub fn dead_end_function(&self, func: SymIdx, recursion: u32) -> bool {
+        if func == NO_SYM {
+            return false;
+        }
+        let s = self.syms.get(func);
+        if s.bind == elf::STB_GLOBAL || s.bind == elf::STB_WEAK {
+            if is_rust_noreturn(&s.name) || GLOBAL_NORETURNS.contains(&s.name.as_str()) {
+                return true;
+            }
+        }
+        if s.bind == elf::STB_WEAK || s.len == 0 {
+            return false;
+        }
+        let Some(first) = self.insns.at(s.sec, s.offset) else {
+            return false;
+        };
+        if self.insn_func(first) == NO_SYM {
+            return false;
+        }
+        let insns = self.func_insns(func);
+        if insns.is_empty() {
+            return false;
+        }
+        if insns
+            .iter()
+            .any(|&i| self.attrs[i.idx()].kind == InsnKind::Return)
+        {
+            return false;
+        }
+        for &i in &insns {
+            if self.is_sibling_call(i) {
+                let Some(dest) = self.attrs[i.idx()].jump_dest else {
+                    return false;
+                };
+                if recursion == 5 {
+                    return false;
+                }
+                return self.dead_end_function(self.insn_func(dest), recursion + 1);
+            }
+        }
+        true
+    }
+
+    fn is_first_func_insn(&self, id: InsnId, sym: SymIdx) -> bool {
+        let s = self.syms.get(sym);
+        let i = self.insn(id);
+        if u64::from(i.offset) == s.offset {
+            return true;
+        }
+        if self.opts.ibt {
+            if let Some(prev) = self.prev_same_sec(id) {
+                if self.attrs[prev.idx()].sym == self.attrs[id.idx()].sym
+                    && self.attrs[prev.idx()].kind == InsnKind::Endbr
+                    && u64::from(i.offset) == s.offset + u64::from(self.insn(prev).len)
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn jump_is_sibling_call(&self, from: InsnId, to: InsnId) -> bool {
+        let fs = self.attrs[from.idx()].sym;
+        let ts = self.attrs[to.idx()].sym;
+        if fs == NO_SYM || ts == NO_SYM {
+            return false;
+        }
+        if !self.is_first_func_insn(to, ts) {
+            return false;
+        }
+        if self.syms.get(ts).ty == elf::STT_NOTYPE {
+            return false;
+        }
+        self.syms.get(fs).pfunc != self.syms.get(ts).pfunc
+    }
+
+    /// objtool: `add_jump_destinations()`.
+    fn add_jump_destinations(&mut self, f: &mut Findings) -> Step {
+        for k in 0..self.insns.insns.len() {
+            let id = InsnId(k as u32);
+            let func = self.insn_func(id);
+            if self.attrs[k].jump_dest.is_some() || !self.attrs[k].kind.is_static_jump() {
+                continue;
+            }
+            let insn = *self.insn(id);
+            let (dest_sec, dest_off) = match self.reloc_of(id) {
+                None => (insn.sec, self.jump_target_off(id)),
+                Some(r) => {
+                    let s = self.syms.get(r.sym);
+                    if s.ty == elf::STT_SECTION {
+                        (s.sec, (r.addend as u64).wrapping_add(4))
+                    } else if s.retpoline_thunk {
+                        self.add_retpoline_call(id, f);
+                        continue;
+                    } else if s.return_thunk {
+                        self.add_return_call(id);
+                        continue;
+                    } else if func != NO_SYM {
+                        self.add_call_dest(id, r.sym, true, f);
+                        continue;
+                    } else if s.sec.0 != 0 {
+                        (
+                            s.sec,
+                            s.offset.wrapping_add((r.addend as u64).wrapping_add(4)),
+                        )
+                    } else {
+                        continue;
+                    }
+                }
+            };
+            let Some(dest) = self.insns.at(dest_sec, dest_off) else {
+                if let Some(s) = self.syms.by_offset(dest_sec, dest_off) {
+                    if self.syms.get(s).embedded_insn {
+                        self.add_return_call(id);
+                        continue;
+                    }
+                }
+                if self.ignore_unreachables
+                    && func != NO_SYM
+                    && dest_sec == insn.sec
+                    && dest_off == self.syms.get(func).end()
+                {
+                    continue;
+                }
+                let msg = format!(
+                    "can't find jump dest instruction at {}+0x{dest_off:x}",
+                    self.sec_names[dest_sec.0 as usize]
+                );
+                self.warn_insn(f, id, &msg);
+                return Err(Fatal);
+            };
+            let dsym = self.attrs[dest.idx()].sym;
+            if dsym != NO_SYM && u64::from(self.insn(dest).offset) == self.syms.get(dsym).offset {
+                if self.syms.get(dsym).retpoline_thunk {
+                    self.add_retpoline_call(id, f);
+                    continue;
+                }
+                if self.syms.get(dsym).return_thunk {
+                    self.add_return_call(id);
+                    continue;
+                }
+            }
+            let dfunc = self.insn_func(dest);
+            if func != NO_SYM && dfunc != NO_SYM && func != dfunc {
+                if !self.syms.get(func).name.contains(".cold")
+                    && self.syms.get(dfunc).name.contains(".cold")
+                {
+                    self.syms.syms[func as usize].cfunc = dfunc;
+                    self.syms.syms[dfunc as usize].pfunc = func;
+                }
+            }
+            if self.jump_is_sibling_call(id, dest) {
+                self.add_call_dest(id, dfunc, true, f);
+                continue;
+            }
+            self.attrs[k].jump_dest = Some(dest);
+        }
+        Ok(())
+    }
+
+    fn read_intra_function_calls(&mut self, f: &mut Findings) -> Step {
+        let Some((rname, relocs)) = self.rela_by_name(".rela.discard.intra_function_calls") else {
+            return Ok(());
+        };
+        for r in relocs {
+            let s = self.syms.get(r.sym);
+            if s.ty != elf::STT_SECTION {
+                f.warn(format!("unexpected relocation symbol type in {rname}"));
+                return Err(Fatal);
+            }
+            let Some(id) = self.insns.at(s.sec, r.addend as u64) else {
+                f.warn("bad .discard.intra_function_call entry");
+                return Err(Fatal);
+            };
+            if self.attrs[id.idx()].kind != InsnKind::Call {
+                self.warn_insn(f, id, "intra_function_call not a direct call");
+                return Err(Fatal);
+            }
+            self.attrs[id.idx()].kind = InsnKind::JumpUnconditional;
+            let sec = self.insn(id).sec;
+            let dest_off = self.jump_target_off(id);
+            match self.insns.at(sec, dest_off) {
+                Some(d) => self.attrs[id.idx()].jump_dest = Some(d),
+                None => {
+                    let msg = format!(
+                        "can't find call dest at {}+0x{dest_off:x}",
+                        self.sec_names[sec.0 as usize]
+                    );
+                    self.warn_insn(f, id, &msg);
+                    return Err(Fatal);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn find_call_destination(&self, sec: SecId, off: u64) -> SymIdx {
+        self.syms
+            .func_by_offset(sec, off)
+            .or_else(|| self.syms.by_offset(sec, off))
+            .unwrap_or(NO_SYM)
+    }
+
+    /// objtool: `add_call_destinations()`.
+    fn add_call_destinations(&mut self, f: &mut Findings) -> Step {
+        for k in 0..self.insns.insns.len() {
+            let id = InsnId(k as u32);
+            if self.attrs[k].kind != InsnKind::Call {
+                continue;
+            }
+            match self.reloc_of(id) {
+                None => {
+                    let sec = self.insn(id).sec;
+                    let dest = self.find_call_destination(sec, self.jump_target_off(id));
+                    self.add_call_dest(id, dest, false, f);
+                    if self.attrs[k].ignore {
+                        continue;
+                    }
+                    if self.call_dest(id) == NO_SYM {
+                        self.warn_insn(f, id, "unannotated intra-function call");
+                        return Err(Fatal);
+                    }
+                    if self.insn_func(id) != NO_SYM && !self.syms.get(self.call_dest(id)).is_func()
+                    {
+                        self.warn_insn(f, id, "unsupported call to non-function");
+                        return Err(Fatal);
+                    }
+                }
+                Some(r) => {
+                    let s = self.syms.get(r.sym);
+                    if s.ty == elf::STT_SECTION {
+                        let off = (r.addend as u64).wrapping_add(4);
+                        let sec = s.sec;
+                        let dest = self.find_call_destination(sec, off);
+                        if dest == NO_SYM {
+                            let msg = format!(
+                                "can't find call dest symbol at {}+0x{off:x}",
+                                self.sec_names[sec.0 as usize]
+                            );
+                            self.warn_insn(f, id, &msg);
+                            return Err(Fatal);
+                        }
+                        self.add_call_dest(id, dest, false, f);
+                    } else if s.retpoline_thunk {
+                        self.add_retpoline_call(id, f);
+                    } else {
+                        self.add_call_dest(id, r.sym, false, f);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `.discard.reachable` (objtool: `add_dead_ends()`).
+    fn add_dead_ends(&mut self, f: &mut Findings) -> Step {
+        let Some((rname, relocs)) = self.rela_by_name(".rela.discard.reachable") else {
+            return Ok(());
+        };
+        for r in relocs {
+            let s = self.syms.get(r.sym);
+            let off = if s.ty == elf::STT_SECTION {
+                r.addend as u64
+            } else if s.local_label {
+                s.offset
+            } else {
+                f.warn(format!("unexpected relocation symbol type in {rname}"));
+                return Err(Fatal);
+            };
+            let sec = s.sec;
+            let target = match self.insns.at(sec, off) {
+                Some(i) => self.prev_same_sec(i),
+                None if off == self.sec_size[sec.0 as usize] => {
+                    let size = self.sec_size[sec.0 as usize];
+                    let end = size.saturating_sub(10);
+                    let mut found = None;
+                    let mut o = size.wrapping_sub(1);
+                    while size > 0 && o >= end && found.is_none() {
+                        found = self.insns.at(sec, o);
+                        if o == 0 {
+                            break;
+                        }
+                        o -= 1;
+                    }
+                    if found.is_none() {
+                        f.warn(format!(
+                            "can't find reachable insn at {}+0x{off:x}",
+                            self.sec_names[sec.0 as usize]
+                        ));
+                        return Err(Fatal);
+                    }
+                    found
+                }
+                None => {
+                    f.warn(format!(
+                        "can't find reachable insn at {}+0x{off:x}",
+                        self.sec_names[sec.0 as usize]
+                    ));
+                    return Err(Fatal);
+                }
+            };
+            if let Some(t) = target {
+                self.attrs[t.idx()].dead_end = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// objtool: `arch_find_switch_table()`.
+    fn find_switch_table(&mut self, id: InsnId) -> Option<(SecId, u32)> {
+        let text = self.reloc_of(id)?;
+        let s = self.syms.get(text.sym);
+        if s.ty != elf::STT_SECTION || !self.sec_rodata[s.sec.0 as usize] {
+            return None;
+        }
+        let table_sec = s.sec;
+        let mut table_off = text.addend as u64;
+        if text.ty == elf::R_X86_64_PC32 {
+            table_off = table_off.wrapping_add(4);
+        }
+        if self.syms.containing(table_sec, table_off).is_some()
+            && self.sec_names[table_sec.0 as usize] != ".data.rel.ro.c_jump_table"
+        {
+            return None;
+        }
+        let t = self.relocs.table(table_sec)?;
+        let k = t.at(table_off)?;
+        if text.ty == elf::R_X86_64_PC32 {
+            self.ignore_unreachables = true;
+        }
+        Some((table_sec, k))
+    }
+
+    fn table_reloc(&self, t: (SecId, u32)) -> Reloc {
+        self.relocs
+            .table(t.0)
+            .map(|tt| tt.relocs[t.1 as usize])
+            .unwrap_or(Reloc {
+                offset: 0,
+                sym: 0,
+                ty: 0,
+                addend: 0,
+            })
+    }
+
+    /// objtool: `find_jump_table()`.
+    fn find_jump_table(&mut self, func: SymIdx, jump: InsnId) -> Option<(SecId, u32)> {
+        let mut cur = Some(jump);
+        let mut steps = 0usize;
+        while let Some(id) = cur {
+            let f = self.insn_func(id);
+            if f == NO_SYM || self.syms.get(f).pfunc != func {
+                break;
+            }
+            steps += 1;
+            if steps > self.insns.insns.len() {
+                break;
+            }
+            let a = &self.attrs[id.idx()];
+            if id != jump && a.kind == InsnKind::JumpDynamic {
+                break;
+            }
+            if a.kind == InsnKind::JumpUnconditional {
+                if let Some(d) = a.jump_dest {
+                    let doff = self.insn(d).offset;
+                    if doff <= self.insn(id).offset || doff > self.insn(jump).offset {
+                        break;
+                    }
+                }
+            }
+            let next = match a.first_jump_src {
+                Some(src) => Some(src),
+                None => self
+                    .prev_same_sec(id)
+                    .filter(|&p| self.insn_func(p) == self.insn_func(id)),
+            };
+            if let Some(table) = self.find_switch_table(id) {
+                let r = self.table_reloc(table);
+                let (sec, off) = (self.syms.get(r.sym).sec, r.addend as u64);
+                if let Some(d) = self.insns.at(sec, off) {
+                    let df = self.insn_func(d);
+                    if df != NO_SYM && self.syms.get(df).pfunc == func {
+                        return Some(table);
+                    }
+                }
+            }
+            cur = next;
+        }
+        None
+    }
+
+    fn add_jump_table(
+        &mut self,
+        jump: InsnId,
+        next_table: Option<(SecId, u32)>,
+        f: &mut Findings,
+    ) -> Step {
+        let pfunc = self.syms.get(self.insn_func(jump)).pfunc;
+        let (psec, poff, pend) = {
+            let p = self.syms.get(pfunc);
+            (p.sec, p.offset, p.end())
+        };
+        let Some(table) = self.jump_table(jump) else {
+            return Ok(());
+        };
+        let Some(t) = self.relocs.table(table.0) else {
+            return Ok(());
+        };
+        let mut prev_offset = 0u64;
+        let mut targets = Vec::new();
+        for k in table.1..t.relocs.len() as u32 {
+            let r = t.relocs[k as usize];
+            if k != table.1 && Some((table.0, k)) == next_table {
+                break;
+            }
+            if prev_offset != 0 && r.offset != prev_offset + 8 {
+                break;
+            }
+            let rs = self.syms.get(r.sym);
+            if rs.sec == psec && r.addend as u64 == poff {
+                break;
+            }
+            if rs.sec == psec && r.addend as u64 == pend {
+                prev_offset = r.offset;
+                continue;
+            }
+            let Some(d) = self.insns.at(rs.sec, r.addend as u64) else {
+                break;
+            };
+            let df = self.insn_func(d);
+            if df == NO_SYM || self.syms.get(df).pfunc != pfunc {
+                break;
+            }
+            targets.push(Alt {
+                target: d,
+                skip_orig: false,
+            });
+            prev_offset = r.offset;
+        }
+        if prev_offset == 0 {
+            self.warn_insn(f, jump, "can't find switch jump table");
+            return Err(Fatal);
+        }
+        self.alts.entry(jump).or_default().extend(targets);
+        Ok(())
+    }
+
+    /// objtool: `add_jump_table_alts()`.
+    fn add_jump_table_alts(&mut self, f: &mut Findings) -> Step {
+        if !self.has_rodata {
+            return Ok(());
+        }
+        for sec in 0..self.syms.lists.len() {
+            let list = self.syms.lists[sec].clone();
+            for func in list {
+                if !self.syms.get(func).is_func() {
+                    continue;
+                }
+                let insns = self.func_insns(func);
+                // pass 1: back-pointers and table discovery
+                for &id in &insns {
+                    if let Some(d) = self.attrs[id.idx()].jump_dest {
+                        if self.insn(d).offset > self.insn(id).offset
+                            && self.attrs[d.idx()].first_jump_src.is_none()
+                        {
+                            self.attrs[d.idx()].first_jump_src = Some(id);
+                        }
+                    }
+                    if self.attrs[id.idx()].kind != InsnKind::JumpDynamic {
+                        continue;
+                    }
+                    if let Some(t) = self.find_jump_table(func, id) {
+                        self.attrs[id.idx()].jump_table = Some(t);
+                    }
+                }
+                // pass 2: table contents
+                let jumps: Vec<InsnId> = insns
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.jump_table(i).is_some())
+                    .collect();
+                for (n, &j) in jumps.iter().enumerate() {
+                    let next = jumps.get(n + 1).and_then(|&nj| self.jump_table(nj));
+                    self.add_jump_table(j, next, f)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// objtool: `read_unwind_hints()`.
+    fn read_unwind_hints(&mut self, f: &mut Findings) -> Step {
+        let Some(sec) = self.obj.section_by_name(b".discard.unwind_hints") else {
+            return Ok(());
+        };
+        let Some(t) = self.relocs.table(sec) else {
+            f.warn("missing .rela.discard.unwind_hints section");
+            return Err(Fatal);
+        };
+        let rname = self.sec_names[t.rela_sec.0 as usize].clone();
+        let data = self.obj.section_data(sec).unwrap_or(&[]);
+        if data.len() % 12 != 0 {
+            f.warn("struct unwind_hint size mismatch");
+            return Err(Fatal);
+        }
+        self.has_hints = true;
+        let mut scratch = CfiState::blank();
+        for (i, h) in data.chunks_exact(12).enumerate() {
+            let Some(r) = self.relocs.at(sec, i as u64 * 12) else {
+                f.warn(format!("can't find reloc for unwind_hints[{i}]"));
+                return Err(Fatal);
+            };
+            let s = self.syms.get(r.sym);
+            let off = if s.ty == elf::STT_SECTION {
+                r.addend as u64
+            } else if s.local_label {
+                s.offset
+            } else {
+                f.warn(format!("unexpected relocation symbol type in {rname}"));
+                return Err(Fatal);
+            };
+            let Some(id) = self.insns.at(s.sec, off) else {
+                f.warn(format!("can't find insn for unwind_hints[{i}]"));
+                return Err(Fatal);
+            };
+            let sp_offset = i16::from_le_bytes([h[4], h[5]]);
+            let sp_reg = h[6];
+            let ty = h[7];
+            let signal = h[8] != 0;
+            self.attrs[id.idx()].hint = true;
+            match ty {
+                UNWIND_HINT_TYPE_UNDEFINED => {
+                    self.attrs[id.idx()].hint_cfi = Some(Box::new(CfiState::force_undefined()));
+                    continue;
+                }
+                UNWIND_HINT_TYPE_SAVE => {
+                    let a = &mut self.attrs[id.idx()];
+                    a.hint = false;
+                    a.save = true;
+                    continue;
+                }
+                UNWIND_HINT_TYPE_RESTORE => {
+                    self.attrs[id.idx()].restore = true;
+                    continue;
+                }
+                _ => {}
+            }
+            if ty == UNWIND_HINT_TYPE_REGS_PARTIAL && self.opts.ibt {
+                let i = *self.insn(id);
+                if let Some(s) = self.syms.by_offset(i.sec, u64::from(i.offset)) {
+                    if self.syms.get(s).bind == elf::STB_GLOBAL
+                        && self.attrs[id.idx()].kind != InsnKind::Endbr
+                        && !self.attrs[id.idx()].noendbr
+                    {
+                        self.warn_insn(f, id, "UNWIND_HINT_IRET_REGS without ENDBR");
+                    }
+                }
+            }
+            if ty == UNWIND_HINT_TYPE_FUNC {
+                self.attrs[id.idx()].hint_cfi = Some(Box::new(CfiState::func_entry()));
+                continue;
+            }
+            if let Some(c) = &self.attrs[id.idx()].hint_cfi {
+                scratch = (**c).clone();
+            }
+            let base = match sp_reg {
+                0 => CFI_UNDEFINED,
+                5 => CFI_SP,
+                4 => crate::cfi::state::CFI_BP,
+                9 => CFI_SP_INDIRECT,
+                6 => CFI_R10,
+                7 => CFI_R13,
+                3 => CFI_DI,
+                2 => CFI_DX,
+                _ => {
+                    self.warn_insn(
+                        f,
+                        id,
+                        &format!("unsupported unwind_hint sp base reg {sp_reg}"),
+                    );
+                    return Err(Fatal);
+                }
+            };
+            scratch.cfa.base = base;
+            scratch.cfa.offset = i32::from(sp_offset);
+            scratch.ty = ty;
+            scratch.signal = signal;
+            self.attrs[id.idx()].hint_cfi = Some(Box::new(scratch.clone()));
+        }
+        Ok(())
+    }
+
+    fn read_section_annotations(
+        &mut self,
+        name: &str,
+        f: &mut Findings,
+    ) -> Result<Vec<InsnId>, Fatal> {
+        let Some((rname, relocs)) = self.rela_by_name(name) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for r in relocs {
+            let s = self.syms.get(r.sym);
+            if s.ty != elf::STT_SECTION {
+                f.warn(format!("unexpected relocation symbol type in {rname}"));
+                return Err(Fatal);
+            }
+            match self.insns.at(s.sec, r.addend as u64) {
+                Some(i) => out.push(i),
+                None => {
+                    let what = match name {
+                        ".rela.discard.retpoline_safe" => "bad .discard.retpoline_safe entry",
+                        ".rela.discard.instr_begin" => "bad .discard.instr_begin entry",
+                        _ => "bad .discard.instr_end entry",
+                    };
+                    f.warn(what);
+                    return Err(Fatal);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_retpoline_hints(&mut self, f: &mut Findings) -> Step {
+        for id in self.read_section_annotations(".rela.discard.retpoline_safe", f)? {
+            if !matches!(
+                self.attrs[id.idx()].kind,
+                InsnKind::JumpDynamic | InsnKind::CallDynamic | InsnKind::Return | InsnKind::Nop
+            ) {
+                self.warn_insn(
+                    f,
+                    id,
+                    "retpoline_safe hint not an indirect jump/call/ret/nop",
+                );
+                return Err(Fatal);
+            }
+            self.attrs[id.idx()].retpoline_safe = true;
+        }
+        Ok(())
+    }
+
+    fn read_instr_hints(&mut self, f: &mut Findings) -> Step {
+        if self
+            .obj
+            .section_by_name(b".rela.discard.instr_end")
+            .is_none()
+        {
+            return Ok(());
+        }
+        for id in self.read_section_annotations(".rela.discard.instr_end", f)? {
+            self.attrs[id.idx()].instr = self.attrs[id.idx()].instr.wrapping_sub(1);
+        }
+        for id in self.read_section_annotations(".rela.discard.instr_begin", f)? {
+            self.attrs[id.idx()].instr = self.attrs[id.idx()].instr.wrapping_add(1);
+        }
+        Ok(())
+    }
+
+    fn read_validate_unret_hints(&mut self, f: &mut Findings) -> Step {
+        self.read_section_annotations(".rela.discard.validate_unret", f)
+            .map(|_| ())
+    }
+
+    /// Adds a synthetic instruction (an alternative's padding NOP); it is not found by
+    /// address and has no neighbours.
+    pub fn add_synthetic_nop(&mut self, sec: SecId, offset: u32, len: u8) -> InsnId {
+        let id = InsnId(self.insns.insns.len() as u32);
+        self.insns.insns.push(Insn {
+            sec,
+            offset,
+            len,
+            kind: InsnKind::Nop,
+            is_iret: false,
+            immediate: 0,
+            ops_start: 0,
+            ops_len: 0,
+        });
+        self.attrs.push(Attr {
+            kind: InsnKind::Nop,
+            ..Attr::default()
+        });
+        id
+    }
+
+    /// Is this one of the decoded instructions (not a synthetic NOP)?
+    pub fn is_real(&self, id: InsnId) -> bool {
+        id.idx() < self.nreal
+    }
+}
+
+/// objtool: `is_rust_noreturn()`.
+fn is_rust_noreturn(name: &str) -> bool {
+    if !name.starts_with("_R") {
+        return false;
+    }
+    const ENDS: [&str; 17] = [
+        "_4core3num22from_ascii_radix_panic",
+        "_4core5sliceSp15copy_from_slice17len_mismatch_fail",
+        "_4core6option13expect_failed",
+        "_4core6option13unwrap_failed",
+        "_4core6result13unwrap_failed",
+        "_4core6result13unwrap_failed19unwrap_failed_inner",
+        "_4core9panicking5panic",
+        "_4core9panicking9panic_fmt",
+        "_4core9panicking14panic_explicit",
+        "_4core9panicking14panic_nounwind",
+        "_4core9panicking18panic_bounds_check",
+        "_4core9panicking18panic_nounwind_fmt",
+        "_4core9panicking19assert_failed_inner",
+        "_4core9panicking30panic_null_pointer_dereference",
+        "_4core9panicking32panic_null_reference_constructed",
+        "_4core9panicking36panic_misaligned_pointer_dereference",
+        "_7___rustc17rust_begin_unwind",
+    ];
+    ENDS.iter().any(|e| name.ends_with(e))
+        || name.contains("_4core9panicking13assert_failed")
+        || name.contains("_4core9panicking11panic_const24panic_const_")
+        || (name.contains("_4core5slice5index")
+            && name.contains("slice_")
+            && name.ends_with("_fail"))
+}
+
+/// objtool's noreturns.h (6.12).
+pub const GLOBAL_NORETURNS: [&str; 45] = [
+    "__fortify_panic",
+    "__ia32_sys_exit",
+    "__ia32_sys_exit_group",
+    "__kunit_abort",
+    "__module_put_and_kthread_exit",
+    "__reiserfs_panic",
+    "__stack_chk_fail",
+    "__tdx_hypercall_failed",
+    "__ubsan_handle_builtin_unreachable",
+    "__x64_sys_exit",
+    "__x64_sys_exit_group",
+    "arch_cpu_idle_dead",
+    "bch2_trans_in_restart_error",
+    "bch2_trans_restart_error",
+    "bch2_trans_unlocked_error",
+    "cpu_bringup_and_idle",
+    "cpu_startup_entry",
+    "do_exit",
+    "do_group_exit",
+    "do_task_dead",
+    "ex_handler_msr_mce",
+    "hlt_play_dead",
+    "hv_ghcb_terminate",
+    "kthread_complete_and_exit",
+    "kthread_exit",
+    "kunit_try_catch_throw",
+    "machine_real_restart",
+    "make_task_dead",
+    "mpt_halt_firmware",
+    "nmi_panic_self_stop",
+    "panic",
+    "panic_smp_self_stop",
+    "rest_init",
+    "rewind_stack_and_make_dead",
+    "rust_begin_unwind",
+    "rust_helper_BUG",
+    "sev_es_terminate",
+    "snp_abort",
+    "start_kernel",
+    "stop_this_cpu",
+    "usercopy_abort",
+    "x86_64_start_kernel",
+    "x86_64_start_reservations",
+    "xen_cpu_bringup_again",
+    "xen_start_kernel",
+];

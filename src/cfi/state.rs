@@ -1,0 +1,252 @@
+//! The CFI state: where the caller's frame is and where its registers were saved.
+//!
+//! objtool: `struct cfi_state` (tools/objtool/include/objtool/cfi.h). Register numbers are
+//! the hardware encoding (AX 0 … R15 15) plus RA 16; bases may also be the pseudo-registers
+//! below. The numbers appear in objtool's warnings (`cfa1=4+8`), so they are kept as plain
+//! integers with named constants rather than an enum.
+
+use std::fmt;
+
+pub const CFI_AX: i8 = 0;
+pub const CFI_CX: i8 = 1;
+pub const CFI_DX: i8 = 2;
+pub const CFI_BX: i8 = 3;
+pub const CFI_SP: i8 = 4;
+pub const CFI_BP: i8 = 5;
+pub const CFI_SI: i8 = 6;
+pub const CFI_DI: i8 = 7;
+pub const CFI_R10: i8 = 10;
+pub const CFI_R12: i8 = 12;
+pub const CFI_R13: i8 = 13;
+pub const CFI_R14: i8 = 14;
+pub const CFI_R15: i8 = 15;
+pub const CFI_RA: i8 = 16;
+pub const CFI_NUM_REGS: usize = 17;
+
+/// Pseudo-bases: not saved / unknown.
+pub const CFI_UNDEFINED: i8 = -1;
+/// Relative to the canonical frame address.
+pub const CFI_CFA: i8 = -2;
+/// CFA = [SP] + offset (stack swizzle).
+pub const CFI_SP_INDIRECT: i8 = -3;
+/// CFA = [BP + offset] (DRAP register spilled to the frame).
+pub const CFI_BP_INDIRECT: i8 = -4;
+
+/// UNWIND_HINT_TYPE_* (6.12 numbering), also the ORC type of a state.
+pub const UNWIND_HINT_TYPE_UNDEFINED: u8 = 0;
+pub const UNWIND_HINT_TYPE_END_OF_STACK: u8 = 1;
+pub const UNWIND_HINT_TYPE_CALL: u8 = 2;
+pub const UNWIND_HINT_TYPE_REGS: u8 = 3;
+pub const UNWIND_HINT_TYPE_REGS_PARTIAL: u8 = 4;
+pub const UNWIND_HINT_TYPE_FUNC: u8 = 5;
+pub const UNWIND_HINT_TYPE_SAVE: u8 = 6;
+pub const UNWIND_HINT_TYPE_RESTORE: u8 = 7;
+
+/// A location: `base` (a register number or a pseudo-base) plus `offset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Loc {
+    pub base: i8,
+    pub offset: i32,
+}
+
+impl Loc {
+    pub const UNDEFINED: Loc = Loc {
+        base: CFI_UNDEFINED,
+        offset: 0,
+    };
+
+    pub const fn new(base: i8, offset: i32) -> Self {
+        Loc { base, offset }
+    }
+}
+
+impl fmt::Display for Loc {
+    /// `4+8`, `-1+0`, `-2-16`: objtool's `%d%+d`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{:+}", self.base, self.offset)
+    }
+}
+
+/// The full CFI state. `Eq`/`Hash` compare every field: that is objtool's `cficmp`, used
+/// for interning and for the alternative-group arrays; the merge-point comparison is the
+/// narrower [`cfi_match`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CfiState {
+    pub cfa: Loc,
+    pub regs: [Loc; CFI_NUM_REGS],
+    pub vals: [Loc; CFI_NUM_REGS],
+    pub stack_size: i32,
+    pub drap_reg: i8,
+    pub drap_offset: i32,
+    pub ty: u8,
+    pub bp_scratch: bool,
+    pub drap: bool,
+    pub signal: bool,
+    pub end: bool,
+    pub force_undefined: bool,
+}
+
+/// Registers whose saves are tracked.
+pub fn is_callee_saved(reg: i8) -> bool {
+    matches!(reg, CFI_BP | CFI_BX | CFI_R12 | CFI_R13 | CFI_R14 | CFI_R15)
+}
+
+impl CfiState {
+    /// objtool's `init_cfi_state`: everything undefined.
+    pub const fn blank() -> Self {
+        CfiState {
+            cfa: Loc::UNDEFINED,
+            regs: [Loc::UNDEFINED; CFI_NUM_REGS],
+            vals: [Loc::UNDEFINED; CFI_NUM_REGS],
+            stack_size: 0,
+            drap_reg: CFI_UNDEFINED,
+            drap_offset: -1,
+            ty: UNWIND_HINT_TYPE_UNDEFINED,
+            bp_scratch: false,
+            drap: false,
+            signal: false,
+            end: false,
+            force_undefined: false,
+        }
+    }
+
+    /// The state on function entry: CFA = SP + 8, return address at CFA − 8.
+    pub const fn func_entry() -> Self {
+        let mut s = CfiState::blank();
+        s.cfa = Loc::new(CFI_SP, 8);
+        s.regs[CFI_RA as usize] = Loc::new(CFI_CFA, -8);
+        s.stack_size = 8;
+        s.ty = UNWIND_HINT_TYPE_CALL;
+        s
+    }
+
+    /// The UNWIND_HINT_UNDEFINED state.
+    pub const fn force_undefined() -> Self {
+        let mut s = CfiState::blank();
+        s.force_undefined = true;
+        s
+    }
+
+    /// The reference register rules of a function entry (`initial_func_cfi.regs`).
+    pub const fn initial_reg(reg: usize) -> Loc {
+        if reg == CFI_RA as usize {
+            Loc::new(CFI_CFA, -8)
+        } else {
+            Loc::UNDEFINED
+        }
+    }
+
+    /// objtool: `has_modified_stack_frame()`.
+    pub fn has_modified_stack_frame(&self) -> bool {
+        if self.cfa.base != CFI_SP || self.cfa.offset != 8 || self.drap || self.stack_size != 8 {
+            return true;
+        }
+        (0..CFI_NUM_REGS).any(|i| self.regs[i] != Self::initial_reg(i))
+    }
+
+    /// objtool: `has_valid_stack_frame()`.
+    pub fn has_valid_stack_frame(&self) -> bool {
+        let bp = self.regs[CFI_BP as usize];
+        let ra = self.regs[CFI_RA as usize];
+        (self.cfa.base == CFI_BP
+            && bp == Loc::new(CFI_CFA, self.cfa.offset.wrapping_neg())
+            && ra == Loc::new(CFI_CFA, self.cfa.offset.wrapping_neg().wrapping_add(8)))
+            || (self.drap && bp.base == CFI_BP)
+    }
+}
+
+/// Why two states do not match at a merge point; its `Display` is objtool's text after
+/// `stack state mismatch: `.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mismatch {
+    Cfa(Loc, Loc),
+    Reg(usize, Loc, Loc),
+    Type(u8, u8),
+    Drap((bool, i8, i32), (bool, i8, i32)),
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mismatch::Cfa(a, b) => write!(f, "cfa1={a} cfa2={b}"),
+            Mismatch::Reg(i, a, b) => write!(f, "reg1[{i}]={a} reg2[{i}]={b}"),
+            Mismatch::Type(a, b) => write!(f, "type1={a} type2={b}"),
+            Mismatch::Drap(a, b) => write!(
+                f,
+                "drap1={}({},{}) drap2={}({},{})",
+                u8::from(a.0),
+                a.1,
+                a.2,
+                u8::from(b.0),
+                b.1,
+                b.2
+            ),
+        }
+    }
+}
+
+/// objtool: `insn_cfi_match()` — the comparison at a merge point: cfa, then the register
+/// rules (lowest index first), then type, then DRAP. `stack_size`, `vals` and the flags are
+/// not compared.
+pub fn cfi_match(recorded: &CfiState, incoming: &CfiState) -> Option<Mismatch> {
+    if recorded.cfa != incoming.cfa {
+        return Some(Mismatch::Cfa(recorded.cfa, incoming.cfa));
+    }
+    if let Some(i) = (0..CFI_NUM_REGS).find(|&i| recorded.regs[i] != incoming.regs[i]) {
+        return Some(Mismatch::Reg(i, recorded.regs[i], incoming.regs[i]));
+    }
+    if recorded.ty != incoming.ty {
+        return Some(Mismatch::Type(recorded.ty, incoming.ty));
+    }
+    if recorded.drap != incoming.drap
+        || (recorded.drap
+            && (recorded.drap_reg != incoming.drap_reg
+                || recorded.drap_offset != incoming.drap_offset))
+    {
+        return Some(Mismatch::Drap(
+            (recorded.drap, recorded.drap_reg, recorded.drap_offset),
+            (incoming.drap, incoming.drap_reg, incoming.drap_offset),
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mismatch_texts() {
+        let a = CfiState::func_entry();
+        let mut b = a.clone();
+        b.cfa.offset = 16;
+        assert_eq!(cfi_match(&a, &b).unwrap().to_string(), "cfa1=4+8 cfa2=4+16");
+        let mut b = a.clone();
+        b.regs[CFI_BX as usize] = Loc::new(CFI_CFA, -16);
+        assert_eq!(
+            cfi_match(&a, &b).unwrap().to_string(),
+            "reg1[3]=-1+0 reg2[3]=-2-16"
+        );
+        let mut b = a.clone();
+        b.ty = 3;
+        assert_eq!(cfi_match(&a, &b).unwrap().to_string(), "type1=2 type2=3");
+        let mut b = a.clone();
+        b.stack_size = 99;
+        b.vals[3] = Loc::new(CFI_CFA, 0);
+        assert_eq!(cfi_match(&a, &b), None);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn frames() {
+        let s = CfiState::func_entry();
+        assert!(!s.has_modified_stack_frame());
+        assert!(!s.has_valid_stack_frame());
+        let mut f = s.clone();
+        f.cfa = Loc::new(CFI_BP, 16);
+        f.regs[CFI_BP as usize] = Loc::new(CFI_CFA, -16);
+        f.stack_size = 16;
+        assert!(f.has_modified_stack_frame());
+        assert!(f.has_valid_stack_frame());
+    }
+}

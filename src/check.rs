@@ -1,0 +1,120 @@
+//! The pipeline on one screen: load → decode → symbols and relocations → program model →
+//! walk → ORC rows.
+
+use crate::cfg::symbols::Symbols;
+use crate::cfg::{self, relocs::Relocs};
+use crate::cfi::walk::{self, Walk};
+use crate::decode::{self, InsnId, x86::DecodeNote};
+use crate::elf::{Object, SecId};
+use crate::error::Result;
+use crate::options::Options;
+use crate::orc::OrcAbi;
+use crate::orc::generate::{self, OrcRow};
+use crate::report::Findings;
+
+/// Everything a check run produces.
+pub struct Outcome {
+    pub findings: Findings,
+    /// Lines objtool prints as `error: objtool: …` (not warnings).
+    pub errors: Vec<String>,
+    /// The ORC rows, when `--orc` was asked and generation succeeded.
+    pub orc: Option<Vec<OrcRow>>,
+    /// Jump-label jumps that `--hacks=jump_label` turns into NOPs: (section, offset, length).
+    pub nopped: Vec<(SecId, u64, u8)>,
+    /// The analysis stopped at a fatal error.
+    pub fatal: bool,
+    pub stats: Stats,
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Stats {
+    pub insns: usize,
+    pub states: usize,
+    pub visited: usize,
+}
+
+/// Runs the checks objtool runs with the given options.
+pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
+    let syms = Symbols::read(obj)?;
+    let mut opts = opts.clone();
+    let mut errors = Vec::new();
+    if syms.num_files > 1 && !opts.link {
+        errors.push("Linked object detected, forcing --link".to_owned());
+        opts.link = true;
+    }
+    let mut findings = Findings::new(syms.syms.len());
+    let mut out = Outcome {
+        findings: Findings::new(0),
+        errors,
+        orc: None,
+        nopped: Vec::new(),
+        fatal: false,
+        stats: Stats::default(),
+    };
+    let insns = match decode::decode(obj) {
+        Ok(t) => t,
+        Err(e) => {
+            let name = obj
+                .section_name(e.sec)
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default();
+            findings.warn(format!(
+                "can't decode instruction at {name}:0x{:x}",
+                e.offset
+            ));
+            out.findings = findings;
+            out.fatal = true;
+            return Ok(out);
+        }
+    };
+    for n in &insns.notes {
+        let name = obj
+            .section_name(n.sec)
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        findings.warn(match n.note {
+            DecodeNote::InvalidLea => format!("invalid LEA encoding at {name}:0x{:x}", n.offset),
+            DecodeNote::Enqcmd => format!("ENQCMD instruction at {name}:{:x}", n.offset),
+            DecodeNote::NotrackPrefix => format!("notrack prefix found at {name}:0x{:x}", n.offset),
+        });
+    }
+    out.stats.insns = insns.insns.len();
+    let relocs = Relocs::read(obj, syms.syms.len())?;
+    let program = match cfg::build(obj, &opts, insns, syms, relocs, &mut findings) {
+        Ok(p) => p,
+        Err(cfg::Fatal) => {
+            out.findings = findings;
+            out.fatal = true;
+            return Ok(out);
+        }
+    };
+    out.nopped = program
+        .nopped_jump_labels
+        .iter()
+        .map(|&i: &InsnId| {
+            let insn = program.insn(i);
+            (insn.sec, u64::from(insn.offset), insn.len)
+        })
+        .collect();
+    if program.nreal == 0 {
+        out.findings = findings;
+        return Ok(out);
+    }
+    let w: Walk = if opts.stackval || opts.orc || opts.uaccess {
+        walk::validate(&program, &mut findings)
+    } else {
+        return {
+            out.findings = findings;
+            Ok(out)
+        };
+    };
+    out.stats.states = w.states.states.len();
+    out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
+    if opts.orc {
+        if let Ok(rows) = generate::generate(&program, &w, abi, &mut findings) {
+            out.orc = Some(rows);
+        }
+    }
+    out.findings = findings;
+    Ok(out)
+}

@@ -1,0 +1,267 @@
+//! Decoding: every executable section, linearly from offset 0, into one instruction table.
+//!
+//! objtool: `decode_instructions()`. Instructions of a section get consecutive ids in
+//! offset order, so "next instruction" is `id + 1` within the section and an address lookup
+//! is a binary search.
+
+pub mod x86;
+
+use iced_x86::{Decoder, DecoderOptions, EncodingKind, Instruction, OpKind};
+use object::elf;
+use object::read::elf::SectionHeader as _;
+
+use crate::elf::{LE, Object, SecId};
+use x86::DecodeNote;
+
+/// objtool's `enum insn_type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+#[repr(u8)]
+pub enum InsnKind {
+    JumpConditional,
+    JumpUnconditional,
+    JumpDynamic,
+    JumpDynamicConditional,
+    Call,
+    CallDynamic,
+    Return,
+    ContextSwitch,
+    Bug,
+    Nop,
+    Stac,
+    Clac,
+    Std,
+    Cld,
+    Trap,
+    Endbr,
+    #[default]
+    Other,
+}
+
+impl InsnKind {
+    pub fn is_static_jump(self) -> bool {
+        matches!(
+            self,
+            InsnKind::JumpConditional | InsnKind::JumpUnconditional
+        )
+    }
+    pub fn is_dynamic_jump(self) -> bool {
+        matches!(
+            self,
+            InsnKind::JumpDynamic | InsnKind::JumpDynamicConditional
+        )
+    }
+}
+
+/// An operand of a stack operation (objtool's `op_dest`/`op_src` kinds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A register (dest or src).
+    Reg(i8),
+    /// Memory at `reg + disp` (dest: store; src: load).
+    RegIndirect(i8, i32),
+    /// dest: some memory (pop to memory, popf).
+    Mem,
+    /// dest: push.
+    Push,
+    /// dest: pushf.
+    PushF,
+    /// src: a constant.
+    Const,
+    /// src: pop.
+    Pop,
+    /// src: popf.
+    PopF,
+    /// src: `reg + k`.
+    Add(i8, i32),
+    /// src: `reg & imm`.
+    And(i8, i32),
+}
+
+/// One stack operation `dest ← src`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StackOp {
+    pub dest: Op,
+    pub src: Op,
+}
+
+/// Index of an instruction in [`InsnTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InsnId(pub u32);
+
+impl InsnId {
+    pub fn idx(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// One decoded instruction, as decoded (the analysis keeps its own, mutable, attributes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Insn {
+    pub sec: SecId,
+    pub offset: u32,
+    pub len: u8,
+    pub kind: InsnKind,
+    pub is_iret: bool,
+    /// Relative branch displacement (0 when the instruction has none).
+    pub immediate: i32,
+    /// The first of this instruction's stack operations in [`InsnTable::ops`].
+    pub ops_start: u32,
+    pub ops_len: u8,
+}
+
+const _: () = assert!(size_of::<Insn>() <= 24);
+
+impl Insn {
+    pub fn end(&self) -> u64 {
+        u64::from(self.offset) + u64::from(self.len)
+    }
+}
+
+/// A diagnostic printed while decoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub sec: SecId,
+    pub offset: u32,
+    pub note: DecodeNote,
+}
+
+/// The instructions of every executable section.
+#[derive(Default)]
+pub struct InsnTable {
+    pub insns: Vec<Insn>,
+    pub ops: Vec<StackOp>,
+    /// For each section: the range of its instructions in `insns`.
+    pub by_section: Vec<(u32, u32)>,
+    pub notes: Vec<Note>,
+}
+
+/// A decode failure: objtool's fatal `can't decode instruction at <sec>:0x<off>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    pub sec: SecId,
+    pub offset: u64,
+}
+
+impl InsnTable {
+    pub fn get(&self, id: InsnId) -> &Insn {
+        &self.insns[id.idx()]
+    }
+
+    pub fn ops_of(&self, id: InsnId) -> &[StackOp] {
+        let i = &self.insns[id.idx()];
+        &self.ops[i.ops_start as usize..][..i.ops_len as usize]
+    }
+
+    /// The instructions of `sec`, in offset order.
+    pub fn section_range(&self, sec: SecId) -> std::ops::Range<u32> {
+        let (a, b) = self
+            .by_section
+            .get(sec.0 as usize)
+            .copied()
+            .unwrap_or((0, 0));
+        a..b
+    }
+
+    /// The instruction that starts exactly at `offset` in `sec`.
+    pub fn at(&self, sec: SecId, offset: u64) -> Option<InsnId> {
+        let r = self.section_range(sec);
+        let slice = &self.insns[r.start as usize..r.end as usize];
+        let i = slice.partition_point(|x| u64::from(x.offset) < offset);
+        (i < slice.len() && u64::from(slice[i].offset) == offset)
+            .then(|| InsnId(r.start + i as u32))
+    }
+
+    /// The next instruction in the same section.
+    pub fn next(&self, id: InsnId) -> Option<InsnId> {
+        let sec = self.insns[id.idx()].sec;
+        let n = id.0 + 1;
+        (n < self.section_range(sec).end).then_some(InsnId(n))
+    }
+
+    /// The previous instruction in the same section.
+    pub fn prev(&self, id: InsnId) -> Option<InsnId> {
+        let sec = self.insns[id.idx()].sec;
+        (id.0 > self.section_range(sec).start).then(|| InsnId(id.0 - 1))
+    }
+}
+
+/// Is this an executable section (decoded)?
+pub fn is_exec(obj: &Object<'_>, sec: SecId) -> bool {
+    obj.section(sec)
+        .map(|s| {
+            s.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) != 0 && s.sh_type(LE) != elf::SHT_NOBITS
+        })
+        .unwrap_or(false)
+}
+
+/// Decodes every executable section of `obj`.
+pub fn decode(obj: &Object<'_>) -> Result<InsnTable, DecodeError> {
+    let mut t = InsnTable {
+        by_section: vec![(0, 0); obj.section_count()],
+        ..Default::default()
+    };
+    let mut ins = Instruction::default();
+    for sec in obj.section_ids() {
+        let start = t.insns.len() as u32;
+        if is_exec(obj, sec) {
+            let data = obj
+                .section_data(sec)
+                .map_err(|_| DecodeError { sec, offset: 0 })?;
+            decode_section(sec, data, &mut t, &mut ins)?;
+        }
+        t.by_section[sec.0 as usize] = (start, t.insns.len() as u32);
+    }
+    Ok(t)
+}
+
+fn decode_section(
+    sec: SecId,
+    data: &[u8],
+    t: &mut InsnTable,
+    ins: &mut Instruction,
+) -> Result<(), DecodeError> {
+    let mut decoder = Decoder::with_ip(64, data, 0, DecoderOptions::NONE);
+    while decoder.can_decode() {
+        let offset = decoder.position();
+        decoder.decode_out(ins);
+        if ins.is_invalid() || offset > u32::MAX as usize {
+            return Err(DecodeError {
+                sec,
+                offset: offset as u64,
+            });
+        }
+        let len = ins.len();
+        let bytes = &data[offset..offset + len];
+        let immediate = match ins.op0_kind() {
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                ins.near_branch_target().wrapping_sub((offset + len) as u64) as i64
+            }
+            _ => 0,
+        };
+        let c = x86::classify(bytes, ins.encoding() == EncodingKind::Legacy, immediate);
+        if let Some(note) = c.note {
+            t.notes.push(Note {
+                sec,
+                offset: offset as u32,
+                note,
+            });
+        }
+        let ops_start = t.ops.len() as u32;
+        let mut ops_len = 0;
+        for op in c.ops.into_iter().flatten() {
+            t.ops.push(op);
+            ops_len += 1;
+        }
+        t.insns.push(Insn {
+            sec,
+            offset: offset as u32,
+            len: len as u8,
+            kind: c.kind,
+            is_iret: c.is_iret,
+            immediate: c.immediate as i32,
+            ops_start,
+            ops_len,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! What a run checks and produces: a plain struct passed by reference (objtool's global
+//! `opts`).
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--stackval`: the frame-pointer rules.
+    pub stackval: bool,
+    /// `--orc`: generate ORC.
+    pub orc: bool,
+    /// `--uaccess`: SMAP rules.
+    pub uaccess: bool,
+    pub module: bool,
+    pub link: bool,
+    pub noinstr: bool,
+    pub ibt: bool,
+    pub mcount: bool,
+    pub mnop: bool,
+    /// `--hacks=jump_label`.
+    pub hack_jump_label: bool,
+    /// `--hacks=noinstr`.
+    pub hack_noinstr: bool,
+    /// `--hacks=skylake`.
+    pub hack_skylake: bool,
+    pub no_unreachable: bool,
+    pub sec_address: bool,
+    pub backtrace: bool,
+    /// `--prefix=N`.
+    pub prefix: Option<u32>,
+    /// Read `.altinstructions` with the 12-byte layout of kernels before 6.3.
+    pub alt_abi_6_1: bool,
+}
