@@ -76,7 +76,6 @@ const ORC_SECTION_NAMES: [&[u8]; 3] = [b".orc_unwind", b".orc_unwind_ip", b".rel
 
 const RELA_SIZE: usize = 24;
 const REL_SIZE: usize = 16;
-const SYM_SIZE: usize = 24;
 
 /// Returns the bytes of the new object: `obj` with `.orc_unwind`, `.orc_unwind_ip` and
 /// `.rela.orc_unwind_ip` appended as objtool 6.12 does. Empty `rows` give the input back
@@ -327,9 +326,8 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                 *slot = pos as u32;
             }
         }
-        let symbols_moved = symbols.kept.iter().all(|&k| k)
-            && (0..symbols.input_count).any(|i| final_pos[i as usize] != i)
-            || symbols.kept.iter().any(|&k| !k);
+        let symbols_moved = symbols.kept.iter().any(|&k| !k)
+            || (0..symbols.input_count).any(|i| final_pos[i as usize] != i);
         let map_symbol = |old: u32, what: &dyn Fn() -> String| -> Result<u32> {
             if old >= symbols.input_count {
                 return Err(Error::malformed(format!(
@@ -340,7 +338,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
             }
             if !symbols.kept[old as usize] {
                 return Err(Error::Other(format!(
-                    "{} refers to symbol {old}, in a section --force removes",
+                    "{} refers to symbol {old}, defined in a section --force removes",
                     what()
                 )));
             }
@@ -354,14 +352,25 @@ impl<'data, 'obj> Plan<'data, 'obj> {
         };
 
         let mut out: Vec<OutSection<'data>> = Vec::with_capacity(n + 3);
+        let mut names = [0u32; 3];
         for i in 0..n {
             if self.sec_map[i].is_none() {
                 continue;
             }
             let id = SecId(i as u32);
+            let describe = || obj.describe(id);
+            if i == 0 {
+                // The writer makes the null section header (with the extended section
+                // count and name table index when needed).
+                out.push(OutSection {
+                    header: header_of(0, 0, 0, 0, 0, 0, 0, 0),
+                    data: Cow::Borrowed(&[]),
+                });
+                continue;
+            }
             let mut header = *obj.section(id)?;
             let sh_type = header.sh_type(LE);
-            let mut data: Cow<'data, [u8]> = if sh_type == elf::SHT_NOBITS || i == 0 {
+            let mut data: Cow<'data, [u8]> = if sh_type == elf::SHT_NOBITS {
                 Cow::Borrowed(&[])
             } else {
                 Cow::Borrowed(obj.section_data(id)?)
@@ -374,71 +383,49 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                     data = Cow::Owned(t.iter().flat_map(|v| v.to_le_bytes()).collect());
                 }
             } else if i == self.shstrtab {
-                let mut names = data.into_owned();
-                let mut offsets = [0u32; 3];
-                for (slot, name) in offsets.iter_mut().zip(ORC_SECTION_NAMES) {
-                    *slot = u32::try_from(names.len())
+                // objtool's elf_add_string(): each name appended at the current size.
+                let mut table = data.into_owned();
+                for (slot, name) in names.iter_mut().zip(ORC_SECTION_NAMES) {
+                    *slot = u32::try_from(table.len())
                         .map_err(|_| Error::malformed("section name table too large"))?;
-                    names.extend_from_slice(name);
-                    names.push(0);
+                    table.extend_from_slice(name);
+                    table.push(0);
                 }
-                data = Cow::Owned(names);
-                let base = (n - self.sec_map.iter().filter(|m| m.is_none()).count()) as u32;
-                out.push(OutSection { header, data });
-                // Remember where the names went; the new headers are made below.
-                return self.finish_with(out, i + 1, offsets, base, &final_pos);
+                data = Cow::Owned(table);
             }
-            if is_reloc(&header) && header.sh_link(LE) as usize == self.symtab && symbols_moved {
+            if symbols_moved && is_reloc(&header) && header.sh_link(LE) as usize == self.symtab {
                 let entsize = if sh_type == elf::SHT_RELA {
                     RELA_SIZE
                 } else {
                     REL_SIZE
                 };
                 data = Cow::Owned(renumber_relocs(&data, entsize, &|old| {
-                    map_symbol(old, &|| obj.describe(id))
+                    map_symbol(old, &describe)
                 })?);
             }
             if sh_type == elf::SHT_GROUP {
+                // objtool leaves a stale signature index here; we follow the symbol.
                 if symbols_moved && header.sh_link(LE) as usize == self.symtab {
-                    let sig = map_symbol(header.sh_info(LE), &|| obj.describe(id))?;
-                    header.sh_info = U32::new(LE, sig);
+                    let signature = map_symbol(header.sh_info(LE), &describe)?;
+                    header.sh_info = U32::new(LE, signature);
                 }
                 if self.sections_moved {
-                    data = Cow::Owned(renumber_group(&data, &|m| map_section(m), &|| {
-                        obj.describe(id)
-                    })?);
+                    data = Cow::Owned(renumber_group(&data, &map_section, &describe)?);
                 }
             }
             if self.sections_moved {
-                remap_links(&mut header, &map_section, &|| obj.describe(id))?;
+                remap_links(&mut header, &map_section, &describe)?;
             }
-            if sh_type != elf::SHT_NOBITS && i != 0 {
+            if sh_type != elf::SHT_NOBITS {
                 header.sh_size = U64::new(LE, data.len() as u64);
             }
             out.push(OutSection { header, data });
         }
-        // The section name table is always found above (it is never removed).
-        Err(Error::malformed("no section name string table"))
-    }
 
-    /// Continues [`Self::finish`] after the section name table (index `from` onwards),
-    /// then appends the ORC sections and writes the file.
-    fn finish_with(
-        &self,
-        mut out: Vec<OutSection<'data>>,
-        from: usize,
-        names: [u32; 3],
-        base: u32,
-        final_pos: &[u32],
-    ) -> Result<Vec<u8>> {
-        // (Implemented by `copy_sections`; kept separate so the shstrtab special case
-        // stays readable.)
-        self.copy_sections(&mut out, from, final_pos)?;
+        // The three ORC sections, in objtool's order.
+        let base = out.len() as u32;
         let symtab_out = self.sec_map[self.symtab].unwrap_or(0);
         let count = self.relocs.len();
-        let orc_index = base;
-        let ip_index = base + 1;
-        let _ = orc_index;
         let mut relas = Vec::with_capacity(count * RELA_SIZE);
         for (i, &(id, addend)) in self.relocs.iter().enumerate() {
             let sym = final_pos[id as usize];
@@ -448,56 +435,468 @@ impl<'data, 'obj> Plan<'data, 'obj> {
             );
             relas.extend_from_slice(&addend.to_le_bytes());
         }
-        let new = [
-            (
-                names[0],
-                elf::SHT_PROGBITS,
-                elf::SHF_ALLOC,
-                0,
-                0,
-                1,
-                6,
-                self.entries.clone(),
-            ),
-            (
-                names[1],
-                elf::SHT_PROGBITS,
-                elf::SHF_ALLOC,
-                0,
-                0,
-                1,
-                4,
-                vec![0; 4 * count],
-            ),
-            (
-                names[2],
-                elf::SHT_RELA,
-                elf::SHF_INFO_LINK,
-                symtab_out,
-                ip_index,
-                8,
-                RELA_SIZE as u64,
-                relas,
-            ),
+        let new_sections = [
+            NewSection {
+                name: names[0],
+                sh_type: elf::SHT_PROGBITS,
+                flags: elf::SHF_ALLOC,
+                link: 0,
+                info: 0,
+                align: 1,
+                entsize: ORC_ENTRY_SIZE as u64,
+                data: self.entries,
+            },
+            NewSection {
+                name: names[1],
+                sh_type: elf::SHT_PROGBITS,
+                flags: elf::SHF_ALLOC,
+                link: 0,
+                info: 0,
+                align: 1,
+                entsize: 4,
+                data: vec![0; 4 * count],
+            },
+            NewSection {
+                name: names[2],
+                sh_type: elf::SHT_RELA,
+                flags: elf::SHF_INFO_LINK,
+                link: symtab_out,
+                info: base + 1,
+                align: 8,
+                entsize: RELA_SIZE as u64,
+                data: relas,
+            },
         ];
-        for (name, sh_type, flags, link, info, align, entsize, data) in new {
+        for s in new_sections {
             out.push(OutSection {
-                header: SectionHeader {
-                    sh_name: U32::new(LE, name),
-                    sh_type: U32::new(LE, sh_type),
-                    sh_flags: U64::new(LE, u64::from(flags)),
-                    sh_addr: U64::new(LE, 0),
-                    sh_offset: U64::new(LE, 0),
-                    sh_size: U64::new(LE, data.len() as u64),
-                    sh_link: U32::new(LE, link),
-                    sh_info: U32::new(LE, info),
-                    sh_addralign: U64::new(LE, align),
-                    sh_entsize: U64::new(LE, entsize),
-                },
-                data: Cow::Owned(data),
+                header: header_of(
+                    s.name,
+                    s.sh_type,
+                    u64::from(s.flags),
+                    s.data.len() as u64,
+                    s.link,
+                    s.info,
+                    s.align,
+                    s.entsize,
+                ),
+                data: Cow::Owned(s.data),
             });
         }
         let shstrndx = self.sec_map[self.shstrtab].unwrap_or(0);
-        write_object(self.obj, &mut out, shstrndx)
+        write_object(obj, &mut out, shstrndx)
     }
+}
+
+struct NewSection {
+    name: u32,
+    sh_type: u32,
+    flags: u32,
+    link: u32,
+    info: u32,
+    align: u64,
+    entsize: u64,
+    data: Vec<u8>,
+}
+
+impl Symbols {
+    /// Reads `.symtab` (and `.symtab_shndx`); with sections removed by `force`, drops the
+    /// section symbols of removed sections and renumbers the section indices of the rest.
+    fn read(
+        obj: &Object<'_>,
+        symtab: usize,
+        symtab_shndx: Option<usize>,
+        sec_map: &[Option<u32>],
+        sections_moved: bool,
+    ) -> Result<Self> {
+        let count = obj.symbol_count();
+        let input_count = u32::try_from(count).map_err(|_| Error::malformed("too many symbols"))?;
+        let header = obj.section(SecId(symtab as u32))?;
+        let first_global = header.sh_info(LE);
+        if first_global as usize > count {
+            return Err(Error::malformed(format!(
+                ".symtab sh_info {first_global} is beyond its {count} symbols"
+            )));
+        }
+        let shndx_in: Option<Vec<u32>> = match symtab_shndx {
+            None => None,
+            Some(s) => {
+                let data = obj.section_data(SecId(s as u32))?;
+                if data.len() != count * 4 {
+                    return Err(Error::malformed(format!(
+                        ".symtab_shndx has {} bytes for {count} symbols",
+                        data.len()
+                    )));
+                }
+                Some(
+                    data.chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                )
+            }
+        };
+        let n = sec_map.len();
+        let mut syms = Vec::with_capacity(count + 16);
+        let mut shndx = shndx_in.as_ref().map(|_| Vec::with_capacity(count + 16));
+        let mut id_at = Vec::with_capacity(count + 16);
+        let mut kept = vec![true; count];
+        let mut dropped_locals = 0u32;
+        for i in 0..count {
+            let mut sym = *obj.symbol(SymId(i as u32))?;
+            let mut entry = shndx_in.as_ref().map(|t| t[i]);
+            let place = sym_section(&sym, entry);
+            if sym.st_shndx(LE) == elf::SHN_XINDEX && entry.is_none() {
+                return Err(Error::malformed(format!(
+                    "symbol {i} uses SHN_XINDEX but there is no .symtab_shndx"
+                )));
+            }
+            if let SymSection::Section(s) = place {
+                let Some(&new) = sec_map.get(s as usize) else {
+                    return Err(Error::malformed(format!(
+                        "symbol {i} is in section {s}, out of range ({n} sections)"
+                    )));
+                };
+                match new {
+                    None if sym.st_type() == elf::STT_SECTION => {
+                        kept[i] = false;
+                        if (i as u32) < first_global {
+                            dropped_locals += 1;
+                        }
+                        continue;
+                    }
+                    None => {
+                        return Err(Error::Other(format!(
+                            "symbol '{}' is defined in {}, which --force would remove",
+                            String::from_utf8_lossy(obj.symbol_name(&sym).unwrap_or(b"?")),
+                            obj.describe(SecId(s))
+                        )));
+                    }
+                    Some(new) if sections_moved => {
+                        if sym.st_shndx(LE) == elf::SHN_XINDEX {
+                            entry = Some(new);
+                        } else {
+                            // Indices only go down: a direct index stays direct.
+                            sym.st_shndx = U16::new(LE, new as u16);
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            syms.push(sym);
+            if let (Some(t), Some(e)) = (shndx.as_mut(), entry) {
+                t.push(e);
+            }
+            id_at.push(i as u32);
+        }
+        Ok(Symbols {
+            syms,
+            shndx,
+            id_at,
+            first_global: first_global - dropped_locals,
+            input_count,
+            kept,
+        })
+    }
+
+    /// objtool's `elf_create_section_symbol()`: a LOCAL STT_SECTION symbol for output
+    /// section `sec` at index `sh_info`, the symbol there moving to the end. Returns the
+    /// new symbol's stable id.
+    fn add_section_symbol(&mut self, sec: u32) -> Result<u32> {
+        let id = self.id_at.len() as u32;
+        let direct = sec < u32::from(elf::SHN_LORESERVE);
+        if !direct && self.shndx.is_none() {
+            // objtool: "no .symtab_shndx".
+            return Err(Error::Other(format!(
+                "section {sec} needs an extended section index but there is no .symtab_shndx"
+            )));
+        }
+        let new = Sym {
+            st_name: U32::new(LE, 0),
+            st_info: (elf::STB_LOCAL << 4) | elf::STT_SECTION,
+            st_other: 0,
+            st_shndx: U16::new(LE, if direct { sec as u16 } else { elf::SHN_XINDEX }),
+            st_value: U64::new(LE, 0),
+            st_size: U64::new(LE, 0),
+        };
+        let pos = self.first_global as usize;
+        if pos < self.syms.len() {
+            // elf_update_symbol() on the moved symbol: st_shndx and the .symtab_shndx entry
+            // are written from its section (or its special index) again.
+            let mut moved = self.syms[pos];
+            let entry = self.shndx.as_ref().map(|t| t[pos]);
+            let value = match sym_section(&moved, entry) {
+                SymSection::Undefined => 0,
+                SymSection::Special(v) => u32::from(v),
+                SymSection::Section(s) => s,
+            };
+            if value < u32::from(elf::SHN_LORESERVE)
+                || matches!(sym_section(&moved, entry), SymSection::Special(_))
+            {
+                moved.st_shndx = U16::new(LE, value as u16);
+            } else {
+                moved.st_shndx = U16::new(LE, elf::SHN_XINDEX);
+            }
+            self.syms.push(moved);
+            self.syms[pos] = new;
+            let moved_id = self.id_at[pos];
+            self.id_at.push(moved_id);
+            self.id_at[pos] = id;
+            if let Some(t) = self.shndx.as_mut() {
+                t.push(value);
+                t[pos] = sec;
+            }
+        } else {
+            self.syms.push(new);
+            self.id_at.push(id);
+            if let Some(t) = self.shndx.as_mut() {
+                t.push(sec);
+            }
+        }
+        self.first_global += 1;
+        Ok(id)
+    }
+}
+
+/// A section header at address 0 and (for now) offset 0.
+#[allow(clippy::too_many_arguments)]
+fn header_of(
+    name: u32,
+    sh_type: u32,
+    flags: u64,
+    size: u64,
+    link: u32,
+    info: u32,
+    align: u64,
+    entsize: u64,
+) -> SectionHeader {
+    SectionHeader {
+        sh_name: U32::new(LE, name),
+        sh_type: U32::new(LE, sh_type),
+        sh_flags: U64::new(LE, flags),
+        sh_addr: U64::new(LE, 0),
+        sh_offset: U64::new(LE, 0),
+        sh_size: U64::new(LE, size),
+        sh_link: U32::new(LE, link),
+        sh_info: U32::new(LE, info),
+        sh_addralign: U64::new(LE, align),
+        sh_entsize: U64::new(LE, entsize),
+    }
+}
+
+fn sym_section(sym: &Sym, shndx_entry: Option<u32>) -> SymSection {
+    match sym.st_shndx(LE) {
+        elf::SHN_UNDEF => SymSection::Undefined,
+        elf::SHN_XINDEX => SymSection::Section(shndx_entry.unwrap_or(0)),
+        v if v >= elf::SHN_LORESERVE => SymSection::Special(v),
+        v => SymSection::Section(u32::from(v)),
+    }
+}
+
+fn is_reloc(s: &SectionHeader) -> bool {
+    matches!(s.sh_type(LE), elf::SHT_RELA | elf::SHT_REL)
+}
+
+/// A copy of a REL/RELA section's records with each symbol index mapped.
+fn renumber_relocs(
+    data: &[u8],
+    entsize: usize,
+    map: &dyn Fn(u32) -> Result<u32>,
+) -> Result<Vec<u8>> {
+    if data.len() % entsize != 0 {
+        return Err(Error::malformed(format!(
+            "relocation section size {:#x} is not a multiple of {entsize}",
+            data.len()
+        )));
+    }
+    let mut out = data.to_vec();
+    for record in out.chunks_exact_mut(entsize) {
+        let info_bytes = &mut record[8..16];
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(info_bytes);
+        let info = u64::from_le_bytes(raw);
+        let sym = map((info >> 32) as u32)?;
+        let info = (u64::from(sym) << 32) | (info & 0xffff_ffff);
+        info_bytes.copy_from_slice(&info.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// A copy of an SHT_GROUP section with its member indices mapped (removed members left out).
+fn renumber_group(
+    data: &[u8],
+    map: &dyn Fn(u32) -> Option<u32>,
+    describe: &dyn Fn() -> String,
+) -> Result<Vec<u8>> {
+    if data.len() % 4 != 0 || data.is_empty() {
+        return Err(Error::malformed(format!(
+            "{} has size {:#x}, not a flag word and 4-byte members",
+            describe(),
+            data.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(data.len());
+    out.extend_from_slice(&data[..4]);
+    for member in data[4..].chunks_exact(4) {
+        let old = u32::from_le_bytes([member[0], member[1], member[2], member[3]]);
+        if let Some(new) = map(old) {
+            out.extend_from_slice(&new.to_le_bytes());
+        }
+    }
+    Ok(out)
+}
+
+/// Renumbers `sh_link` (a section index whenever it is not 0) and, for relocation
+/// sections and `SHF_INFO_LINK`, `sh_info` after sections were removed.
+fn remap_links(
+    header: &mut SectionHeader,
+    map: &dyn Fn(u32) -> Option<u32>,
+    describe: &dyn Fn() -> String,
+) -> Result<()> {
+    let link = header.sh_link(LE);
+    if link != 0 {
+        let new = map(link).ok_or_else(|| {
+            Error::Other(format!(
+                "{} is linked to section {link}, which --force removes",
+                describe()
+            ))
+        })?;
+        header.sh_link = U32::new(LE, new);
+    }
+    let info_is_section =
+        is_reloc(header) || header.sh_flags(LE) & u64::from(elf::SHF_INFO_LINK) != 0;
+    let info = header.sh_info(LE);
+    if info_is_section && info != 0 {
+        let new = map(info).ok_or_else(|| {
+            Error::Other(format!(
+                "{} refers to section {info}, which --force removes",
+                describe()
+            ))
+        })?;
+        header.sh_info = U32::new(LE, new);
+    }
+    Ok(())
+}
+
+/// Lays the sections out as libelf's `elf_update()` does and writes the file with
+/// `object`'s ELF writer. `out[0]` is the null section.
+fn write_object(obj: &Object<'_>, out: &mut [OutSection<'_>], shstrndx: u32) -> Result<Vec<u8>> {
+    let input = obj.header();
+    let mut buffer = Vec::new();
+    let mut w = Writer::new(Endianness::Little, true, &mut buffer);
+    w.reserve_file_header();
+    for i in 1..out.len() {
+        if i as u32 == shstrndx {
+            w.reserve_shstrtab_section_index_with_name(b".shstrtab");
+        } else {
+            w.reserve_section_index();
+        }
+    }
+    let mut offsets = vec![0usize; out.len()];
+    for (i, s) in out.iter_mut().enumerate().skip(1) {
+        let align = s.header.sh_addralign(LE).max(1);
+        if !align.is_power_of_two() {
+            return Err(Error::malformed(format!(
+                "section {i} has alignment {align}, not a power of two"
+            )));
+        }
+        let align = usize::try_from(align)
+            .map_err(|_| Error::malformed(format!("section {i} alignment too large")))?;
+        let len = if s.header.sh_type(LE) == elf::SHT_NOBITS {
+            0
+        } else {
+            s.data.len()
+        };
+        offsets[i] = w.reserve(len, align);
+        s.header.sh_offset = U64::new(LE, offsets[i] as u64);
+        s.header.sh_addralign = U64::new(LE, align as u64);
+    }
+    w.reserve_section_headers();
+    w.write_file_header(&object::write::elf::FileHeader {
+        os_abi: input.e_ident.os_abi,
+        abi_version: input.e_ident.abi_version,
+        e_type: input.e_type(LE),
+        e_machine: input.e_machine(LE),
+        e_entry: input.e_entry(LE),
+        e_flags: input.e_flags(LE),
+    })
+    .map_err(|e| Error::Other(format!("can't write the ELF header: {e}")))?;
+    for (i, s) in out.iter().enumerate().skip(1) {
+        if s.header.sh_type(LE) == elf::SHT_NOBITS {
+            continue;
+        }
+        w.pad_until(offsets[i]);
+        w.write(&s.data);
+    }
+    w.write_null_section_header();
+    for s in out.iter().skip(1) {
+        w.write(object::bytes_of(&s.header));
+    }
+    Ok(buffer)
+}
+
+/// Writes `bytes` to a temporary file in the same directory as `path` (after resolving
+/// symbolic links), flushes it to disk, gives it the original file's permissions and
+/// renames it over `path`. On any error the original file is untouched and the temporary
+/// file removed. (A hard-linked `path` ends up as a new file; objtool writes in place.)
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let target = match fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => path.to_path_buf(),
+        Err(source) => {
+            return Err(Error::Write {
+                action: "resolve",
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "object".into());
+    let permissions = fs::metadata(&target).ok().map(|m| m.permissions());
+    let (tmp, mut file) = loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.orctool-{}-{n}.tmp", std::process::id()));
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < u32::MAX => continue,
+            Err(source) => {
+                return Err(Error::Write {
+                    action: "create a temporary file in",
+                    path: dir,
+                    source,
+                });
+            }
+        }
+    };
+    let result = (|| -> std::result::Result<(), (&'static str, std::io::Error)> {
+        file.write_all(bytes).map_err(|e| ("write", e))?;
+        if let Some(p) = permissions {
+            file.set_permissions(p)
+                .map_err(|e| ("set permissions of", e))?;
+        }
+        file.sync_all().map_err(|e| ("flush", e))?;
+        drop(file);
+        fs::rename(&tmp, &target).map_err(|e| ("rename over", e))?;
+        Ok(())
+    })();
+    if let Err((action, source)) = result {
+        let _ = fs::remove_file(&tmp);
+        let path = if action == "rename over" { target } else { tmp };
+        return Err(Error::Write {
+            action,
+            path,
+            source,
+        });
+    }
+    // The rename itself is durable once the directory is flushed (best effort).
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
