@@ -614,10 +614,10 @@ impl Program<'_, '_> {
             return false;
         }
         let s = self.syms.get(func);
-        if s.bind == elf::STB_GLOBAL || s.bind == elf::STB_WEAK {
-            if is_rust_noreturn(&s.name) || GLOBAL_NORETURNS.contains(&s.name.as_str()) {
-                return true;
-            }
+        if (s.bind == elf::STB_GLOBAL || s.bind == elf::STB_WEAK)
+            && (is_rust_noreturn(&s.name) || GLOBAL_NORETURNS.contains(&s.name.as_str()))
+        {
+            return true;
         }
         if s.bind == elf::STB_WEAK || s.len == 0 {
             return false;
@@ -753,13 +753,14 @@ impl Program<'_, '_> {
                 }
             }
             let dfunc = self.insn_func(dest);
-            if func != NO_SYM && dfunc != NO_SYM && func != dfunc {
-                if !self.syms.get(func).name.contains(".cold")
-                    && self.syms.get(dfunc).name.contains(".cold")
-                {
-                    self.syms.syms[func as usize].cfunc = dfunc;
-                    self.syms.syms[dfunc as usize].pfunc = func;
-                }
+            if func != NO_SYM
+                && dfunc != NO_SYM
+                && func != dfunc
+                && !self.syms.get(func).name.contains(".cold")
+                && self.syms.get(dfunc).name.contains(".cold")
+            {
+                self.syms.syms[func as usize].cfunc = dfunc;
+                self.syms.syms[dfunc as usize].pfunc = func;
             }
             if self.jump_is_sibling_call(id, dest) {
                 self.add_call_dest(id, dfunc, true, f);

@@ -36,12 +36,6 @@ pub struct Symbol {
     pub profiling_func: bool,
 }
 
-impl Default for SecId {
-    fn default() -> Self {
-        SecId(0)
-    }
-}
-
 impl Symbol {
     pub fn is_func(&self) -> bool {
         self.ty == elf::STT_FUNC

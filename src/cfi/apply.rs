@@ -252,11 +252,10 @@ fn apply_to_reg(cfi: &mut CfiState, d: i8, src: Op, cx: OpContext) -> Result<(),
                 cfi.drap_offset = -1;
             }
             let rd = cfi.regs[d as usize].offset;
-            if cfi.drap && s == CFI_BP && k == rd {
-                restore_reg(cfi, d);
-            } else if s == cfi.cfa.base && k == rd.wrapping_add(cfi.cfa.offset) {
-                restore_reg(cfi, d);
-            } else if s == CFI_SP && k == rd.wrapping_add(cfi.stack_size) {
+            if (cfi.drap && s == CFI_BP && k == rd)
+                || (s == cfi.cfa.base && k == rd.wrapping_add(cfi.cfa.offset))
+                || (s == CFI_SP && k == rd.wrapping_add(cfi.stack_size))
+            {
                 restore_reg(cfi, d);
             }
             Ok(())

@@ -17,7 +17,7 @@ use super::apply::{OpContext, apply};
 use super::state::*;
 use crate::cfg::Program;
 use crate::cfg::symbols::{NO_SYM, SymIdx};
-use crate::decode::{InsnId, InsnKind};
+use crate::decode::{InsnId, InsnKind, Op};
 use crate::report::Findings;
 
 /// Index of an interned state.
@@ -407,10 +407,33 @@ impl Walker<'_, '_, '_> {
                         next_is_hint: next.is_some_and(|n| p.attr(n).hint),
                         stackval: p.opts.stackval,
                     };
+                    let in_group = p.attr(insn).alt_group.is_some();
                     for op in p.ops(insn) {
                         if let Err(msg) = apply(&mut state.cfi, op, cx) {
                             self.warn_insn(insn, msg);
                             return Outcome::Fail;
+                        }
+                        if !p.opts.uaccess || !in_group {
+                            continue;
+                        }
+                        // objtool: handle_insn_ops() — PUSHF/POPF save and restore the
+                        // uaccess flag inside alternatives
+                        if op.dest == Op::PushF {
+                            if state.uaccess_stack == 0 {
+                                state.uaccess_stack = 1;
+                            } else if state.uaccess_stack >> 31 != 0 {
+                                self.warn_insn(insn, "PUSHF stack exhausted");
+                                return Outcome::Fail;
+                            }
+                            state.uaccess_stack =
+                                (state.uaccess_stack << 1) | u32::from(state.uaccess);
+                        }
+                        if op.src == Op::PopF && state.uaccess_stack != 0 {
+                            state.uaccess = state.uaccess_stack & 1 != 0;
+                            state.uaccess_stack >>= 1;
+                            if state.uaccess_stack == 1 {
+                                state.uaccess_stack = 0;
+                            }
                         }
                     }
                     let a = p.attr(insn);

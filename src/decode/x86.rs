@@ -186,52 +186,48 @@ pub fn classify(bytes: &[u8], legacy: bool, immediate: i64) -> Classified {
     let kind = &mut c.kind;
 
     match op1 {
-        0x01 | 0x29 => {
-            if rex_w && m.rm_is_reg(CFI_SP) {
-                ops[0] = Some(StackOp {
-                    dest: Op::Reg(CFI_SP),
-                    src: Op::Add(m.reg, 0),
-                });
-            }
+        0x01 | 0x29 if rex_w && m.rm_is_reg(CFI_SP) => {
+            ops[0] = Some(StackOp {
+                dest: Op::Reg(CFI_SP),
+                src: Op::Add(m.reg, 0),
+            });
         }
         0x50..=0x57 => ops[0] = push(reg_op((op1 & 7) as i8 + 8 * rex_b)),
         0x58..=0x5f => ops[0] = pop_to(reg_op((op1 & 7) as i8 + 8 * rex_b)),
         0x68 | 0x6a => ops[0] = push(Op::Const),
         0x70..=0x7f | 0xe0..=0xe3 => *kind = InsnKind::JumpConditional,
-        0x80..=0x83 => {
-            if rex_w && m.rm_is_reg(CFI_SP) {
-                // The immediate is the instruction's last 1 (80, 82, 83) or 4 (81) bytes.
-                let imm = if op1 == 0x81 {
-                    bytes
-                        .len()
-                        .checked_sub(4)
-                        .and_then(|s| bytes.get(s..))
-                        .map_or(0, |b| {
-                            i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        })
-                } else {
-                    bytes.last().map_or(0, |&b| i64::from(b as i8))
-                };
-                match m.reg & 7 {
-                    0 | 5 => {
-                        let k = if m.reg & 7 == 5 {
-                            imm.wrapping_neg()
-                        } else {
-                            imm
-                        };
-                        ops[0] = Some(StackOp {
-                            dest: Op::Reg(CFI_SP),
-                            src: Op::Add(CFI_SP, k as i32),
-                        });
-                    }
-                    4 => {
-                        ops[0] = Some(StackOp {
-                            dest: Op::Reg(CFI_SP),
-                            src: Op::And(CFI_SP, imm as i32),
-                        })
-                    }
-                    _ => {}
+        0x80..=0x83 if rex_w && m.rm_is_reg(CFI_SP) => {
+            // The immediate is the instruction's last 1 (80, 82, 83) or 4 (81) bytes.
+            let imm = if op1 == 0x81 {
+                bytes
+                    .len()
+                    .checked_sub(4)
+                    .and_then(|s| bytes.get(s..))
+                    .map_or(0, |b| {
+                        i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    })
+            } else {
+                bytes.last().map_or(0, |&b| i64::from(b as i8))
+            };
+            match m.reg & 7 {
+                0 | 5 => {
+                    let k = if m.reg & 7 == 5 {
+                        imm.wrapping_neg()
+                    } else {
+                        imm
+                    };
+                    ops[0] = Some(StackOp {
+                        dest: Op::Reg(CFI_SP),
+                        src: Op::Add(CFI_SP, k as i32),
+                    });
                 }
+                4 => {
+                    ops[0] = Some(StackOp {
+                        dest: Op::Reg(CFI_SP),
+                        src: Op::And(CFI_SP, imm as i32),
+                    })
+                }
+                _ => {}
             }
         }
         0x89 if rex_w => {
@@ -336,15 +332,11 @@ pub fn classify(bytes: &[u8], legacy: bool, immediate: i64) -> Classified {
             0x05 | 0x07 | 0x34 | 0x35 => *kind = InsnKind::ContextSwitch,
             0x0b | 0xb9 => *kind = InsnKind::Bug,
             0x0d | 0x1f => *kind = InsnKind::Nop,
-            0x1e => {
-                if first_prefix == 0xf3 && m.present && (m.byte == 0xfa || m.byte == 0xfb) {
-                    *kind = InsnKind::Endbr;
-                }
+            0x1e if first_prefix == 0xf3 && m.present && (m.byte == 0xfa || m.byte == 0xfb) => {
+                *kind = InsnKind::Endbr;
             }
-            0x38 if op3 == 0xf8 => {
-                if nprefixes == 1 && first_prefix == 0xf2 {
-                    c.note = Some(DecodeNote::Enqcmd);
-                }
+            0x38 if op3 == 0xf8 && nprefixes == 1 && first_prefix == 0xf2 => {
+                c.note = Some(DecodeNote::Enqcmd);
             }
             0xa0 | 0xa8 => ops[0] = push(Op::Const),
             0xa1 | 0xa9 => {

@@ -20,7 +20,7 @@ pub type Rela = elf::Rela64<LittleEndian>;
 pub const LE: LittleEndian = LittleEndian;
 
 /// Index of a section in the section header table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SecId(pub u32);
 
 /// Index of a symbol in `.symtab`.
