@@ -31,11 +31,24 @@ pub struct Stats {
     pub insns: usize,
     pub states: usize,
     pub visited: usize,
+    /// Phase names and their wall times, in order.
+    pub phases: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Stats {
+    fn lap(&mut self, name: &'static str, since: &mut std::time::Instant) {
+        let now = std::time::Instant::now();
+        self.phases.push((name, now - *since));
+        *since = now;
+    }
 }
 
 /// Runs the checks objtool runs with the given options.
 pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
+    let mut t = std::time::Instant::now();
+    let mut stats = Stats::default();
     let syms = Symbols::read(obj)?;
+    stats.lap("symbols", &mut t);
     let mut opts = opts.clone();
     let mut errors = Vec::new();
     if syms.num_files > 1 && !opts.link {
@@ -49,7 +62,7 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
         orc: None,
         nopped: Vec::new(),
         fatal: false,
-        stats: Stats::default(),
+        stats,
     };
     let insns = match decode::decode(obj) {
         Ok(t) => t,
@@ -79,7 +92,9 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
         });
     }
     out.stats.insns = insns.insns.len();
+    out.stats.lap("decode", &mut t);
     let relocs = Relocs::read(obj, syms.syms.len())?;
+    out.stats.lap("relocs", &mut t);
     let program = match cfg::build(obj, &opts, insns, syms, relocs, &mut findings) {
         Ok(p) => p,
         Err(cfg::Fatal) => {
@@ -88,6 +103,7 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
             return Ok(out);
         }
     };
+    out.stats.lap("build", &mut t);
     out.nopped = program
         .nopped_jump_labels
         .iter()
@@ -108,12 +124,14 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
             Ok(out)
         };
     };
+    out.stats.lap("walk", &mut t);
     out.stats.states = w.states.states.len();
     out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
     if opts.orc {
         if let Ok(rows) = generate::generate(&program, &w, abi, &mut findings) {
             out.orc = Some(rows);
         }
+        out.stats.lap("generate", &mut t);
     }
     out.findings = findings;
     Ok(out)

@@ -75,6 +75,9 @@ struct CheckArgs {
     /// Print the generated ORC table (in `dump` format) on stdout instead of writing it.
     #[arg(long)]
     print_orc: bool,
+    /// Print counts and phase times on stderr.
+    #[arg(long)]
+    stats: bool,
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -151,7 +154,26 @@ fn check_one(
         orc::AbiSource::Vermagic(ma, mi) | orc::AbiSource::Banner(ma, mi) => (ma, mi) < (6, 3),
         _ => abi == OrcAbi::V6_1,
     };
+    let t0 = std::time::Instant::now();
     let out = orctool::check::check(&obj, &opts, abi)?;
+    if args.stats {
+        let st = &out.stats;
+        eprintln!(
+            "orctool: stats: {} instructions, {} visited, {} distinct states",
+            st.insns, st.visited, st.states
+        );
+        for (name, d) in &st.phases {
+            eprintln!(
+                "orctool: stats: {name:>9}: {:8.3} ms",
+                d.as_secs_f64() * 1e3
+            );
+        }
+        eprintln!(
+            "orctool: stats: {:>9}: {:8.3} ms",
+            "total",
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
     let name = path.display().to_string();
     let mut text = String::new();
     for e in &out.errors {

@@ -9,7 +9,7 @@ pub mod relocs;
 pub mod special;
 pub mod symbols;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use object::elf;
 use object::read::elf::SectionHeader as _;
@@ -59,21 +59,18 @@ pub struct Attr {
     pub sym: SymIdx,
     pub jump_dest: Option<InsnId>,
     pub call_dest: SymIdx,
-    /// The switch table: (table section, relocation index).
-    pub jump_table: Option<(SecId, u32)>,
-    pub first_jump_src: Option<InsnId>,
     pub alt_group: Option<u32>,
     pub dead_end: bool,
     pub ignore: bool,
     pub ignore_alts: bool,
+    /// The instruction has entries in [`Program::alts`].
+    pub has_alts: bool,
     pub hint: bool,
     pub save: bool,
     pub restore: bool,
     pub retpoline_safe: bool,
     pub noendbr: bool,
     pub instr: i8,
-    /// The state a hint gives this instruction.
-    pub hint_cfi: Option<Box<CfiState>>,
 }
 
 impl Default for Attr {
@@ -84,19 +81,17 @@ impl Default for Attr {
             sym: NO_SYM,
             jump_dest: None,
             call_dest: NO_SYM,
-            jump_table: None,
-            first_jump_src: None,
             alt_group: None,
             dead_end: false,
             ignore: false,
             ignore_alts: false,
+            has_alts: false,
             hint: false,
             save: false,
             restore: false,
             retpoline_safe: false,
             noendbr: false,
             instr: 0,
-            hint_cfi: None,
         }
     }
 }
@@ -110,6 +105,14 @@ pub struct Program<'a, 'data> {
     pub syms: Symbols,
     pub relocs: Relocs,
     pub alts: HashMap<InsnId, Vec<Alt>>,
+    /// The states unwind hints give instructions.
+    pub hint_cfi: HashMap<InsnId, CfiState>,
+    /// Switch tables of indirect jumps: (table section, relocation index).
+    pub jump_tables: HashMap<InsnId, (SecId, u32)>,
+    /// objtool's `first_jump_src`: the first forward jump to an instruction.
+    first_jump_src: HashMap<InsnId, InsnId>,
+    /// Memoised `dead_end_function()` results while call destinations are added.
+    dead_end_memo: HashMap<SymIdx, bool>,
     pub groups: Vec<AltGroup>,
     /// Length (slots) of each shared alternative CFI array.
     pub cfi_arrays: Vec<u32>,
@@ -173,7 +176,7 @@ impl<'a, 'data> Program<'a, 'data> {
     pub fn jump_table(&self, id: InsnId) -> Option<(SecId, u32)> {
         let a = &self.attrs[id.idx()];
         if matches!(a.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) {
-            a.jump_table
+            self.jump_tables.get(&id).copied()
         } else {
             None
         }
@@ -381,7 +384,11 @@ pub fn build<'a, 'data>(
         attrs,
         syms,
         relocs,
-        alts: HashMap::new(),
+        alts: HashMap::default(),
+        hint_cfi: HashMap::default(),
+        jump_tables: HashMap::default(),
+        first_jump_src: HashMap::default(),
+        dead_end_memo: HashMap::default(),
         groups: Vec::new(),
         cfi_arrays: Vec::new(),
         sec_names,
@@ -584,8 +591,18 @@ impl Program<'_, '_> {
             }
             return;
         }
-        if !sibling && self.dead_end_function(sym, 0) {
-            self.attr_mut(id).dead_end = true;
+        if !sibling {
+            let dead = match self.dead_end_memo.get(&sym) {
+                Some(&d) => d,
+                None => {
+                    let d = self.dead_end_function(sym, 0);
+                    self.dead_end_memo.insert(sym, d);
+                    d
+                }
+            };
+            if dead {
+                self.attr_mut(id).dead_end = true;
+            }
         }
     }
 
@@ -981,7 +998,7 @@ impl Program<'_, '_> {
                     }
                 }
             }
-            let next = match a.first_jump_src {
+            let next = match self.first_jump_src.get(&id).copied() {
                 Some(src) => Some(src),
                 None => self
                     .prev_same_sec(id)
@@ -1054,7 +1071,10 @@ impl Program<'_, '_> {
             self.warn_insn(f, jump, "can't find switch jump table");
             return Err(Fatal);
         }
-        self.alts.entry(jump).or_default().extend(targets);
+        if !targets.is_empty() {
+            self.attrs[jump.idx()].has_alts = true;
+            self.alts.entry(jump).or_default().extend(targets);
+        }
         Ok(())
     }
 
@@ -1074,16 +1094,16 @@ impl Program<'_, '_> {
                 for &id in &insns {
                     if let Some(d) = self.attrs[id.idx()].jump_dest {
                         if self.insn(d).offset > self.insn(id).offset
-                            && self.attrs[d.idx()].first_jump_src.is_none()
+                            && !self.first_jump_src.contains_key(&d)
                         {
-                            self.attrs[d.idx()].first_jump_src = Some(id);
+                            self.first_jump_src.insert(d, id);
                         }
                     }
                     if self.attrs[id.idx()].kind != InsnKind::JumpDynamic {
                         continue;
                     }
                     if let Some(t) = self.find_jump_table(func, id) {
-                        self.attrs[id.idx()].jump_table = Some(t);
+                        self.jump_tables.insert(id, t);
                     }
                 }
                 // pass 2: table contents
@@ -1143,7 +1163,7 @@ impl Program<'_, '_> {
             self.attrs[id.idx()].hint = true;
             match ty {
                 UNWIND_HINT_TYPE_UNDEFINED => {
-                    self.attrs[id.idx()].hint_cfi = Some(Box::new(CfiState::force_undefined()));
+                    self.hint_cfi.insert(id, CfiState::force_undefined());
                     continue;
                 }
                 UNWIND_HINT_TYPE_SAVE => {
@@ -1170,11 +1190,11 @@ impl Program<'_, '_> {
                 }
             }
             if ty == UNWIND_HINT_TYPE_FUNC {
-                self.attrs[id.idx()].hint_cfi = Some(Box::new(CfiState::func_entry()));
+                self.hint_cfi.insert(id, CfiState::func_entry());
                 continue;
             }
-            if let Some(c) = &self.attrs[id.idx()].hint_cfi {
-                scratch = (**c).clone();
+            if let Some(c) = self.hint_cfi.get(&id) {
+                scratch = c.clone();
             }
             let base = match sp_reg {
                 0 => CFI_UNDEFINED,
@@ -1198,7 +1218,7 @@ impl Program<'_, '_> {
             scratch.cfa.offset = i32::from(sp_offset);
             scratch.ty = ty;
             scratch.signal = signal;
-            self.attrs[id.idx()].hint_cfi = Some(Box::new(scratch.clone()));
+            self.hint_cfi.insert(id, scratch.clone());
         }
         Ok(())
     }

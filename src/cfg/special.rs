@@ -235,6 +235,7 @@ pub fn add_special_section_alts(p: &mut Program<'_, '_>, f: &mut Findings) -> St
             new = handle_jump_alt(p, &sa, orig, new, f)?;
         }
         let Some(target) = new else { continue };
+        p.attrs[orig.idx()].has_alts = true;
         p.alts.entry(orig).or_default().push(Alt {
             target,
             skip_orig: sa.skip_orig,

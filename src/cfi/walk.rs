@@ -9,7 +9,7 @@
 //! jump's target before its fall-through), because the first state to reach an
 //! instruction is the one recorded and warnings depend on it.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use object::elf;
 
@@ -65,6 +65,9 @@ pub struct Walk {
 #[derive(Clone)]
 struct WalkState {
     cfi: CfiState,
+    /// The interned id of `cfi`, when known (saves hashing the state at every
+    /// instruction that did not change it).
+    known: StateId,
     uaccess: bool,
     uaccess_stack: u32,
     df: bool,
@@ -125,10 +128,10 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
             .collect(),
         warnings: 0,
     };
-    for (i, a) in p.attrs.iter().enumerate() {
-        if let Some(h) = &a.hint_cfi {
-            w.cfi[i] = w.states.intern(h);
-        }
+    let mut hinted: Vec<_> = p.hint_cfi.iter().collect();
+    hinted.sort_by_key(|(id, _)| **id);
+    for (id, h) in hinted {
+        w.cfi[id.idx()] = w.states.intern(h);
     }
     let mut walker = Walker { p, f, w };
     walker.validate_functions();
@@ -168,6 +171,7 @@ impl Walker<'_, '_, '_> {
                 }
                 let state = WalkState {
                     cfi: CfiState::func_entry(),
+                    known: NO_STATE,
                     uaccess: false,
                     uaccess_stack: 0,
                     df: false,
@@ -193,6 +197,7 @@ impl Walker<'_, '_, '_> {
             if a.hint && self.w.visited[k] == 0 && !a.ignore {
                 let state = WalkState {
                     cfi: CfiState::blank(),
+                    known: NO_STATE,
                     uaccess: false,
                     uaccess_stack: 0,
                     df: false,
@@ -383,20 +388,20 @@ impl Walker<'_, '_, '_> {
                         let id = self.w.cfi[insn.idx()];
                         if id != NO_STATE {
                             state.cfi = self.w.states.get(id).clone();
+                            state.known = id;
                         }
                     } else {
-                        self.w.cfi[insn.idx()] = self.w.states.intern(&state.cfi);
+                        if state.known == NO_STATE {
+                            state.known = self.w.states.intern(&state.cfi);
+                        }
+                        self.w.cfi[insn.idx()] = state.known;
                     }
                     self.w.visited[insn.idx()] |= bit;
                     if !self.propagate_alt_cfi(insn) {
                         return Outcome::Fail;
                     }
-                    if !a.ignore_alts {
-                        if let Some(alts) = p.alts.get(&insn) {
-                            if !alts.is_empty() {
-                                return self.next_alt(func, insn, state, prev, 0, false);
-                            }
-                        }
+                    if !a.ignore_alts && a.has_alts {
+                        return self.next_alt(func, insn, state, prev, 0, false);
                     }
                     phase = Phase::AfterAlts;
                 }
@@ -408,7 +413,11 @@ impl Walker<'_, '_, '_> {
                         stackval: p.opts.stackval,
                     };
                     let in_group = p.attr(insn).alt_group.is_some();
-                    for op in p.ops(insn) {
+                    let ops = p.ops(insn);
+                    if !ops.is_empty() {
+                        state.known = NO_STATE;
+                    }
+                    for op in ops {
                         if let Err(msg) = apply(&mut state.cfi, op, cx) {
                             self.warn_insn(insn, msg);
                             return Outcome::Fail;
