@@ -111,6 +111,9 @@ pub struct Insn {
 
 const _: () = assert!(size_of::<Insn>() <= 24);
 
+/// Address-index granularity: 256-byte blocks.
+const BLOCK_SHIFT: u32 = 8;
+
 impl Insn {
     pub fn end(&self) -> u64 {
         u64::from(self.offset) + u64::from(self.len)
@@ -132,6 +135,10 @@ pub struct InsnTable {
     pub ops: Vec<StackOp>,
     /// For each section: the range of its instructions in `insns`.
     pub by_section: Vec<(u32, u32)>,
+    /// For each section: for each 256-byte block, the first instruction starting at or
+    /// after the block's start (plus one final entry), so an address lookup searches a
+    /// few dozen entries instead of the whole table.
+    blocks: Vec<Vec<u32>>,
     pub notes: Vec<Note>,
 }
 
@@ -165,10 +172,32 @@ impl InsnTable {
     /// The instruction that starts exactly at `offset` in `sec`.
     pub fn at(&self, sec: SecId, offset: u64) -> Option<InsnId> {
         let r = self.section_range(sec);
-        let slice = &self.insns[r.start as usize..r.end as usize];
+        let blocks = self.blocks.get(sec.0 as usize)?;
+        let b = usize::try_from(offset >> BLOCK_SHIFT).ok()?;
+        let (lo, hi) = match (blocks.get(b), blocks.get(b + 1)) {
+            (Some(&lo), Some(&hi)) => (lo, hi),
+            _ => (r.start, r.end),
+        };
+        let slice = &self.insns[lo as usize..hi as usize];
         let i = slice.partition_point(|x| u64::from(x.offset) < offset);
-        (i < slice.len() && u64::from(slice[i].offset) == offset)
-            .then(|| InsnId(r.start + i as u32))
+        (i < slice.len() && u64::from(slice[i].offset) == offset).then(|| InsnId(lo + i as u32))
+    }
+
+    /// Builds the block index of `sec` (after its instructions were decoded).
+    fn index_blocks(&mut self, sec: SecId, size: u64) {
+        let r = self.section_range(sec);
+        let nblocks = (size >> BLOCK_SHIFT) as usize + 1;
+        let mut idx = Vec::with_capacity(nblocks + 1);
+        let mut k = r.start;
+        for b in 0..nblocks as u64 {
+            let start = b << BLOCK_SHIFT;
+            while k < r.end && u64::from(self.insns[k as usize].offset) < start {
+                k += 1;
+            }
+            idx.push(k);
+        }
+        idx.push(r.end);
+        self.blocks[sec.0 as usize] = idx;
     }
 
     /// The next instruction in the same section.
@@ -198,6 +227,7 @@ pub fn is_exec(obj: &Object<'_>, sec: SecId) -> bool {
 pub fn decode(obj: &Object<'_>) -> Result<InsnTable, DecodeError> {
     let mut t = InsnTable {
         by_section: vec![(0, 0); obj.section_count()],
+        blocks: vec![Vec::new(); obj.section_count()],
         ..Default::default()
     };
     let mut ins = Instruction::default();
@@ -208,8 +238,11 @@ pub fn decode(obj: &Object<'_>) -> Result<InsnTable, DecodeError> {
                 .section_data(sec)
                 .map_err(|_| DecodeError { sec, offset: 0 })?;
             decode_section(sec, data, &mut t, &mut ins)?;
+            t.by_section[sec.0 as usize] = (start, t.insns.len() as u32);
+            t.index_blocks(sec, data.len() as u64);
+        } else {
+            t.by_section[sec.0 as usize] = (start, start);
         }
-        t.by_section[sec.0 as usize] = (start, t.insns.len() as u32);
     }
     Ok(t)
 }
