@@ -169,6 +169,8 @@ struct Plan<'data, 'obj> {
     /// Input section index → output index (`None`: removed by `force`).
     sec_map: Vec<Option<u32>>,
     sections_moved: bool,
+    /// With `force`: the `sh_name` of each removed ORC section, by name.
+    reused_names: [Option<u32>; 3],
     symtab: usize,
     symtab_shndx: Option<usize>,
     shstrtab: usize,
@@ -198,11 +200,13 @@ impl<'data, 'obj> Plan<'data, 'obj> {
         // Existing ORC sections: refuse, or (force) remove them with their relocations.
         let mut removed = vec![false; n];
         let mut existing = None;
-        for i in 1..n {
+        let mut reused_names = [None; 3];
+        for (i, slot) in removed.iter_mut().enumerate().skip(1) {
             let name = obj.section_name(SecId(i as u32))?;
-            if ORC_SECTION_NAMES.contains(&name) {
+            if let Some(k) = ORC_SECTION_NAMES.iter().position(|&o| o == name) {
                 existing.get_or_insert(name);
-                removed[i] = true;
+                *slot = true;
+                reused_names[k] = Some(obj.section(SecId(i as u32))?.sh_name(LE));
             }
         }
         if let Some(name) = existing {
@@ -260,6 +264,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
             obj,
             sec_map,
             sections_moved,
+            reused_names,
             symtab,
             symtab_shndx,
             shstrtab,
@@ -383,9 +388,18 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                     data = Cow::Owned(t.iter().flat_map(|v| v.to_le_bytes()).collect());
                 }
             } else if i == self.shstrtab {
-                // objtool's elf_add_string(): each name appended at the current size.
+                // objtool's elf_add_string(): each name appended at the current size. (With
+                // `force`, the names of the removed sections are used again instead.)
                 let mut table = data.into_owned();
-                for (slot, name) in names.iter_mut().zip(ORC_SECTION_NAMES) {
+                for ((slot, name), reuse) in names
+                    .iter_mut()
+                    .zip(ORC_SECTION_NAMES)
+                    .zip(self.reused_names)
+                {
+                    if let Some(offset) = reuse {
+                        *slot = offset;
+                        continue;
+                    }
                     *slot = u32::try_from(table.len())
                         .map_err(|_| Error::malformed("section name table too large"))?;
                     table.extend_from_slice(name);
@@ -779,8 +793,38 @@ fn remap_links(
 /// Lays the sections out as libelf's `elf_update()` does and writes the file with
 /// `object`'s ELF writer. `out[0]` is the null section.
 fn write_object(obj: &Object<'_>, out: &mut [OutSection<'_>], shstrndx: u32) -> Result<Vec<u8>> {
-    let input = obj.header();
+    // The layout first, with checked arithmetic: a hostile alignment must give an error,
+    // not an overflow or an allocation failure inside the writer.
+    let too_large = || Error::malformed("the output would be larger than the address space");
+    let mut offsets = vec![0usize; out.len()];
+    let mut end = size_of::<crate::elf::FileHeader>();
+    for (i, s) in out.iter_mut().enumerate().skip(1) {
+        let align = s.header.sh_addralign(LE).max(1);
+        if !align.is_power_of_two() {
+            return Err(Error::malformed(format!(
+                "section {i} has alignment {align}, not a power of two"
+            )));
+        }
+        let align = usize::try_from(align).map_err(|_| too_large())?;
+        let len = if s.header.sh_type(LE) == elf::SHT_NOBITS {
+            0
+        } else {
+            s.data.len()
+        };
+        offsets[i] = align_up(end, align).ok_or_else(too_large)?;
+        end = offsets[i].checked_add(len).ok_or_else(too_large)?;
+        s.header.sh_offset = U64::new(LE, offsets[i] as u64);
+        s.header.sh_addralign = U64::new(LE, align as u64);
+    }
+    let total = align_up(end, 8)
+        .and_then(|shoff| shoff.checked_add(out.len().checked_mul(size_of::<SectionHeader>())?))
+        .ok_or_else(too_large)?;
     let mut buffer = Vec::new();
+    buffer
+        .try_reserve_exact(total)
+        .map_err(|_| Error::Other(format!("can't allocate {total} bytes for the output")))?;
+
+    let input = obj.header();
     let mut w = Writer::new(Endianness::Little, true, &mut buffer);
     w.reserve_file_header();
     for i in 1..out.len() {
@@ -790,26 +834,17 @@ fn write_object(obj: &Object<'_>, out: &mut [OutSection<'_>], shstrndx: u32) -> 
             w.reserve_section_index();
         }
     }
-    let mut offsets = vec![0usize; out.len()];
-    for (i, s) in out.iter_mut().enumerate().skip(1) {
-        let align = s.header.sh_addralign(LE).max(1);
-        if !align.is_power_of_two() {
-            return Err(Error::malformed(format!(
-                "section {i} has alignment {align}, not a power of two"
-            )));
-        }
-        let align = usize::try_from(align)
-            .map_err(|_| Error::malformed(format!("section {i} alignment too large")))?;
+    for (i, s) in out.iter().enumerate().skip(1) {
         let len = if s.header.sh_type(LE) == elf::SHT_NOBITS {
             0
         } else {
             s.data.len()
         };
-        offsets[i] = w.reserve(len, align);
-        s.header.sh_offset = U64::new(LE, offsets[i] as u64);
-        s.header.sh_addralign = U64::new(LE, align as u64);
+        let at = w.reserve(len, s.header.sh_addralign(LE) as usize);
+        debug_assert_eq!(at, offsets[i]);
     }
     w.reserve_section_headers();
+    debug_assert_eq!(w.reserved_len(), total);
     w.write_file_header(&object::write::elf::FileHeader {
         os_abi: input.e_ident.os_abi,
         abi_version: input.e_ident.abi_version,
@@ -831,6 +866,10 @@ fn write_object(obj: &Object<'_>, out: &mut [OutSection<'_>], shstrndx: u32) -> 
         w.write(object::bytes_of(&s.header));
     }
     Ok(buffer)
+}
+
+fn align_up(offset: usize, align: usize) -> Option<usize> {
+    Some(offset.checked_add(align - 1)? & !(align - 1))
 }
 
 /// Writes `bytes` to a temporary file in the same directory as `path` (after resolving
