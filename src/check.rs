@@ -124,6 +124,9 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
             Ok(out)
         };
     };
+    if opts.alt_unwind_check {
+        crate::alt::unwind_check(&program, &w, abi, &mut findings);
+    }
     out.stats.lap("walk", &mut t);
     out.stats.states = w.states.states.len();
     out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();

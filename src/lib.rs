@@ -4,6 +4,7 @@
 //! The pipeline, one module per stage:
 //! load ([`elf`]) → … → ORC format, ABI detection and dump ([`orc`]).
 
+pub mod alt;
 pub mod cfg;
 pub mod cfi;
 pub mod check;

@@ -60,6 +60,14 @@ struct CheckArgs {
     /// Print a backtrace of the path that failed.
     #[arg(long)]
     backtrace: bool,
+    /// Backtraces plus orctool's explanation of each warning (e.g. both states of an
+    /// alternatives conflict).
+    #[arg(short, long)]
+    verbose: bool,
+    /// Skip orctool's own check that every alternative unwinds correctly with the merged
+    /// ORC table (objtool has no such check).
+    #[arg(long)]
+    no_alt_unwind_check: bool,
     /// objtool's toolchain hacks: jump_label, noinstr, skylake (all when no list is given).
     #[arg(long, num_args = 0..=1, default_missing_value = "jump_label,noinstr,skylake", value_name = "LIST")]
     hacks: Vec<String>,
@@ -100,6 +108,8 @@ fn check(args: &CheckArgs) -> ExitCode {
         no_unreachable: args.no_unreachable,
         sec_address: args.sec_address,
         backtrace: args.backtrace,
+        verbose: args.verbose,
+        alt_unwind_check: !args.no_alt_unwind_check,
         ibt: args.ibt,
         ..Default::default()
     };
@@ -179,7 +189,7 @@ fn check_one(
     for e in &out.errors {
         text.push_str(&format!("error: orctool: {e}\n"));
     }
-    text.push_str(&out.findings.render(&name, opts.backtrace));
+    text.push_str(&out.findings.render(&name, opts.backtrace, opts.verbose));
     eprint!("{text}");
     if args.print_orc {
         if let Some(rows) = &out.orc {

@@ -24,6 +24,11 @@ pub struct Options {
     pub no_unreachable: bool,
     pub sec_address: bool,
     pub backtrace: bool,
+    /// `--verbose`: backtraces and orctool's explanations.
+    pub verbose: bool,
+    /// Check that every alternative unwinds correctly with the merged table (orctool's
+    /// own check; on by default).
+    pub alt_unwind_check: bool,
     /// `--prefix=N`.
     pub prefix: Option<u32>,
     /// Read `.altinstructions` with the 12-byte layout of kernels before 6.3.

@@ -12,6 +12,8 @@ pub enum Kind {
     Warning,
     /// A backtrace line (`BT_INSN`), printed with `--backtrace`.
     Backtrace,
+    /// orctool's explanation of the warning before it, printed with `--verbose`.
+    Detail,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,22 +76,32 @@ impl Findings {
         });
     }
 
+    pub fn detail(&mut self, loc: &str, text: &str) {
+        self.lines.push(Line {
+            kind: Kind::Detail,
+            text: format!("{loc}: {text}"),
+        });
+    }
+
     pub fn is_warned(&self, owner: SymIdx) -> bool {
         owner != NO_SYM && self.warned.get(owner as usize).copied().unwrap_or(false)
     }
 
     /// The text as printed on stderr for `file`.
-    pub fn render(&self, file: &str, backtrace: bool) -> String {
+    pub fn render(&self, file: &str, backtrace: bool, verbose: bool) -> String {
         let mut out = String::new();
         for l in &self.lines {
             match l.kind {
                 Kind::Warning => {
                     let _ = writeln!(out, "{file}: warning: orctool: {}", l.text);
                 }
-                Kind::Backtrace if backtrace => {
+                Kind::Backtrace if backtrace || verbose => {
                     let _ = writeln!(out, "{file}: warning: orctool:   {}", l.text);
                 }
-                Kind::Backtrace => {}
+                Kind::Detail if verbose => {
+                    let _ = writeln!(out, "{file}: warning: orctool:   {}", l.text);
+                }
+                Kind::Backtrace | Kind::Detail => {}
             }
         }
         out

@@ -58,6 +58,10 @@ pub struct Walk {
     pub visited: Vec<u8>,
     /// Per original alternative group: the shared per-byte state array.
     pub alt_cfi: Vec<Vec<StateId>>,
+    /// Per original alternative group: the instruction that filled each slot.
+    pub alt_setter: Vec<Vec<InsnId>>,
+    /// The conflicts found while merging alternative states.
+    pub conflicts: Vec<AltConflict>,
     /// Walks that failed plus missing size annotations (objtool's warning count).
     pub warnings: usize,
 }
@@ -126,6 +130,12 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
             .iter()
             .map(|&len| vec![NO_STATE; len as usize])
             .collect(),
+        alt_setter: p
+            .cfi_arrays
+            .iter()
+            .map(|&len| vec![InsnId(u32::MAX); len as usize])
+            .collect(),
+        conflicts: Vec::new(),
         warnings: 0,
     };
     let mut hinted: Vec<_> = p.hint_cfi.iter().collect();
@@ -624,7 +634,17 @@ impl Walker<'_, '_, '_> {
         };
         if *slot == NO_STATE {
             *slot = cfi;
+            self.w.alt_setter[grp.cfi_array as usize][off] = insn;
         } else if *slot != cfi {
+            let conflict = AltConflict {
+                array: grp.cfi_array,
+                offset: off as u32,
+                first: self.w.alt_setter[grp.cfi_array as usize][off],
+                first_state: *slot,
+                second: insn,
+                second_state: cfi,
+            };
+            self.w.conflicts.push(conflict);
             let orig = grp
                 .orig_group
                 .map_or(grp.first, |og| p.groups[og as usize].first);
@@ -632,7 +652,12 @@ impl Walker<'_, '_, '_> {
                 "stack layout conflict in alternatives: {}",
                 p.insn_loc(insn)
             );
+            let shown = !self.f.is_warned(p.attr(orig).sym);
             self.warn_insn(orig, &msg);
+            if shown {
+                let text = crate::alt::explain_conflict(p, &self.w.states, &conflict);
+                self.f.detail(&p.insn_loc(orig), &text);
+            }
             return false;
         }
         true
@@ -826,6 +851,19 @@ impl Walker<'_, '_, '_> {
         }
         false
     }
+}
+
+/// Two alternatives that need different states at one byte offset of their group.
+#[derive(Clone, Copy, Debug)]
+pub struct AltConflict {
+    pub array: u32,
+    pub offset: u32,
+    /// The instruction whose state is in the merged array.
+    pub first: InsnId,
+    pub first_state: StateId,
+    /// The instruction that disagreed.
+    pub second: InsnId,
+    pub second_state: StateId,
 }
 
 enum Restore {

@@ -12,14 +12,7 @@ use crate::cfi::walk::{NO_STATE, StateId, Walk};
 use crate::decode::InsnId;
 use crate::elf::SecId;
 use crate::report::Findings;
-
-/// One ORC entry for an address: (section, offset) and the 6 encoded bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OrcRow {
-    pub section: SecId,
-    pub offset: u64,
-    pub entry: [u8; 6],
-}
+pub use crate::write::OrcRow;
 
 /// ORC generation failed (the warning is already reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
