@@ -13,6 +13,7 @@ pub mod elf;
 pub mod error;
 pub mod options;
 pub mod orc;
+pub mod patch;
 pub mod report;
 pub mod write;
 

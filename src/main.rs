@@ -86,6 +86,15 @@ struct CheckArgs {
     /// Print counts and phase times on stderr.
     #[arg(long)]
     stats: bool,
+    /// Write the result to OUT instead of changing FILE in place (one FILE only).
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// Replace ORC sections the object already has (objtool refuses such objects).
+    #[arg(long)]
+    force: bool,
+    /// Check (and generate) but write nothing.
+    #[arg(long)]
+    dry_run: bool,
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -132,6 +141,10 @@ fn check(args: &CheckArgs) -> ExitCode {
         eprintln!("orctool: check: at least one of --orc, --stackval, --uaccess is required");
         return ExitCode::from(2);
     }
+    if args.output.is_some() && args.files.len() > 1 {
+        eprintln!("orctool: check: -o/--output takes exactly one FILE");
+        return ExitCode::from(2);
+    }
     let mut status = ExitCode::SUCCESS;
     for path in &args.files {
         match check_one(args, &opts, path) {
@@ -165,24 +178,22 @@ fn check_one(
         _ => abi == OrcAbi::V6_1,
     };
     let t0 = std::time::Instant::now();
-    let out = orctool::check::check(&obj, &opts, abi)?;
+    let mut out = orctool::check::check(&obj, &opts, abi)?;
     if args.stats {
-        let st = &out.stats;
-        eprintln!(
-            "orctool: stats: {} instructions, {} visited, {} distinct states",
-            st.insns, st.visited, st.states
-        );
-        for (name, d) in &st.phases {
-            eprintln!(
-                "orctool: stats: {name:>9}: {:8.3} ms",
-                d.as_secs_f64() * 1e3
-            );
+        print_stats(&out.stats, t0);
+    }
+    // What to write: the ORC rows (objtool refuses an object that already has ORC, after
+    // generating it) and the jump-label NOPs.
+    let mut rows = None;
+    if !args.print_orc {
+        if let Some(r) = out.orc.take().filter(|r| !r.is_empty()) {
+            if obj.section_by_name(b".orc_unwind").is_some() && !args.force {
+                out.findings
+                    .warn("file already has .orc_unwind section, skipping");
+            } else {
+                rows = Some(r);
+            }
         }
-        eprintln!(
-            "orctool: stats: {:>9}: {:8.3} ms",
-            "total",
-            t0.elapsed().as_secs_f64() * 1e3
-        );
     }
     let name = path.display().to_string();
     let mut text = String::new();
@@ -201,6 +212,26 @@ fn check_one(
             }
             print!("{s}");
         }
+        return Ok(out.findings.warning_count() > 0);
+    }
+    let changed = rows.is_some() || !out.nopped.is_empty();
+    if !args.dry_run && (changed || args.output.is_some()) {
+        let mut bytes = match &rows {
+            Some(r) => orctool::write::add_orc(
+                &obj,
+                r,
+                &orctool::write::WriteOptions { force: args.force },
+            )?,
+            None => data.to_vec(),
+        };
+        orctool::patch::nop_out(&mut bytes, &out.nopped)?;
+        let target = args.output.as_deref().unwrap_or(path);
+        if args.output.is_none() && matches!(&data, input::Input::Owned(v) if !v.is_empty()) {
+            return Err(orctool::Error::Other(
+                "is compressed: give -o OUT to write the result".into(),
+            ));
+        }
+        orctool::write::replace_file(target, &bytes)?;
     }
     Ok(out.findings.warning_count() > 0)
 }
@@ -243,4 +274,19 @@ fn dump_one(orc_abi: Option<OrcAbi>, path: &Path) -> orctool::Result<String> {
     let mut text = String::new();
     orc::dump::dump(&obj, abi, &mut text)?;
     Ok(text)
+}
+
+fn print_stats(st: &orctool::check::Stats, t0: std::time::Instant) {
+    eprintln!(
+        "orctool: stats: {} instructions, {} visited, {} distinct states",
+        st.insns, st.visited, st.states
+    );
+    for (name, d) in &st.phases {
+        eprintln!("orctool: stats: {name:>9}: {:8.3} ms", d.as_secs_f64() * 1e3);
+    }
+    eprintln!(
+        "orctool: stats: {:>9}: {:8.3} ms",
+        "total",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
 }
