@@ -160,6 +160,8 @@ struct Symbols {
     first_global: u32,
     /// Number of input symbols (ids below this are input indices).
     input_count: u32,
+    /// The id of the next created symbol.
+    next_id: u32,
     /// Input index → `None` when `force` removed the symbol.
     kept: Vec<bool>,
 }
@@ -325,7 +327,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
         let n = obj.section_count();
         let symbols = &self.symbols;
         // Stable id → final position.
-        let mut final_pos = vec![u32::MAX; symbols.id_at.len()];
+        let mut final_pos = vec![u32::MAX; symbols.next_id as usize];
         for (pos, &id) in symbols.id_at.iter().enumerate() {
             if let Some(slot) = final_pos.get_mut(id as usize) {
                 *slot = pos as u32;
@@ -607,6 +609,7 @@ impl Symbols {
             id_at,
             first_global: first_global - dropped_locals,
             input_count,
+            next_id: input_count,
             kept,
         })
     }
@@ -615,7 +618,10 @@ impl Symbols {
     /// section `sec` at index `sh_info`, the symbol there moving to the end. Returns the
     /// new symbol's stable id.
     fn add_section_symbol(&mut self, sec: u32) -> Result<u32> {
-        let id = self.id_at.len() as u32;
+        let id = self.next_id;
+        self.next_id = id
+            .checked_add(1)
+            .ok_or_else(|| Error::malformed("too many symbols"))?;
         let direct = sec < u32::from(elf::SHN_LORESERVE);
         if !direct && self.shndx.is_none() {
             // objtool: "no .symtab_shndx".

@@ -644,6 +644,95 @@ fn force_replaces_orc_in_the_middle_of_a_module() {
     assert!(write(&ours, &rows, true).unwrap() == ours);
 }
 
+/// oldorc.S: --force drops the section symbol of a removed section, shifts the later
+/// sections and symbols down, and then creates section symbols as objtool does.
+#[test]
+fn force_drops_symbols_of_removed_sections() {
+    let input = fixture("oldorc.o");
+    let h = headers(&input);
+    assert_eq!(header(&h, ".text").1, 1, "fixture as assembled");
+    assert_eq!(header(&h, ".text.g").1, 9);
+    assert_eq!(names(&symbols(&input)), ["", ".orc_unwind", "f", "g"]);
+    let entry = [8, 0, 0, 0, 0x05, 0x02];
+    let rows = [(1, 0, entry), (1, 6, [0; 6]), (9, 0, entry), (9, 1, [0; 6])].map(
+        |(section, offset, entry)| OrcRow {
+            section: SecId(section),
+            offset,
+            entry,
+        },
+    );
+    assert!(matches!(
+        write(&input, &rows, false),
+        Err(Error::AlreadyHasOrc(_))
+    ));
+    let ours = write(&input, &rows, true).unwrap();
+
+    let h = headers(&ours);
+    let order: Vec<&str> = h.iter().map(|h| h.0.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            ".text",
+            ".rela.text",
+            ".data",
+            ".rela.data",
+            ".bss",
+            ".text.g",
+            ".symtab",
+            ".strtab",
+            ".shstrtab",
+            ".orc_unwind",
+            ".orc_unwind_ip",
+            ".rela.orc_unwind_ip"
+        ]
+    );
+    // (link, info) of the relocation sections; .symtab is now 7, .text.g 6.
+    assert_eq!((h[1].5, h[1].6), (7, 1));
+    assert_eq!((h[3].5, h[3].6), (7, 3));
+    assert_eq!((h[11].5, h[11].6), (7, 11));
+    assert_eq!((h[6].5, h[6].6), (8, 3), ".symtab: strtab link, 3 locals");
+    let syms = symbols(&ours);
+    assert_eq!(names(&syms), ["", ".text", ".text.g", "f", "g"]);
+    assert_eq!((syms[1].2, syms[2].2, syms[3].2, syms[4].2), (1, 6, 1, 6));
+    let plt = elf::R_X86_64_PLT32;
+    let abs = elf::R_X86_64_64;
+    assert_eq!(relocs(&ours, ".rela.text"), [(1, plt, 4, -4)]);
+    assert_eq!(
+        relocs(&ours, ".rela.data"),
+        [(0, abs, 3, 0), (8, abs, 4, 0)]
+    );
+    assert_eq!(
+        relocs(&ours, ".rela.orc_unwind_ip"),
+        [
+            (0, PC32, 1, 0),
+            (4, PC32, 1, 6),
+            (8, PC32, 2, 0),
+            (12, PC32, 2, 1)
+        ]
+    );
+    // The rows read back name the shifted section.
+    let back = rows_of(&ours);
+    assert_eq!(back[2].section, SecId(6));
+    assert_eq!(
+        back.iter().map(|r| r.entry).collect::<Vec<_>>(),
+        rows.map(|r| r.entry)
+    );
+    // The old names are used again: .shstrtab is unchanged.
+    let file = |b: &[u8]| {
+        ElfFile64::<LE>::parse(b)
+            .unwrap()
+            .section_by_name(".shstrtab")
+            .unwrap()
+            .data()
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(file(&ours), file(&input));
+    let dir = Scratch::new("write-oldorc");
+    binutils_accept(&ours, &dir, "oldorc.o");
+    assert!(write(&ours, &back, true).unwrap() == ours);
+}
+
 // ---------------------------------------------------------------------------------------
 // Extended section indices
 
