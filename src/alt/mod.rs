@@ -68,7 +68,7 @@ pub fn describe_state(s: &CfiState) -> String {
 /// "the original" or "alternative 2 (.altinstr_replacement+0x5)" for an instruction of a
 /// group; alternatives are numbered in `.altinstructions` order.
 pub fn stream_name(p: &Program<'_, '_>, insn: InsnId) -> String {
-    let Some(g) = p.attr(insn).alt_group else {
+    let Some(g) = p.attr(insn).alt_group.get() else {
         return "the code".into();
     };
     let grp = &p.groups[g as usize];

@@ -32,6 +32,23 @@ pub struct Fatal;
 
 pub type Step = Result<(), Fatal>;
 
+/// An optional index in 4 bytes (`u32::MAX` is none): per-instruction attributes are kept
+/// for millions of instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packed(u32);
+
+impl Packed {
+    pub const NONE: Packed = Packed(u32::MAX);
+
+    pub fn some(v: u32) -> Self {
+        Packed(v)
+    }
+
+    pub fn get(self) -> Option<u32> {
+        (self.0 != u32::MAX).then_some(self.0)
+    }
+}
+
 /// One way out of an instruction besides its normal flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Alt {
@@ -57,9 +74,9 @@ pub struct Attr {
     pub kind: InsnKind,
     pub ops_removed: bool,
     pub sym: SymIdx,
-    pub jump_dest: Option<InsnId>,
+    pub jump_dest: Packed,
     pub call_dest: SymIdx,
-    pub alt_group: Option<u32>,
+    pub alt_group: Packed,
     pub dead_end: bool,
     pub ignore: bool,
     pub ignore_alts: bool,
@@ -79,9 +96,9 @@ impl Default for Attr {
             kind: InsnKind::Other,
             ops_removed: false,
             sym: NO_SYM,
-            jump_dest: None,
+            jump_dest: Packed::NONE,
             call_dest: NO_SYM,
-            alt_group: None,
+            alt_group: Packed::NONE,
             dead_end: false,
             ignore: false,
             ignore_alts: false,
@@ -187,7 +204,7 @@ impl<'a, 'data> Program<'a, 'data> {
         if self.jump_table(id).is_some() {
             return true;
         }
-        match self.attrs[id.idx()].alt_group {
+        match self.attrs[id.idx()].alt_group.get() {
             Some(g) => match self.groups[g as usize].orig_group {
                 Some(og) => self.jump_table(self.groups[og as usize].first).is_some(),
                 None => false,
@@ -657,7 +674,7 @@ impl Program<'_, '_> {
         }
         for &i in &insns {
             if self.is_sibling_call(i) {
-                let Some(dest) = self.attrs[i.idx()].jump_dest else {
+                let Some(dest) = self.attrs[i.idx()].jump_dest.get().map(InsnId) else {
                     return false;
                 };
                 if recursion == 5 {
@@ -708,7 +725,9 @@ impl Program<'_, '_> {
         for k in 0..self.insns.insns.len() {
             let id = InsnId(k as u32);
             let func = self.insn_func(id);
-            if self.attrs[k].jump_dest.is_some() || !self.attrs[k].kind.is_static_jump() {
+            if self.attrs[k].jump_dest.get().map(InsnId).is_some()
+                || !self.attrs[k].kind.is_static_jump()
+            {
                 continue;
             }
             let insn = *self.insn(id);
@@ -783,7 +802,7 @@ impl Program<'_, '_> {
                 self.add_call_dest(id, dfunc, true, f);
                 continue;
             }
-            self.attrs[k].jump_dest = Some(dest);
+            self.attrs[k].jump_dest = Packed::some(dest.0);
         }
         Ok(())
     }
@@ -810,7 +829,7 @@ impl Program<'_, '_> {
             let sec = self.insn(id).sec;
             let dest_off = self.jump_target_off(id);
             match self.insns.at(sec, dest_off) {
-                Some(d) => self.attrs[id.idx()].jump_dest = Some(d),
+                Some(d) => self.attrs[id.idx()].jump_dest = Packed::some(d.0),
                 None => {
                     let msg = format!(
                         "can't find call dest at {}+0x{dest_off:x}",
@@ -991,7 +1010,7 @@ impl Program<'_, '_> {
                 break;
             }
             if a.kind == InsnKind::JumpUnconditional {
-                if let Some(d) = a.jump_dest {
+                if let Some(d) = a.jump_dest.get().map(InsnId) {
                     let doff = self.insn(d).offset;
                     if doff <= self.insn(id).offset || doff > self.insn(jump).offset {
                         break;
@@ -1092,7 +1111,7 @@ impl Program<'_, '_> {
                 let insns = self.func_insns(func);
                 // pass 1: back-pointers and table discovery
                 for &id in &insns {
-                    if let Some(d) = self.attrs[id.idx()].jump_dest {
+                    if let Some(d) = self.attrs[id.idx()].jump_dest.get().map(InsnId) {
                         if self.insn(d).offset > self.insn(id).offset
                             && !self.first_jump_src.contains_key(&d)
                         {

@@ -5,7 +5,7 @@
 //! (arch/x86/special.c), `add_special_section_alts()`, `handle_group_alt()` and
 //! `handle_jump_alt()` (check.c). Entry layouts are data, one row per kernel ABI.
 
-use super::{Alt, AltGroup, Fatal, Program, Step};
+use super::{Alt, AltGroup, Fatal, Packed, Program, Step};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
 use crate::report::Findings;
@@ -254,7 +254,7 @@ fn handle_group_alt(
     new: Option<InsnId>,
     f: &mut Findings,
 ) -> Result<InsnId, Fatal> {
-    let orig_group = match p.attrs[orig.idx()].alt_group {
+    let orig_group = match p.attrs[orig.idx()].alt_group.get() {
         None => {
             let g = p.groups.len() as u32;
             let array = p.cfi_arrays.len() as u32;
@@ -266,7 +266,7 @@ fn handle_group_alt(
                 if u64::from(p.insn(i).offset) >= end {
                     break;
                 }
-                p.attrs[i.idx()].alt_group = Some(g);
+                p.attrs[i.idx()].alt_group = Packed::some(g);
                 last = i;
                 cur = p.next_same_sec(i);
             }
@@ -312,7 +312,7 @@ fn handle_group_alt(
         );
         let a = &mut p.attrs[n.idx()];
         a.sym = orig_sym;
-        a.alt_group = Some(new_group);
+        a.alt_group = Packed::some(new_group);
         a.ignore = orig_ignore_alts;
         nop = Some(n);
     }
@@ -333,7 +333,7 @@ fn handle_group_alt(
             let a = &mut p.attrs[i.idx()];
             a.ignore = orig_ignore_alts;
             a.sym = orig_sym;
-            a.alt_group = Some(new_group);
+            a.alt_group = Packed::some(new_group);
             if a.kind.is_static_jump()
                 && p.insns.get(i).immediate != 0
                 && p.jump_target_off(i) == end
@@ -341,7 +341,7 @@ fn handle_group_alt(
                 let og_last = p.groups[orig_group as usize].last;
                 let dest = og_last.and_then(|l| p.next_same_sec(l));
                 match dest {
-                    Some(d) => p.attrs[i.idx()].jump_dest = Some(d),
+                    Some(d) => p.attrs[i.idx()].jump_dest = Packed::some(d.0),
                     None => {
                         p.warn_insn(f, i, "can't find alternative jump destination");
                         return Err(Fatal);

@@ -309,7 +309,7 @@ impl Walker<'_, '_, '_> {
     /// objtool: `next_insn_to_validate()`.
     fn next_to_validate(&self, insn: InsnId) -> Option<InsnId> {
         let p = self.p;
-        if let Some(g) = p.attr(insn).alt_group {
+        if let Some(g) = p.attr(insn).alt_group.get() {
             let grp = &p.groups[g as usize];
             let next_orig = || {
                 let og = &p.groups[grp.orig_group? as usize];
@@ -422,7 +422,7 @@ impl Walker<'_, '_, '_> {
                         next_is_hint: next.is_some_and(|n| p.attr(n).hint),
                         stackval: p.opts.stackval,
                     };
-                    let in_group = p.attr(insn).alt_group.is_some();
+                    let in_group = p.attr(insn).alt_group.get().is_some();
                     let ops = p.ops(insn);
                     if !ops.is_empty() {
                         state.known = NO_STATE;
@@ -485,7 +485,7 @@ impl Walker<'_, '_, '_> {
                                 if !self.validate_sibling_call(insn, &state) {
                                     return Outcome::Fail;
                                 }
-                            } else if let Some(dest) = a.jump_dest {
+                            } else if let Some(dest) = a.jump_dest.get().map(InsnId) {
                                 let child = Frame::Run {
                                     insn: dest,
                                     state: state.clone(),
@@ -619,7 +619,7 @@ impl Walker<'_, '_, '_> {
     /// objtool: `propagate_alt_cfi()`.
     fn propagate_alt_cfi(&mut self, insn: InsnId) -> bool {
         let p = self.p;
-        let Some(g) = p.attr(insn).alt_group else {
+        let Some(g) = p.attr(insn).alt_group.get() else {
             return true;
         };
         let cfi = self.w.cfi[insn.idx()];
@@ -820,7 +820,10 @@ impl Walker<'_, '_, '_> {
             if p.attr(prev).dead_end
                 && (a.kind == InsnKind::Bug
                     || (a.kind == InsnKind::JumpUnconditional
-                        && a.jump_dest.is_some_and(|d| p.attr(d).kind == InsnKind::Bug)))
+                        && a.jump_dest
+                            .get()
+                            .map(InsnId)
+                            .is_some_and(|d| p.attr(d).kind == InsnKind::Bug)))
             {
                 return true;
             }
@@ -832,7 +835,7 @@ impl Walker<'_, '_, '_> {
             }
             let ca = p.attr(cur);
             if ca.kind == InsnKind::JumpUnconditional {
-                match ca.jump_dest {
+                match ca.jump_dest.get().map(InsnId) {
                     Some(d) if p.insn_func(d) == p.insn_func(cur) => {
                         cur = d;
                         continue;
