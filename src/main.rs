@@ -282,7 +282,10 @@ fn print_stats(st: &orctool::check::Stats, t0: std::time::Instant) {
         st.insns, st.visited, st.states
     );
     for (name, d) in &st.phases {
-        eprintln!("orctool: stats: {name:>9}: {:8.3} ms", d.as_secs_f64() * 1e3);
+        eprintln!(
+            "orctool: stats: {name:>9}: {:8.3} ms",
+            d.as_secs_f64() * 1e3
+        );
     }
     eprintln!(
         "orctool: stats: {:>9}: {:8.3} ms",

@@ -34,8 +34,8 @@ pub fn nop_out(bytes: &mut [u8], nops: &[(SecId, u64, u8)]) -> Result<()> {
     {
         let obj = Object::parse(bytes)?;
         for &(sec, off, len) in nops {
-            let nop = nop_bytes(len)
-                .ok_or_else(|| Error::Other(format!("invalid NOP size: {len}")))?;
+            let nop =
+                nop_bytes(len).ok_or_else(|| Error::Other(format!("invalid NOP size: {len}")))?;
             let h = obj.section(sec)?;
             let start = h
                 .sh_offset(LE)

@@ -39,7 +39,9 @@ fn cases() -> Vec<Case> {
             .split_whitespace()
             .map(str::to_owned)
             .collect();
-        let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{name}.{ext}"))).unwrap_or_default();
+        let read = |ext: &str| {
+            std::fs::read_to_string(dir.join(format!("{name}.{ext}"))).unwrap_or_default()
+        };
         out.push(Case {
             args,
             warnings: read("warnings"),
@@ -82,16 +84,24 @@ fn run_case(c: &Case, scratch: &Path) -> Result<(), String> {
         // objtool refuses the file; orctool names the same problem in its error line
         let msg = c.warnings.trim().rsplit(": objtool: ").next().unwrap_or("");
         if out.status.success() || !stderr.contains(msg) {
-            return Err(format!("expected a refusal with '{msg}', got status {:?}: {stderr}", out.status.code()));
+            return Err(format!(
+                "expected a refusal with '{msg}', got status {:?}: {stderr}",
+                out.status.code()
+            ));
         }
         return Ok(());
     }
     let want = as_orctool(&c.warnings) + &c.extra;
     if stderr != want {
-        return Err(format!("warnings differ\n--- objtool 6.12\n{want}--- orctool\n{stderr}"));
+        return Err(format!(
+            "warnings differ\n--- objtool 6.12\n{want}--- orctool\n{stderr}"
+        ));
     }
     if stdout != c.orc {
-        return Err(format!("ORC differs\n--- objtool 6.12\n{}--- orctool\n{stdout}", c.orc));
+        return Err(format!(
+            "ORC differs\n--- objtool 6.12\n{}--- orctool\n{stdout}",
+            c.orc
+        ));
     }
     Ok(())
 }
