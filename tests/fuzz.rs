@@ -1,4 +1,4 @@
-//! A mutation fuzzer for the loader and the dump: real modules with bytes flipped, fields of
+//! A mutation fuzzer for the loader, the dump, the check pipeline and the writer: real modules with bytes flipped, fields of
 //! the ELF and section headers and relocation records overwritten with edge values, and the
 //! file cut short. Nothing may panic.
 //!
@@ -31,6 +31,19 @@ fn exercise(bytes: &[u8]) {
     for abi in [OrcAbi::V6_12, OrcAbi::V6_1] {
         let mut out = String::new();
         let _ = orc::dump::dump(&obj, abi, &mut out);
+    }
+    // the whole check pipeline, and writing its result
+    let opts = orctool::options::Options {
+        orc: true,
+        hack_jump_label: true,
+        alt_unwind_check: true,
+        ..Default::default()
+    };
+    if let Ok(out) = orctool::check::check(&obj, &opts, OrcAbi::V6_12) {
+        if let Some(rows) = &out.orc {
+            let _ =
+                orctool::write::add_orc(&obj, rows, &orctool::write::WriteOptions { force: true });
+        }
     }
     if let Ok(index) = SymbolIndex::build(&obj) {
         for sec in obj.section_ids() {
