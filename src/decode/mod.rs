@@ -223,6 +223,17 @@ pub fn is_exec(obj: &Object<'_>, sec: SecId) -> bool {
         .unwrap_or(false)
 }
 
+/// Length of a Xen or KVM emulate prefix at the start of `bytes` (0 if none).
+fn emulate_prefix_len(bytes: &[u8]) -> usize {
+    const XEN: [u8; 5] = [0x0f, 0x0b, b'x', b'e', b'n'];
+    const KVM: [u8; 5] = [0x0f, 0x0b, b'k', b'v', b'm'];
+    if bytes.len() > 5 && (bytes[..5] == XEN || bytes[..5] == KVM) {
+        5
+    } else {
+        0
+    }
+}
+
 /// Decodes every executable section of `obj`.
 pub fn decode(obj: &Object<'_>) -> Result<InsnTable, DecodeError> {
     let mut t = InsnTable {
@@ -256,6 +267,25 @@ fn decode_section(
     let mut decoder = Decoder::with_ip(64, data, 0, DecoderOptions::NONE);
     while decoder.can_decode() {
         let offset = decoder.position();
+        // The kernel's decoder reads Xen's and KVM's "emulate prefix" (`ud2; .ascii "xen"`
+        // or `"kvm"`) as a prefix of the instruction that follows it.
+        let prefix = emulate_prefix_len(&data[offset..]);
+        if prefix > 0 {
+            decoder
+                .set_position(offset + prefix)
+                .map_err(|_| DecodeError {
+                    sec,
+                    offset: offset as u64,
+                })?;
+            // the position moved without the instruction pointer: keep them equal
+            decoder.set_ip((offset + prefix) as u64);
+            if !decoder.can_decode() {
+                return Err(DecodeError {
+                    sec,
+                    offset: offset as u64,
+                });
+            }
+        }
         decoder.decode_out(ins);
         if ins.is_invalid() || offset > u32::MAX as usize {
             return Err(DecodeError {
@@ -263,8 +293,8 @@ fn decode_section(
                 offset: offset as u64,
             });
         }
-        let len = ins.len();
-        let bytes = &data[offset..offset + len];
+        let len = prefix + ins.len();
+        let bytes = &data[offset + prefix..offset + len];
         let immediate = match ins.op0_kind() {
             OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
                 ins.near_branch_target().wrapping_sub((offset + len) as u64) as i64
