@@ -216,22 +216,29 @@ fn check_one(
     }
     let changed = rows.is_some() || !out.nopped.is_empty();
     if !args.dry_run && (changed || args.output.is_some()) {
-        let mut bytes = match &rows {
-            Some(r) => orctool::write::add_orc(
-                &obj,
-                r,
-                &orctool::write::WriteOptions { force: args.force },
-            )?,
-            None => data.to_vec(),
-        };
-        orctool::patch::nop_out(&mut bytes, &out.nopped)?;
         let target = args.output.as_deref().unwrap_or(path);
-        if args.output.is_none() && matches!(&data, input::Input::Owned(v) if !v.is_empty()) {
+        let compressed = matches!(&data, input::Input::Owned(v) if !v.is_empty());
+        if args.output.is_none() && compressed {
             return Err(orctool::Error::Other(
                 "is compressed: give -o OUT to write the result".into(),
             ));
         }
-        orctool::write::replace_file(target, &bytes)?;
+        // the input file again, to copy its untouched sections without reading them
+        let source = if compressed {
+            None
+        } else {
+            Some(std::fs::File::open(path)?)
+        };
+        let rows = rows.unwrap_or_default();
+        let nopped = &out.nopped;
+        orctool::write::write_orc_file(
+            &obj,
+            &rows,
+            &orctool::write::WriteOptions { force: args.force },
+            source.as_ref(),
+            target,
+            &|file| orctool::patch::nop_out_file(file, nopped),
+        )?;
     }
     Ok(out.findings.warning_count() > 0)
 }

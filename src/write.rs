@@ -48,6 +48,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use object::elf;
 use object::read::elf::{FileHeader as _, Rela as _, SectionHeader as _, Sym as _};
+use object::write::WritableBuffer as _;
 use object::write::elf::Writer;
 use object::{Endianness, U16, U32, U64};
 
@@ -84,6 +85,13 @@ pub fn add_orc(obj: &Object<'_>, rows: &[OrcRow], opts: &WriteOptions) -> Result
     if rows.is_empty() {
         return Ok(obj.data().to_vec());
     }
+    let layout = plan(obj, rows, opts)?;
+    let mut buffer = SparseBuffer::default();
+    layout.emit(obj, &mut buffer, None)?;
+    buffer.into_vec()
+}
+
+fn plan<'data>(obj: &Object<'data>, rows: &[OrcRow], opts: &WriteOptions) -> Result<Layout<'data>> {
     if obj.kind() != ObjectKind::Relocatable {
         return Err(Error::Other(
             "ORC sections can only be added to a relocatable object (ET_REL)".into(),
@@ -94,9 +102,61 @@ pub fn add_orc(obj: &Object<'_>, rows: &[OrcRow], opts: &WriteOptions) -> Result
     }
     let mut plan = Plan::new(obj, opts)?;
     plan.add_rows(rows)?;
-    plan.finish()
+    let layout = plan.finish()?;
+    // Only hostile alignments make the output much larger than the input plus the table.
+    let limit = obj.data().len().saturating_mul(2).saturating_add(1 << 28);
+    if layout.total > limit {
+        return Err(Error::malformed(format!(
+            "the output would be {} bytes for a {}-byte input (section alignments?)",
+            layout.total,
+            obj.data().len()
+        )));
+    }
+    Ok(layout)
 }
 
+/// Writes `obj` with the ORC `rows` added (or unchanged, without rows) to `target`, through
+/// a temporary file renamed over it (see [`replace_file`]), then applies `patch` to the new
+/// file. Sections that stay as they were are copied from `input` — the open input file
+/// `obj` was mapped from, when there is one — with `copy_file_range`, so a large object's
+/// untouched sections (DWARF, mostly) never pass through memory.
+pub fn write_orc_file(
+    obj: &Object<'_>,
+    rows: &[OrcRow],
+    opts: &WriteOptions,
+    input: Option<&File>,
+    target: &Path,
+    patch: &dyn Fn(&mut File) -> Result<()>,
+) -> Result<()> {
+    let layout = if rows.is_empty() {
+        None
+    } else {
+        Some(plan(obj, rows, opts)?)
+    };
+    replace_file_with(target, &mut |file: &mut File| {
+        let mut buffer = SparseBuffer::default();
+        let copies = match &layout {
+            Some(l) => l.emit(obj, &mut buffer, input.map(|_| obj.data()))?,
+            None => match input {
+                // unchanged: one copy of the whole file
+                Some(_) => {
+                    buffer.resize(obj.data().len());
+                    vec![Copy {
+                        to: 0,
+                        from: 0,
+                        len: obj.data().len(),
+                    }]
+                }
+                None => {
+                    buffer.write_bytes(obj.data());
+                    Vec::new()
+                }
+            },
+        };
+        buffer.write_to(file, input, &copies)?;
+        patch(file)
+    })
+}
 /// The ORC rows of an object that has ORC sections (objtool's or the linker's), in table
 /// order: the section of each relocation's symbol, the addend (plus the symbol's value for
 /// a non-section symbol), the entry bytes. Empty when the object has no `.orc_unwind`.
@@ -322,7 +382,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
         Ok(())
     }
 
-    fn finish(self) -> Result<Vec<u8>> {
+    fn finish(self) -> Result<Layout<'data>> {
         let obj = self.obj;
         let n = obj.section_count();
         let symbols = &self.symbols;
@@ -499,7 +559,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
             });
         }
         let shstrndx = self.sec_map[self.shstrtab].unwrap_or(0);
-        write_object(obj, &mut out, shstrndx)
+        Layout::new(out, shstrndx)
     }
 }
 
@@ -798,80 +858,198 @@ fn remap_links(
 
 /// Lays the sections out as libelf's `elf_update()` does and writes the file with
 /// `object`'s ELF writer. `out[0]` is the null section.
-fn write_object(obj: &Object<'_>, out: &mut [OutSection<'_>], shstrndx: u32) -> Result<Vec<u8>> {
-    // The layout first, with checked arithmetic: a hostile alignment must give an error,
-    // not an overflow or an allocation failure inside the writer.
-    let too_large = || Error::malformed("the output would be larger than the address space");
-    let mut offsets = vec![0usize; out.len()];
-    let mut end = size_of::<crate::elf::FileHeader>();
-    for (i, s) in out.iter_mut().enumerate().skip(1) {
-        let align = s.header.sh_addralign(LE).max(1);
-        if !align.is_power_of_two() {
-            return Err(Error::malformed(format!(
-                "section {i} has alignment {align}, not a power of two"
-            )));
-        }
-        let align = usize::try_from(align).map_err(|_| too_large())?;
-        let len = if s.header.sh_type(LE) == elf::SHT_NOBITS {
-            0
-        } else {
-            s.data.len()
-        };
-        offsets[i] = align_up(end, align).ok_or_else(too_large)?;
-        end = offsets[i].checked_add(len).ok_or_else(too_large)?;
-        s.header.sh_offset = U64::new(LE, offsets[i] as u64);
-        s.header.sh_addralign = U64::new(LE, align as u64);
-    }
-    let total = align_up(end, 8)
-        .and_then(|shoff| shoff.checked_add(out.len().checked_mul(size_of::<SectionHeader>())?))
-        .ok_or_else(too_large)?;
-    let mut buffer = Vec::new();
-    buffer
-        .try_reserve_exact(total)
-        .map_err(|_| Error::Other(format!("can't allocate {total} bytes for the output")))?;
+/// The output sections with their final headers and file offsets.
+struct Layout<'data> {
+    out: Vec<OutSection<'data>>,
+    offsets: Vec<usize>,
+    total: usize,
+    shstrndx: u32,
+}
 
-    let input = obj.header();
-    let mut w = Writer::new(Endianness::Little, true, &mut buffer);
-    w.reserve_file_header();
-    for i in 1..out.len() {
-        if i as u32 == shstrndx {
-            w.reserve_shstrtab_section_index_with_name(b".shstrtab");
-        } else {
-            w.reserve_section_index();
+/// A range of the input file to copy into the output file.
+#[derive(Clone, Copy, Debug)]
+struct Copy {
+    to: usize,
+    from: usize,
+    len: usize,
+}
+
+impl<'data> Layout<'data> {
+    fn new(mut out: Vec<OutSection<'data>>, shstrndx: u32) -> Result<Self> {
+        // The layout first, with checked arithmetic: a hostile alignment must give an
+        // error, not an overflow or an allocation failure inside the writer.
+        let too_large = || Error::malformed("the output would be larger than the address space");
+        let mut offsets = vec![0usize; out.len()];
+        let mut end = size_of::<crate::elf::FileHeader>();
+        for (i, s) in out.iter_mut().enumerate().skip(1) {
+            let align = s.header.sh_addralign(LE).max(1);
+            if !align.is_power_of_two() {
+                return Err(Error::malformed(format!(
+                    "section {i} has alignment {align}, not a power of two"
+                )));
+            }
+            let align = usize::try_from(align).map_err(|_| too_large())?;
+            let len = if s.header.sh_type(LE) == elf::SHT_NOBITS {
+                0
+            } else {
+                s.data.len()
+            };
+            offsets[i] = align_up(end, align).ok_or_else(too_large)?;
+            end = offsets[i].checked_add(len).ok_or_else(too_large)?;
+            s.header.sh_offset = U64::new(LE, offsets[i] as u64);
+            s.header.sh_addralign = U64::new(LE, align as u64);
         }
+        let total = align_up(end, 8)
+            .and_then(|shoff| shoff.checked_add(out.len().checked_mul(size_of::<SectionHeader>())?))
+            .ok_or_else(too_large)?;
+        Ok(Layout {
+            out,
+            offsets,
+            total,
+            shstrndx,
+        })
     }
-    for (i, s) in out.iter().enumerate().skip(1) {
-        let len = if s.header.sh_type(LE) == elf::SHT_NOBITS {
-            0
-        } else {
-            s.data.len()
-        };
-        let at = w.reserve(len, s.header.sh_addralign(LE) as usize);
-        debug_assert_eq!(at, offsets[i]);
-    }
-    w.reserve_section_headers();
-    debug_assert_eq!(w.reserved_len(), total);
-    w.write_file_header(&object::write::elf::FileHeader {
-        os_abi: input.e_ident.os_abi,
-        abi_version: input.e_ident.abi_version,
-        e_type: input.e_type(LE),
-        e_machine: input.e_machine(LE),
-        e_entry: input.e_entry(LE),
-        e_flags: input.e_flags(LE),
-    })
-    .map_err(|e| Error::Other(format!("can't write the ELF header: {e}")))?;
-    for (i, s) in out.iter().enumerate().skip(1) {
-        if s.header.sh_type(LE) == elf::SHT_NOBITS {
-            continue;
+
+    /// Writes the file through `object`'s writer into `buffer`. With `source` (the bytes
+    /// of the input file), sections whose data is an unchanged slice of it are left as
+    /// gaps and returned as ranges to copy.
+    fn emit(
+        &self,
+        obj: &Object<'_>,
+        buffer: &mut SparseBuffer,
+        source: Option<&[u8]>,
+    ) -> Result<Vec<Copy>> {
+        let out = &self.out;
+        let mut copies = Vec::new();
+        let input = obj.header();
+        let mut w = Writer::new(Endianness::Little, true, buffer);
+        w.reserve_file_header();
+        for i in 1..out.len() {
+            if i as u32 == self.shstrndx {
+                w.reserve_shstrtab_section_index_with_name(b".shstrtab");
+            } else {
+                w.reserve_section_index();
+            }
         }
-        w.pad_until(offsets[i]);
-        w.write(&s.data);
+        for (i, s) in out.iter().enumerate().skip(1) {
+            let len = if s.header.sh_type(LE) == elf::SHT_NOBITS {
+                0
+            } else {
+                s.data.len()
+            };
+            let at = w.reserve(len, s.header.sh_addralign(LE) as usize);
+            debug_assert_eq!(at, self.offsets[i]);
+        }
+        w.reserve_section_headers();
+        debug_assert_eq!(w.reserved_len(), self.total);
+        w.write_file_header(&object::write::elf::FileHeader {
+            os_abi: input.e_ident.os_abi,
+            abi_version: input.e_ident.abi_version,
+            e_type: input.e_type(LE),
+            e_machine: input.e_machine(LE),
+            e_entry: input.e_entry(LE),
+            e_flags: input.e_flags(LE),
+        })
+        .map_err(|e| Error::Other(format!("can't write the ELF header: {e}")))?;
+        for (i, s) in out.iter().enumerate().skip(1) {
+            if s.header.sh_type(LE) == elf::SHT_NOBITS {
+                continue;
+            }
+            w.pad_until(self.offsets[i]);
+            let from = match (&s.data, source) {
+                (Cow::Borrowed(d), Some(src)) if !d.is_empty() => {
+                    let start = (d.as_ptr() as usize).wrapping_sub(src.as_ptr() as usize);
+                    (start <= src.len() && d.len() <= src.len() - start).then_some(start)
+                }
+                _ => None,
+            };
+            match from {
+                Some(from) => {
+                    copies.push(Copy {
+                        to: self.offsets[i],
+                        from,
+                        len: s.data.len(),
+                    });
+                    w.pad_until(self.offsets[i] + s.data.len());
+                }
+                None => w.write(&s.data),
+            }
+        }
+        w.write_null_section_header();
+        for s in out.iter().skip(1) {
+            w.write(object::bytes_of(&s.header));
+        }
+        Ok(copies)
     }
-    w.write_null_section_header();
-    for s in out.iter().skip(1) {
-        w.write(object::bytes_of(&s.header));
+}
+
+/// A `WritableBuffer` that keeps the bytes written and leaves zero padding (and the ranges
+/// to be copied) as gaps.
+#[derive(Default)]
+struct SparseBuffer {
+    pieces: Vec<(usize, Vec<u8>)>,
+    len: usize,
+}
+
+impl object::write::WritableBuffer for SparseBuffer {
+    fn len(&self) -> usize {
+        self.len
     }
-    Ok(buffer)
+
+    fn reserve(&mut self, _size: usize) -> std::result::Result<(), ()> {
+        Ok(())
+    }
+
+    fn resize(&mut self, new_len: usize) {
+        self.len = self.len.max(new_len);
+    }
+
+    fn write_bytes(&mut self, val: &[u8]) {
+        match self.pieces.last_mut() {
+            Some((at, v)) if *at + v.len() == self.len => v.extend_from_slice(val),
+            _ => self.pieces.push((self.len, val.to_vec())),
+        }
+        self.len += val.len();
+    }
+}
+
+impl SparseBuffer {
+    fn into_vec(self) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        v.try_reserve_exact(self.len).map_err(|_| {
+            Error::Other(format!("can't allocate {} bytes for the output", self.len))
+        })?;
+        v.resize(self.len, 0);
+        for (at, bytes) in self.pieces {
+            v[at..at + bytes.len()].copy_from_slice(&bytes);
+        }
+        Ok(v)
+    }
+
+    /// Writes the pieces and the copied ranges into `file` (the gaps read as zeros).
+    fn write_to(&self, file: &mut File, input: Option<&File>, copies: &[Copy]) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::FileExt as _;
+        let io = |e: std::io::Error| Error::Other(format!("can't write the output: {e}"));
+        file.set_len(self.len as u64).map_err(io)?;
+        for (at, bytes) in &self.pieces {
+            file.write_all_at(bytes, *at as u64).map_err(io)?;
+        }
+        if let Some(mut src) = input {
+            for c in copies {
+                src.seek(SeekFrom::Start(c.from as u64)).map_err(io)?;
+                file.seek(SeekFrom::Start(c.to as u64)).map_err(io)?;
+                let n = std::io::copy(&mut std::io::Read::take(&mut src, c.len as u64), file)
+                    .map_err(io)?;
+                if n != c.len as u64 {
+                    return Err(Error::Other(
+                        "the input file changed while being read".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn align_up(offset: usize, align: usize) -> Option<usize> {
@@ -883,6 +1061,14 @@ fn align_up(offset: usize, align: usize) -> Option<usize> {
 /// renames it over `path`. On any error the original file is untouched and the temporary
 /// file removed. (A hard-linked `path` ends up as a new file; objtool writes in place.)
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_file_with(path, &mut |file: &mut File| {
+        file.write_all(bytes)
+            .map_err(|e| Error::Other(format!("can't write the output: {e}")))
+    })
+}
+
+/// [`replace_file`] with the content written by `fill` into the temporary file.
+pub fn replace_file_with(path: &Path, fill: &mut dyn FnMut(&mut File) -> Result<()>) -> Result<()> {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let target = match fs::canonicalize(path) {
         Ok(p) => p,
@@ -907,7 +1093,12 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let (tmp, mut file) = loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".{name}.orctool-{}-{n}.tmp", std::process::id()));
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
             Ok(f) => break (tmp, f),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < u32::MAX => continue,
             Err(source) => {
@@ -919,8 +1110,12 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
             }
         }
     };
+    if let Err(e) = fill(&mut file) {
+        drop(file);
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     let result = (|| -> std::result::Result<(), (&'static str, std::io::Error)> {
-        file.write_all(bytes).map_err(|e| ("write", e))?;
         if let Some(p) = permissions {
             file.set_permissions(p)
                 .map_err(|e| ("set permissions of", e))?;

@@ -57,6 +57,12 @@ impl Compression {
     }
 }
 
+/// Maps an open file read-only (used to read back an output file for patching).
+pub fn map_file(file: &File) -> Result<memmap2::Mmap> {
+    // SAFETY: as in `open`: a private read-only map of a file this process controls.
+    Ok(unsafe { memmap2::Mmap::map(file)? })
+}
+
 /// Opens `path`: maps it, or reads and decompresses it when it is compressed.
 pub fn open(path: &Path) -> Result<Input> {
     let file = File::open(path)?;
