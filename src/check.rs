@@ -47,8 +47,13 @@ impl Stats {
 pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
     let mut t = std::time::Instant::now();
     let mut stats = Stats::default();
-    let syms = Symbols::read(obj)?;
-    stats.lap("symbols", &mut t);
+    // The three reads are independent: run them side by side.
+    let ((syms, decoded), relocs) = rayon::join(
+        || rayon::join(|| Symbols::read(obj), || decode::decode(obj)),
+        || Relocs::read(obj, obj.symbol_count()),
+    );
+    let syms = syms?;
+    stats.lap("read", &mut t);
     let mut opts = opts.clone();
     let mut errors = Vec::new();
     if syms.num_files > 1 && !opts.link {
@@ -64,7 +69,7 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
         fatal: false,
         stats,
     };
-    let insns = match decode::decode(obj) {
+    let insns = match decoded {
         Ok(t) => t,
         Err(e) => {
             let name = obj
@@ -92,9 +97,7 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
         });
     }
     out.stats.insns = insns.insns.len();
-    out.stats.lap("decode", &mut t);
-    let relocs = Relocs::read(obj, syms.syms.len())?;
-    out.stats.lap("relocs", &mut t);
+    let relocs = relocs?;
     let program = match cfg::build(obj, &opts, insns, syms, relocs, &mut findings) {
         Ok(p) => p,
         Err(cfg::Fatal) => {

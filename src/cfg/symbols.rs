@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
+
 use object::elf;
 use object::read::elf::Sym as _;
 
@@ -107,9 +109,9 @@ impl Symbols {
         let mut heads: Vec<SymIdx> = vec![NO_SYM; nsec];
         let mut trees: Vec<BTreeMap<(u64, SymIdx), ()>> =
             (0..nsec).map(|_| BTreeMap::new()).collect();
-        // (sec, offset, type, len) -> symbols with that key, for aliases
-        let mut alias_keys: std::collections::HashMap<(u32, u64, u8, u64), Vec<SymIdx>> =
-            std::collections::HashMap::new();
+        // (sec, offset, type, len) -> the last sized symbol with that key: every earlier
+        // one is its alias (objtool points all earlier ones at each new one)
+        let mut alias_keys: FxHashMap<(u32, u64, u8, u64), SymIdx> = FxHashMap::default();
         let mut num_files = 0;
         for i in 0..n {
             let id = SymId(i as u32);
@@ -145,15 +147,8 @@ impl Symbols {
                 cfunc: NO_SYM,
                 ..Default::default()
             };
-            // Earlier identical sized symbols become aliases of this one.
             if len > 0 {
-                let key = (sec.0, offset, ty, len);
-                let entry = alias_keys.entry(key).or_default();
-                for &prev in entry.iter() {
-                    let p: &mut Symbol = &mut syms[prev as usize];
-                    p.alias = idx;
-                }
-                entry.push(idx);
+                alias_keys.insert((sec.0, offset, ty, len), idx);
             }
             // List position: right after the tree predecessor (ties go right).
             let tree = &mut trees[sec.0 as usize];
@@ -175,6 +170,11 @@ impl Symbols {
                 tree.insert((offset, idx), ());
             }
             syms.push(sym);
+        }
+        for s in syms.iter_mut().filter(|s| s.len > 0) {
+            if let Some(&last) = alias_keys.get(&(s.sec.0, s.offset, s.ty, s.len)) {
+                s.alias = last;
+            }
         }
         let mut lists = vec![Vec::new(); nsec];
         for (s, list) in lists.iter_mut().enumerate() {
@@ -199,11 +199,23 @@ impl Symbols {
     /// `.cold` children and their parents (objtool: end of `read_symbols()`).
     fn link_cold(&mut self) -> Result<()> {
         // Last symbol of each name wins, as objtool's name hash returns the newest.
-        let mut by_name: std::collections::HashMap<String, SymIdx> =
-            std::collections::HashMap::new();
-        for (i, s) in self.syms.iter().enumerate() {
-            by_name.insert(s.name.clone(), i as SymIdx);
+        // Parent lookup by name (the last symbol of a name wins, as objtool's name hash
+        // returns the newest), built only for the names `.cold` children need.
+        let wanted: FxHashMap<&str, ()> = self
+            .syms
+            .iter()
+            .filter(|s| s.is_func())
+            .filter_map(|s| s.name.find(".cold").map(|p| (&s.name[..p], ())))
+            .collect();
+        let mut by_name: FxHashMap<String, SymIdx> = FxHashMap::default();
+        if !wanted.is_empty() {
+            for (i, s) in self.syms.iter().enumerate() {
+                if wanted.contains_key(s.name.as_str()) {
+                    by_name.insert(s.name.clone(), i as SymIdx);
+                }
+            }
         }
+        drop(wanted);
         for sec in 0..self.lists.len() {
             for k in 0..self.lists[sec].len() {
                 let i = self.lists[sec][k] as usize;
