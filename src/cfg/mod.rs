@@ -68,47 +68,63 @@ pub struct AltGroup {
     pub cfi_array: u32,
 }
 
-/// Per-instruction analysis attributes (mutable while the model is built).
+/// Per-instruction analysis attributes (mutable while the model is built). 20 bytes: kept
+/// for every instruction of a `vmlinux.o`.
 #[derive(Clone, Debug)]
 pub struct Attr {
     pub kind: InsnKind,
-    pub ops_removed: bool,
+    pub instr: i8,
+    flags: u16,
     pub sym: SymIdx,
     pub jump_dest: Packed,
     pub call_dest: SymIdx,
     pub alt_group: Packed,
-    pub dead_end: bool,
-    pub ignore: bool,
-    pub ignore_alts: bool,
-    /// The instruction has entries in [`Program::alts`].
-    pub has_alts: bool,
-    pub hint: bool,
-    pub save: bool,
-    pub restore: bool,
-    pub retpoline_safe: bool,
-    pub noendbr: bool,
-    pub instr: i8,
+}
+
+const _: () = assert!(size_of::<Attr>() <= 20);
+
+macro_rules! flags {
+    ($($bit:expr => $get:ident, $set:ident;)*) => {
+        impl Attr {
+            $(
+                pub fn $get(&self) -> bool {
+                    self.flags & (1 << $bit) != 0
+                }
+                pub fn $set(&mut self, v: bool) {
+                    if v {
+                        self.flags |= 1 << $bit;
+                    } else {
+                        self.flags &= !(1 << $bit);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+flags! {
+    0 => ops_removed, set_ops_removed;
+    1 => dead_end, set_dead_end;
+    2 => ignore, set_ignore;
+    3 => ignore_alts, set_ignore_alts;
+    4 => has_alts, set_has_alts;
+    5 => hint, set_hint;
+    6 => save, set_save;
+    7 => restore, set_restore;
+    8 => retpoline_safe, set_retpoline_safe;
+    9 => noendbr, set_noendbr;
 }
 
 impl Default for Attr {
     fn default() -> Self {
         Attr {
             kind: InsnKind::Other,
-            ops_removed: false,
+            instr: 0,
+            flags: 0,
             sym: NO_SYM,
             jump_dest: Packed::NONE,
             call_dest: NO_SYM,
             alt_group: Packed::NONE,
-            dead_end: false,
-            ignore: false,
-            ignore_alts: false,
-            has_alts: false,
-            hint: false,
-            save: false,
-            restore: false,
-            retpoline_safe: false,
-            noendbr: false,
-            instr: 0,
         }
     }
 }
@@ -163,7 +179,7 @@ impl<'a, 'data> Program<'a, 'data> {
 
     /// The stack operations the walk applies.
     pub fn ops(&self, id: InsnId) -> &[StackOp] {
-        if self.attrs[id.idx()].ops_removed || !self.is_real(id) {
+        if self.attrs[id.idx()].ops_removed() || !self.is_real(id) {
             &[]
         } else {
             self.insns.ops_of(id)
@@ -391,7 +407,7 @@ pub fn build<'a, 'data>(
     for (a, i) in attrs.iter_mut().zip(&insns.insns) {
         a.kind = i.kind;
         if i.kind == InsnKind::Bug {
-            a.dead_end = true;
+            a.set_dead_end(true);
         }
     }
     let mut p = Program {
@@ -488,7 +504,7 @@ impl Program<'_, '_> {
             if let Some(s) = self.syms.containing(i.sec, u64::from(i.offset)) {
                 if self.syms.get(s).is_func() {
                     self.attrs[k].kind = InsnKind::Other;
-                    self.attrs[k].ops_removed = false;
+                    self.attrs[k].set_ops_removed(false);
                     self.insns.insns[k].ops_start = self.insns.ops.len() as u32;
                     self.insns.insns[k].ops_len = 1;
                     self.insns.ops.push(StackOp {
@@ -521,7 +537,7 @@ impl Program<'_, '_> {
                 }
             };
             for i in self.func_insns(func) {
-                self.attrs[i.idx()].ignore = true;
+                self.attrs[i.idx()].set_ignore(true);
             }
         }
     }
@@ -540,7 +556,7 @@ impl Program<'_, '_> {
                 f.warn("bad .discard.ignore_alts entry");
                 return Err(Fatal);
             };
-            self.attrs[i.idx()].ignore_alts = true;
+            self.attrs[i.idx()].set_ignore_alts(true);
         }
         Ok(())
     }
@@ -555,7 +571,7 @@ impl Program<'_, '_> {
                 f.warn("bad .discard.noendbr entry");
                 return Err(Fatal);
             };
-            self.attrs[i.idx()].noendbr = true;
+            self.attrs[i.idx()].set_noendbr(true);
         }
         Ok(())
     }
@@ -567,7 +583,7 @@ impl Program<'_, '_> {
         if dest == NO_SYM {
             return;
         }
-        self.attrs[id.idx()].ops_removed = true;
+        self.attrs[id.idx()].set_ops_removed(true);
         self.annotate_call_site(id, sibling, f);
     }
 
@@ -595,7 +611,7 @@ impl Program<'_, '_> {
                 InsnKind::Nop
             };
             if sibling {
-                a.retpoline_safe = true;
+                a.set_retpoline_safe(true);
             }
             return;
         }
@@ -618,7 +634,7 @@ impl Program<'_, '_> {
                 }
             };
             if dead {
-                self.attr_mut(id).dead_end = true;
+                self.attr_mut(id).set_dead_end(true);
             }
         }
     }
@@ -631,15 +647,15 @@ impl Program<'_, '_> {
             InsnKind::JumpConditional => InsnKind::JumpDynamicConditional,
             _ => return,
         };
-        a.retpoline_safe = true;
-        a.ops_removed = true;
+        a.set_retpoline_safe(true);
+        a.set_ops_removed(true);
         self.annotate_call_site(id, false, f);
     }
 
     fn add_return_call(&mut self, id: InsnId) {
         let a = self.attr_mut(id);
         a.kind = InsnKind::Return;
-        a.retpoline_safe = true;
+        a.set_retpoline_safe(true);
     }
 
     /// objtool: `__dead_end_function()`.
@@ -862,7 +878,7 @@ impl Program<'_, '_> {
                     let sec = self.insn(id).sec;
                     let dest = self.find_call_destination(sec, self.jump_target_off(id));
                     self.add_call_dest(id, dest, false, f);
-                    if self.attrs[k].ignore {
+                    if self.attrs[k].ignore() {
                         continue;
                     }
                     if self.call_dest(id) == NO_SYM {
@@ -949,7 +965,7 @@ impl Program<'_, '_> {
                 }
             };
             if let Some(t) = target {
-                self.attrs[t.idx()].dead_end = false;
+                self.attrs[t.idx()].set_dead_end(false);
             }
         }
         Ok(())
@@ -1091,7 +1107,7 @@ impl Program<'_, '_> {
             return Err(Fatal);
         }
         if !targets.is_empty() {
-            self.attrs[jump.idx()].has_alts = true;
+            self.attrs[jump.idx()].set_has_alts(true);
             self.alts.entry(jump).or_default().extend(targets);
         }
         Ok(())
@@ -1179,7 +1195,7 @@ impl Program<'_, '_> {
             let sp_reg = h[6];
             let ty = h[7];
             let signal = h[8] != 0;
-            self.attrs[id.idx()].hint = true;
+            self.attrs[id.idx()].set_hint(true);
             match ty {
                 UNWIND_HINT_TYPE_UNDEFINED => {
                     self.hint_cfi.insert(id, CfiState::force_undefined());
@@ -1187,12 +1203,12 @@ impl Program<'_, '_> {
                 }
                 UNWIND_HINT_TYPE_SAVE => {
                     let a = &mut self.attrs[id.idx()];
-                    a.hint = false;
-                    a.save = true;
+                    a.set_hint(false);
+                    a.set_save(true);
                     continue;
                 }
                 UNWIND_HINT_TYPE_RESTORE => {
-                    self.attrs[id.idx()].restore = true;
+                    self.attrs[id.idx()].set_restore(true);
                     continue;
                 }
                 _ => {}
@@ -1202,7 +1218,7 @@ impl Program<'_, '_> {
                 if let Some(s) = self.syms.by_offset(i.sec, u64::from(i.offset)) {
                     if self.syms.get(s).bind == elf::STB_GLOBAL
                         && self.attrs[id.idx()].kind != InsnKind::Endbr
-                        && !self.attrs[id.idx()].noendbr
+                        && !self.attrs[id.idx()].noendbr()
                     {
                         self.warn_insn(f, id, "UNWIND_HINT_IRET_REGS without ENDBR");
                     }
@@ -1286,7 +1302,7 @@ impl Program<'_, '_> {
                 );
                 return Err(Fatal);
             }
-            self.attrs[id.idx()].retpoline_safe = true;
+            self.attrs[id.idx()].set_retpoline_safe(true);
         }
         Ok(())
     }

@@ -235,12 +235,13 @@ pub fn add_special_section_alts(p: &mut Program<'_, '_>, f: &mut Findings) -> St
             new = handle_jump_alt(p, &sa, orig, new, f)?;
         }
         let Some(target) = new else { continue };
-        p.attrs[orig.idx()].has_alts = true;
+        p.attrs[orig.idx()].set_has_alts(true);
         p.alts.entry(orig).or_default().push(Alt {
             target,
             skip_orig: sa.skip_orig,
         });
-        p.attrs[orig.idx()].ignore_alts |= sa.skip_alt;
+        let a = &mut p.attrs[orig.idx()];
+        a.set_ignore_alts(a.ignore_alts() | sa.skip_alt);
     }
     Ok(())
 }
@@ -302,7 +303,7 @@ fn handle_group_alt(
     let array = p.groups[orig_group as usize].cfi_array;
     let new_group = p.groups.len() as u32;
     let orig_sym = p.attrs[orig.idx()].sym;
-    let orig_ignore_alts = p.attrs[orig.idx()].ignore_alts;
+    let orig_ignore_alts = p.attrs[orig.idx()].ignore_alts();
     let mut nop = None;
     if sa.new_len < sa.orig_len {
         let n = p.add_synthetic_nop(
@@ -313,7 +314,7 @@ fn handle_group_alt(
         let a = &mut p.attrs[n.idx()];
         a.sym = orig_sym;
         a.alt_group = Packed::some(new_group);
-        a.ignore = orig_ignore_alts;
+        a.set_ignore(orig_ignore_alts);
         nop = Some(n);
     }
     let (first, last) = if sa.new_len == 0 {
@@ -331,7 +332,7 @@ fn handle_group_alt(
             }
             last = Some(i);
             let a = &mut p.attrs[i.idx()];
-            a.ignore = orig_ignore_alts;
+            a.set_ignore(orig_ignore_alts);
             a.sym = orig_sym;
             a.alt_group = Packed::some(new_group);
             if a.kind.is_static_jump()

@@ -176,7 +176,7 @@ impl Walker<'_, '_, '_> {
                 let Some(insn) = p.insns.at(sym.sec, sym.offset) else {
                     continue;
                 };
-                if p.attr(insn).ignore || self.w.visited[insn.idx()] != 0 {
+                if p.attr(insn).ignore() || self.w.visited[insn.idx()] != 0 {
                     continue;
                 }
                 let state = WalkState {
@@ -204,7 +204,7 @@ impl Walker<'_, '_, '_> {
         for k in 0..p.nreal {
             let insn = InsnId(k as u32);
             let a = p.attr(insn);
-            if a.hint && self.w.visited[k] == 0 && !a.ignore {
+            if a.hint() && self.w.visited[k] == 0 && !a.ignore() {
                 let state = WalkState {
                     cfi: CfiState::blank(),
                     known: NO_STATE,
@@ -362,14 +362,14 @@ impl Walker<'_, '_, '_> {
                         return Outcome::Fail;
                     }
                     let a = p.attr(insn);
-                    if func != NO_SYM && a.ignore {
+                    if func != NO_SYM && a.ignore() {
                         self.warn_insn(insn, "BUG: why am I validating an ignored function?");
                         return Outcome::Fail;
                     }
                     let bit = VISITED_BRANCH << u8::from(state.uaccess);
                     let visited = self.w.visited[insn.idx()];
                     if visited & VISITED_BRANCH_MASK != 0 {
-                        if !a.hint {
+                        if !a.hint() {
                             let recorded = self.w.cfi[insn.idx()];
                             if recorded == NO_STATE {
                                 self.f.warn("CFI missing");
@@ -387,8 +387,8 @@ impl Walker<'_, '_, '_> {
                     if state.noinstr {
                         state.instr += i32::from(a.instr);
                     }
-                    if a.hint {
-                        if a.restore {
+                    if a.hint() {
+                        if a.restore() {
                             match self.restore_state(func, insn, prev) {
                                 Restore::Found(id) => self.w.cfi[insn.idx()] = id,
                                 Restore::Defer => return Outcome::Ok,
@@ -410,7 +410,7 @@ impl Walker<'_, '_, '_> {
                     if !self.propagate_alt_cfi(insn) {
                         return Outcome::Fail;
                     }
-                    if !a.ignore_alts && a.has_alts {
+                    if !a.ignore_alts() && a.has_alts() {
                         return self.next_alt(func, insn, state, prev, 0, false);
                     }
                     phase = Phase::AfterAlts;
@@ -419,7 +419,7 @@ impl Walker<'_, '_, '_> {
                     let next = self.next_to_validate(insn);
                     let cx = OpContext {
                         in_func: p.insn_func(insn) != NO_SYM,
-                        next_is_hint: next.is_some_and(|n| p.attr(n).hint),
+                        next_is_hint: next.is_some_and(|n| p.attr(n).hint()),
                         stackval: p.opts.stackval,
                     };
                     let in_group = p.attr(insn).alt_group.get().is_some();
@@ -476,7 +476,7 @@ impl Walker<'_, '_, '_> {
                                 self.warn_insn(insn, "call without frame pointer save/setup");
                                 return Outcome::Fail;
                             }
-                            if a.dead_end {
+                            if a.dead_end() {
                                 return Outcome::Ok;
                             }
                         }
@@ -513,7 +513,7 @@ impl Walker<'_, '_, '_> {
                             if func == NO_SYM {
                                 return Outcome::Ok;
                             }
-                            if !next.is_some_and(|n| p.attr(n).hint) {
+                            if !next.is_some_and(|n| p.attr(n).hint()) {
                                 self.warn_insn(
                                     insn,
                                     "unsupported instruction in callable function",
@@ -560,7 +560,7 @@ impl Walker<'_, '_, '_> {
                     phase = Phase::Tail;
                 }
                 Phase::Tail => {
-                    if p.attr(insn).dead_end {
+                    if p.attr(insn).dead_end() {
                         return Outcome::Ok;
                     }
                     let Some(next) = self.next_to_validate(insn) else {
@@ -592,7 +592,7 @@ impl Walker<'_, '_, '_> {
                 if u64::from(p.insn(i).offset) < start {
                     break;
                 }
-                if p.attr(i).save {
+                if p.attr(i).save() {
                     save = Some(i);
                     break;
                 }
@@ -745,7 +745,7 @@ impl Walker<'_, '_, '_> {
                 continue;
             }
             if let Some(prev) = p.prev_same_sec(insn) {
-                if p.attr(prev).dead_end {
+                if p.attr(prev).dead_end() {
                     let d = p.call_dest(prev);
                     if d != NO_SYM {
                         let msg = format!(
@@ -779,7 +779,7 @@ impl Walker<'_, '_, '_> {
     fn ignore_unreachable(&mut self, insn: InsnId) -> bool {
         let p = self.p;
         let a = p.attr(insn);
-        if a.ignore || a.kind == InsnKind::Nop || a.kind == InsnKind::Trap {
+        if a.ignore() || a.kind == InsnKind::Nop || a.kind == InsnKind::Trap {
             return true;
         }
         let i = p.insn(insn);
@@ -817,7 +817,7 @@ impl Walker<'_, '_, '_> {
             return true;
         }
         if let Some(prev) = p.prev_same_sec(insn) {
-            if p.attr(prev).dead_end
+            if p.attr(prev).dead_end()
                 && (a.kind == InsnKind::Bug
                     || (a.kind == InsnKind::JumpUnconditional
                         && a.jump_dest
