@@ -31,14 +31,22 @@ pub struct Stats {
     pub insns: usize,
     pub states: usize,
     pub visited: usize,
-    /// Phase names and their wall times, in order.
-    pub phases: Vec<(&'static str, std::time::Duration)>,
+    /// Phase names, their wall times and the resident memory at their end (KiB), in order.
+    pub phases: Vec<(&'static str, std::time::Duration, u64)>,
+}
+
+/// Resident set size of this process in KiB (0 where /proc is not available).
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4)
 }
 
 impl Stats {
     fn lap(&mut self, name: &'static str, since: &mut std::time::Instant) {
         let now = std::time::Instant::now();
-        self.phases.push((name, now - *since));
+        self.phases.push((name, now - *since, rss_kib()));
         *since = now;
     }
 }

@@ -288,10 +288,11 @@ fn print_stats(st: &orctool::check::Stats, t0: std::time::Instant) {
         "orctool: stats: {} instructions, {} visited, {} distinct states",
         st.insns, st.visited, st.states
     );
-    for (name, d) in &st.phases {
+    for (name, d, rss) in &st.phases {
         eprintln!(
-            "orctool: stats: {name:>9}: {:8.3} ms",
-            d.as_secs_f64() * 1e3
+            "orctool: stats: {name:>9}: {:8.3} ms, resident {:6} MiB",
+            d.as_secs_f64() * 1e3,
+            rss / 1024
         );
     }
     eprintln!(
