@@ -442,11 +442,15 @@ pub fn build<'a, 'data>(
     p.add_ignores(findings);
     p.add_ignore_alternatives(findings)?;
     p.read_noendbr_hints(findings)?;
+    // Linux 6.13 and later: one `.discard.annotate_insn` section for all these annotations
+    let annotations = p.read_annotate_insn(findings)?;
+    p.annotate(&annotations, Phase::Early, findings)?;
     if opts.stackval || opts.orc || opts.uaccess || opts.noinstr || opts.hack_jump_label {
         special::add_special_section_alts(&mut p, findings)?;
     }
     p.add_jump_destinations(findings)?;
     p.read_intra_function_calls(findings)?;
+    p.annotate(&annotations, Phase::IntraFunctionCalls, findings)?;
     p.add_call_destinations(findings)?;
     p.add_dead_ends(findings)?;
     p.add_jump_table_alts(findings)?;
@@ -454,10 +458,150 @@ pub fn build<'a, 'data>(
     p.read_retpoline_hints(findings)?;
     p.read_instr_hints(findings)?;
     p.read_validate_unret_hints(findings)?;
+    p.annotate(&annotations, Phase::Late, findings)?;
     Ok(p)
 }
 
+/// `.discard.annotate_insn` types (include/linux/objtool_types.h of 6.13+); 9 and above
+/// mean different things in different kernels and are ignored.
+const ANNOTYPE_NOENDBR: u32 = 1;
+const ANNOTYPE_RETPOLINE_SAFE: u32 = 2;
+const ANNOTYPE_INSTR_BEGIN: u32 = 3;
+const ANNOTYPE_INSTR_END: u32 = 4;
+const ANNOTYPE_IGNORE_ALTS: u32 = 6;
+const ANNOTYPE_INTRA_FUNCTION_CALL: u32 = 7;
+const ANNOTYPE_REACHABLE: u32 = 8;
+
+/// When an annotation of `.discard.annotate_insn` takes effect (objtool's
+/// `__annotate_early`, `__annotate_ifc`, `__annotate_late`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Early,
+    IntraFunctionCalls,
+    Late,
+}
+
 impl Program<'_, '_> {
+    /// objtool (6.13+): `read_annotate()` — (type, instruction) of each entry, 8 bytes
+    /// each: `.long insn - .` (relocated) and the type; REACHABLE names the instruction
+    /// after the dead end, so it resolves to the one before.
+    fn read_annotate_insn(&self, f: &mut Findings) -> Result<Vec<(u32, InsnId)>, Fatal> {
+        let Some(sec) = self.obj.section_by_name(b".discard.annotate_insn") else {
+            return Ok(Vec::new());
+        };
+        let Some(t) = self.relocs.table(sec) else {
+            return Ok(Vec::new());
+        };
+        let data = self.obj.section_data(sec).unwrap_or(&[]);
+        let mut out = Vec::new();
+        for (idx, r) in t.relocs.iter().enumerate() {
+            let at = idx * 8 + 4;
+            let ty = data
+                .get(at..at + 4)
+                .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            let (rsec, off) = self.sym_sec_off(r);
+            let mut insn = self.insns.at(rsec, off);
+            if ty == ANNOTYPE_REACHABLE {
+                insn = match insn {
+                    Some(i) => self.prev_same_sec(i),
+                    None if off == self.sec_size[rsec.0 as usize] => self.last_insn(rsec),
+                    None => None,
+                };
+            }
+            let Some(insn) = insn else {
+                f.warn(format!(
+                    "bad .discard.annotate_insn entry: {idx} of type {ty}"
+                ));
+                return Err(Fatal);
+            };
+            out.push((ty, insn));
+        }
+        Ok(out)
+    }
+
+    /// The last instruction that starts within the last 10 bytes of a section
+    /// (objtool: `find_last_insn()`).
+    fn last_insn(&self, sec: SecId) -> Option<InsnId> {
+        let size = self.sec_size[sec.0 as usize];
+        let end = size.saturating_sub(10);
+        let mut o = size.checked_sub(1)?;
+        loop {
+            if let Some(i) = self.insns.at(sec, o) {
+                return Some(i);
+            }
+            if o == 0 || o <= end {
+                return None;
+            }
+            o -= 1;
+        }
+    }
+
+    fn annotate(&mut self, entries: &[(u32, InsnId)], phase: Phase, f: &mut Findings) -> Step {
+        for &(ty, id) in entries {
+            match (phase, ty) {
+                (Phase::Early, ANNOTYPE_IGNORE_ALTS) => self.attrs[id.idx()].set_ignore_alts(true),
+                (Phase::Early, ANNOTYPE_NOENDBR) => self.attrs[id.idx()].set_noendbr(true),
+                (Phase::IntraFunctionCalls, ANNOTYPE_INTRA_FUNCTION_CALL) => {
+                    self.intra_function_call(id, f)?
+                }
+                (Phase::Late, ANNOTYPE_RETPOLINE_SAFE) => {
+                    if !matches!(
+                        self.attrs[id.idx()].kind,
+                        InsnKind::JumpDynamic
+                            | InsnKind::CallDynamic
+                            | InsnKind::Return
+                            | InsnKind::Nop
+                    ) {
+                        self.warn_insn(
+                            f,
+                            id,
+                            "retpoline_safe hint not an indirect jump/call/ret/nop",
+                        );
+                        return Err(Fatal);
+                    }
+                    self.attrs[id.idx()].set_retpoline_safe(true);
+                }
+                (Phase::Late, ANNOTYPE_INSTR_BEGIN) => {
+                    let a = &mut self.attrs[id.idx()];
+                    a.instr = a.instr.wrapping_add(1);
+                }
+                (Phase::Late, ANNOTYPE_INSTR_END) => {
+                    let a = &mut self.attrs[id.idx()];
+                    a.instr = a.instr.wrapping_sub(1);
+                }
+                (Phase::Late, ANNOTYPE_REACHABLE) => self.attrs[id.idx()].set_dead_end(false),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// objtool: the body of `read_intra_function_calls()`: the call becomes a jump that
+    /// keeps its push.
+    fn intra_function_call(&mut self, id: InsnId, f: &mut Findings) -> Step {
+        if self.attrs[id.idx()].kind != InsnKind::Call {
+            self.warn_insn(f, id, "intra_function_call not a direct call");
+            return Err(Fatal);
+        }
+        self.attrs[id.idx()].kind = InsnKind::JumpUnconditional;
+        let sec = self.insn(id).sec;
+        let dest_off = self.jump_target_off(id);
+        match self.insns.at(sec, dest_off) {
+            Some(d) => {
+                self.attrs[id.idx()].jump_dest = Packed::some(d.0);
+                Ok(())
+            }
+            None => {
+                let msg = format!(
+                    "can't find call dest at {}+0x{dest_off:x}",
+                    self.sec_names[sec.0 as usize]
+                );
+                self.warn_insn(f, id, &msg);
+                Err(Fatal)
+            }
+        }
+    }
+
     /// objtool: the owner loop of `decode_instructions()`.
     fn assign_owners(&mut self, f: &mut Findings) -> Step {
         for sec in 0..self.sec_exec.len() {
@@ -837,24 +981,7 @@ impl Program<'_, '_> {
                 f.warn("bad .discard.intra_function_call entry");
                 return Err(Fatal);
             };
-            if self.attrs[id.idx()].kind != InsnKind::Call {
-                self.warn_insn(f, id, "intra_function_call not a direct call");
-                return Err(Fatal);
-            }
-            self.attrs[id.idx()].kind = InsnKind::JumpUnconditional;
-            let sec = self.insn(id).sec;
-            let dest_off = self.jump_target_off(id);
-            match self.insns.at(sec, dest_off) {
-                Some(d) => self.attrs[id.idx()].jump_dest = Packed::some(d.0),
-                None => {
-                    let msg = format!(
-                        "can't find call dest at {}+0x{dest_off:x}",
-                        self.sec_names[sec.0 as usize]
-                    );
-                    self.warn_insn(f, id, &msg);
-                    return Err(Fatal);
-                }
-            }
+            self.intra_function_call(id, f)?;
         }
         Ok(())
     }
@@ -936,17 +1063,7 @@ impl Program<'_, '_> {
             let target = match self.insns.at(sec, off) {
                 Some(i) => self.prev_same_sec(i),
                 None if off == self.sec_size[sec.0 as usize] => {
-                    let size = self.sec_size[sec.0 as usize];
-                    let end = size.saturating_sub(10);
-                    let mut found = None;
-                    let mut o = size.wrapping_sub(1);
-                    while size > 0 && o >= end && found.is_none() {
-                        found = self.insns.at(sec, o);
-                        if o == 0 {
-                            break;
-                        }
-                        o -= 1;
-                    }
+                    let found = self.last_insn(sec);
                     if found.is_none() {
                         f.warn(format!(
                             "can't find reachable insn at {}+0x{off:x}",
