@@ -86,6 +86,9 @@ struct CheckArgs {
     /// Print counts and phase times on stderr.
     #[arg(long)]
     stats: bool,
+    /// Worker threads (default: all cores). The output is the same for any number.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Write the result to OUT instead of changing FILE in place (one FILE only).
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
@@ -140,6 +143,16 @@ fn check(args: &CheckArgs) -> ExitCode {
     if !(opts.orc || opts.stackval || opts.uaccess) {
         eprintln!("orctool: check: at least one of --orc, --stackval, --uaccess is required");
         return ExitCode::from(2);
+    }
+    if let Some(n) = args.threads {
+        if rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .is_err()
+        {
+            eprintln!("orctool: can't set up {n} threads");
+            return ExitCode::from(2);
+        }
     }
     if args.output.is_some() && args.files.len() > 1 {
         eprintln!("orctool: check: -o/--output takes exactly one FILE");

@@ -125,3 +125,35 @@ fn every_rule_matches_objtool() {
         failures.join("\n")
     );
 }
+
+/// The output does not depend on the number of threads: a real module checked with 1 and
+/// with 4 threads gives the same warnings and the same bytes.
+#[test]
+fn same_output_at_any_thread_count() {
+    let scratch = Scratch::new("threads");
+    let module = fixtures().join("dump/nf_nat_irc-6.12.ko.xz");
+    let mut results = Vec::new();
+    for threads in ["1", "4"] {
+        let out_path = scratch.path(&format!("out-{threads}.ko"));
+        let out = orctool(&[
+            "check",
+            "--orc",
+            "--module",
+            "--force",
+            "--threads",
+            threads,
+            "-o",
+            out_path.to_str().unwrap(),
+            module.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let warnings = String::from_utf8_lossy(&out.stderr).into_owned();
+        results.push((warnings, std::fs::read(&out_path).unwrap()));
+    }
+    assert!(!results[0].1.is_empty());
+    assert_eq!(results[0], results[1]);
+}
