@@ -186,6 +186,7 @@ fn check_one(
     let (detected, source) = orc::detect_abi(&obj);
     let abi = args.orc_abi.unwrap_or(detected);
     let mut opts = opts.clone();
+    opts.rules_6_1 = abi == OrcAbi::V6_1;
     opts.alt_abi_6_1 = match source {
         orc::AbiSource::Vermagic(ma, mi) | orc::AbiSource::Banner(ma, mi) => (ma, mi) < (6, 3),
         _ => abi == OrcAbi::V6_1,

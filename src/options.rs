@@ -33,4 +33,7 @@ pub struct Options {
     pub prefix: Option<u32>,
     /// Read `.altinstructions` with the 12-byte layout of kernels before 6.3.
     pub alt_abi_6_1: bool,
+    /// Follow objtool 6.1's rules where they differ from 6.12's and orctool knows them
+    /// (so far: its noreturn list). For objects of kernels before 6.4.
+    pub rules_6_1: bool,
 }

@@ -22,8 +22,8 @@ struct Case {
     extra: String,
 }
 
-fn cases() -> Vec<Case> {
-    let dir = fixtures().join("cfi");
+fn cases(set: &str) -> Vec<Case> {
+    let dir = fixtures().join(set);
     let mut out = Vec::new();
     for e in std::fs::read_dir(&dir).unwrap() {
         let p = e.unwrap().path();
@@ -66,8 +66,8 @@ fn as_orctool(text: &str) -> String {
         .collect()
 }
 
-fn run_case(c: &Case, scratch: &Path) -> Result<(), String> {
-    let src = fixtures().join("cfi").join(format!("{}.S", c.name));
+fn run_case(set: &str, c: &Case, scratch: &Path) -> Result<(), String> {
+    let src = fixtures().join(set).join(format!("{}.S", c.name));
     let obj = scratch.join("FILE");
     assemble(&src, &obj);
     let out = Command::new(env!("CARGO_BIN_EXE_orctool"))
@@ -106,24 +106,34 @@ fn run_case(c: &Case, scratch: &Path) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn every_rule_matches_objtool() {
-    let cases = cases();
-    assert!(cases.len() >= 40, "only {} cases", cases.len());
+fn run_set(set: &str, min_cases: usize) {
+    let cases = cases(set);
+    assert!(cases.len() >= min_cases, "only {} cases", cases.len());
     let mut failures = Vec::new();
     for c in &cases {
-        let scratch = Scratch::new(&format!("cfi-{}", c.name));
-        if let Err(e) = run_case(c, &scratch.0) {
+        let scratch = Scratch::new(&format!("{set}-{}", c.name));
+        if let Err(e) = run_case(set, c, &scratch.0) {
             failures.push(format!("== {} ({})\n{e}", c.name, c.args.join(" ")));
         }
     }
     assert!(
         failures.is_empty(),
-        "{} of {} cases differ from objtool 6.12:\n{}",
+        "{} of {} cases of {set} differ from objtool:\n{}",
         failures.len(),
         cases.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn every_rule_matches_objtool() {
+    run_set("cfi", 40);
+}
+
+/// Objects of Linux 6.1, against objtool 6.1.
+#[test]
+fn objtool_6_1_rules() {
+    run_set("cfi-6.1", 1);
 }
 
 /// The output does not depend on the number of threads: a real module checked with 1 and

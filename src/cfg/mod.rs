@@ -808,7 +808,12 @@ impl Program<'_, '_> {
             return false;
         }
         let s = self.syms.get(func);
-        if (s.bind == elf::STB_GLOBAL || s.bind == elf::STB_WEAK)
+        if self.opts.rules_6_1 {
+            // objtool 6.1: its own list, for global symbols only
+            if s.bind == elf::STB_GLOBAL && GLOBAL_NORETURNS_6_1.contains(&s.name.as_str()) {
+                return true;
+            }
+        } else if (s.bind == elf::STB_GLOBAL || s.bind == elf::STB_WEAK)
             && (is_rust_noreturn(&s.name) || GLOBAL_NORETURNS.contains(&s.name.as_str()))
         {
             return true;
@@ -1504,6 +1509,35 @@ fn is_rust_noreturn(name: &str) -> bool {
             && name.contains("slice_")
             && name.ends_with("_fail"))
 }
+
+/// objtool 6.1's `global_noreturns[]`.
+pub const GLOBAL_NORETURNS_6_1: [&str; 25] = [
+    "__invalid_creds",
+    "__module_put_and_kthread_exit",
+    "__reiserfs_panic",
+    "__stack_chk_fail",
+    "__ubsan_handle_builtin_unreachable",
+    "cpu_bringup_and_idle",
+    "cpu_startup_entry",
+    "do_exit",
+    "do_group_exit",
+    "do_task_dead",
+    "ex_handler_msr_mce",
+    "fortify_panic",
+    "kthread_complete_and_exit",
+    "kthread_exit",
+    "kunit_try_catch_throw",
+    "lbug_with_loc",
+    "machine_real_restart",
+    "make_task_dead",
+    "panic",
+    "rewind_stack_and_make_dead",
+    "sev_es_terminate",
+    "snp_abort",
+    "stop_this_cpu",
+    "usercopy_abort",
+    "xen_start_kernel",
+];
 
 /// objtool's noreturns.h (6.12).
 pub const GLOBAL_NORETURNS: [&str; 45] = [
