@@ -69,6 +69,7 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
         opts.link = true;
     }
     let mut findings = Findings::new(syms.syms.len());
+    findings.dedup = !opts.rules_6_1;
     let mut out = Outcome {
         findings: Findings::new(0),
         errors,

@@ -28,6 +28,8 @@ pub struct Findings {
     pub lines: Vec<Line>,
     /// objtool's `sym->warned`: one instruction warning per symbol.
     warned: Vec<bool>,
+    /// objtool 6.1 had no such rule (`WARN_FUNC` always prints).
+    pub dedup: bool,
 }
 
 impl Findings {
@@ -35,6 +37,7 @@ impl Findings {
         Findings {
             lines: Vec::new(),
             warned: vec![false; nsyms],
+            dedup: true,
         }
     }
 
@@ -48,7 +51,7 @@ impl Findings {
 
     /// An instruction warning: printed unless the owner symbol already has one; marks it.
     pub fn warn_insn(&mut self, owner: SymIdx, loc: &str, msg: &str) {
-        let slot = if owner == NO_SYM {
+        let slot = if owner == NO_SYM || !self.dedup {
             None
         } else {
             self.warned.get_mut(owner as usize)

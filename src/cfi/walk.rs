@@ -744,7 +744,8 @@ impl Walker<'_, '_, '_> {
             if self.w.visited[k] != 0 || self.ignore_unreachable(insn) {
                 continue;
             }
-            if let Some(prev) = p.prev_same_sec(insn) {
+            // (objtool 6.1 has no such message: everything is "unreachable instruction")
+            if let Some(prev) = p.prev_same_sec(insn).filter(|_| !p.opts.rules_6_1) {
                 if p.attr(prev).dead_end() {
                     let d = p.call_dest(prev);
                     if d != NO_SYM {
@@ -760,6 +761,9 @@ impl Walker<'_, '_, '_> {
             }
             self.warn_insn(insn, "unreachable instruction");
             self.w.warnings += 1;
+            if p.opts.rules_6_1 {
+                return; // objtool 6.1 reports only the first one
+            }
         }
     }
 
