@@ -440,6 +440,9 @@ pub fn build<'a, 'data>(
     p.assign_owners(findings)?;
     p.fix_iret();
     p.add_ignores(findings);
+    if opts.uaccess {
+        p.syms.mark_uaccess_safe();
+    }
     p.add_ignore_alternatives(findings)?;
     p.read_noendbr_hints(findings)?;
     // Linux 6.13 and later: one `.discard.annotate_insn` section for all these annotations

@@ -182,7 +182,7 @@ impl Walker<'_, '_, '_> {
                 let state = WalkState {
                     cfi: CfiState::func_entry(),
                     known: NO_STATE,
-                    uaccess: false,
+                    uaccess: p.opts.uaccess && sym.uaccess_safe,
                     uaccess_stack: 0,
                     df: false,
                     noinstr: false,
@@ -533,6 +533,10 @@ impl Walker<'_, '_, '_> {
                                 self.warn_insn(insn, "redundant UACCESS disable");
                                 return Outcome::Fail;
                             }
+                            if self.uaccess_safe(func) && state.uaccess_stack == 0 {
+                                self.warn_insn(insn, "UACCESS-safe disables UACCESS");
+                                return Outcome::Fail;
+                            }
                             state.uaccess = false;
                         }
                         InsnKind::Std => {
@@ -681,8 +685,13 @@ impl Walker<'_, '_, '_> {
         }
     }
 
+    /// objtool: `func_uaccess_safe()`.
+    fn uaccess_safe(&self, func: SymIdx) -> bool {
+        func != NO_SYM && self.p.syms.get(func).uaccess_safe
+    }
+
     fn validate_call(&mut self, insn: InsnId, state: &WalkState) -> bool {
-        if state.uaccess {
+        if state.uaccess && !self.uaccess_safe(self.p.call_dest(insn)) {
             let msg = format!(
                 "call to {}() with UACCESS enabled",
                 self.call_dest_name(insn)
@@ -714,8 +723,15 @@ impl Walker<'_, '_, '_> {
             self.warn_insn(insn, "return with instrumentation enabled");
             return false;
         }
-        if state.uaccess {
+        if state.uaccess && !self.uaccess_safe(func) {
             self.warn_insn(insn, "return with UACCESS enabled");
+            return false;
+        }
+        if !state.uaccess && self.uaccess_safe(func) {
+            self.warn_insn(
+                insn,
+                "return with UACCESS disabled from a UACCESS-safe function",
+            );
             return false;
         }
         if state.df {
