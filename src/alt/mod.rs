@@ -65,14 +65,13 @@ pub fn describe_state(s: &CfiState) -> String {
     out
 }
 
-/// "the original" or "alternative 2 (.altinstr_replacement+0x5)" for an instruction of a
-/// group; alternatives are numbered in `.altinstructions` order.
-pub fn stream_name(p: &Program<'_, '_>, insn: InsnId) -> String {
+/// "the original" or "alternative 2" for an instruction of a group; alternatives are
+/// numbered in `.altinstructions` order.
+pub fn stream_label(p: &Program<'_, '_>, insn: InsnId) -> String {
     let Some(g) = p.attr(insn).alt_group.get() else {
         return "the code".into();
     };
-    let grp = &p.groups[g as usize];
-    let Some(og) = grp.orig_group else {
+    let Some(og) = p.groups[g as usize].orig_group else {
         return "the original".into();
     };
     let n = p.groups[..g as usize]
@@ -80,7 +79,17 @@ pub fn stream_name(p: &Program<'_, '_>, insn: InsnId) -> String {
         .filter(|x| x.orig_group == Some(og))
         .count()
         + 1;
-    format!("alternative {n} ({})", p.insn_loc(grp.first))
+    format!("alternative {n}")
+}
+
+/// [`stream_label`] with, for an alternative, where it starts:
+/// "alternative 2 (.altinstr_replacement+0x5)".
+pub fn stream_name(p: &Program<'_, '_>, insn: InsnId) -> String {
+    let label = stream_label(p, insn);
+    match p.attr(insn).alt_group.get().map(|g| &p.groups[g as usize]) {
+        Some(grp) if grp.orig_group.is_some() => format!("{label} ({})", p.insn_loc(grp.first)),
+        _ => label,
+    }
 }
 
 /// The `--verbose` explanation of a `stack layout conflict in alternatives` warning.
@@ -89,13 +98,13 @@ pub fn explain_conflict(p: &Program<'_, '_>, states: &StateTable, c: &AltConflic
     let first = if c.first.0 == u32::MAX {
         "an earlier alternative".to_owned()
     } else {
-        format!("{} ({})", stream_name(p, c.first), p.insn_loc(c.first))
+        format!("{} ({})", stream_label(p, c.first), p.insn_loc(c.first))
     };
     format!(
         "group offset 0x{:x}: {first} needs {}; {} ({}) needs {}",
         c.offset,
         state(c.first_state),
-        stream_name(p, c.second),
+        stream_label(p, c.second),
         p.insn_loc(c.second),
         state(c.second_state)
     )
