@@ -9,8 +9,6 @@
 //! jump's target before its fall-through), because the first state to reach an
 //! instruction is the one recorded and warnings depend on it.
 
-use rustc_hash::FxHashMap as HashMap;
-
 use object::elf;
 
 use super::apply::{OpContext, apply};
@@ -28,17 +26,27 @@ pub const NO_STATE: StateId = u32::MAX;
 #[derive(Default)]
 pub struct StateTable {
     pub states: Vec<CfiState>,
-    index: HashMap<CfiState, StateId>,
+    /// Ids hashed by their state (each state is stored once, in `states`).
+    index: hashbrown::HashTable<StateId>,
+}
+
+fn state_hash(s: &CfiState) -> u64 {
+    use std::hash::BuildHasher as _;
+    rustc_hash::FxBuildHasher.hash_one(s)
 }
 
 impl StateTable {
     pub fn intern(&mut self, s: &CfiState) -> StateId {
-        if let Some(&id) = self.index.get(s) {
+        let hash = state_hash(s);
+        let states = &self.states;
+        if let Some(&id) = self.index.find(hash, |&id| states[id as usize] == *s) {
             return id;
         }
         let id = self.states.len() as StateId;
         self.states.push(s.clone());
-        self.index.insert(s.clone(), id);
+        let states = &self.states;
+        self.index
+            .insert_unique(hash, id, |&id| state_hash(&states[id as usize]));
         id
     }
 
