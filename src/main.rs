@@ -98,6 +98,9 @@ struct CheckArgs {
     /// Check (and generate) but write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Flush the written object to disk (fsync) before replacing the original.
+    #[arg(long)]
+    sync: bool,
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -248,7 +251,10 @@ fn check_one(
         orctool::write::write_orc_file(
             &obj,
             &rows,
-            &orctool::write::WriteOptions { force: args.force },
+            &orctool::write::WriteOptions {
+                force: args.force,
+                sync: args.sync,
+            },
             source.as_ref(),
             target,
             &|file| orctool::patch::nop_out_file(file, nopped),

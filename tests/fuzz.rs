@@ -41,8 +41,14 @@ fn exercise(bytes: &[u8]) {
     };
     if let Ok(out) = orctool::check::check(&obj, &opts, OrcAbi::V6_12) {
         if let Some(rows) = &out.orc {
-            let _ =
-                orctool::write::add_orc(&obj, rows, &orctool::write::WriteOptions { force: true });
+            let _ = orctool::write::add_orc(
+                &obj,
+                rows,
+                &orctool::write::WriteOptions {
+                    force: true,
+                    sync: false,
+                },
+            );
         }
     }
     if let Ok(index) = SymbolIndex::build(&obj) {

@@ -88,7 +88,10 @@ fn force_one(input: &Path, output: &Path) -> Result<(), String> {
     let in_bytes = std::fs::read(input).map_err(|e| e.to_string())?;
     let in_obj = Object::parse(&in_bytes).map_err(|e| format!("input: {e}"))?;
     let rows = orc_rows(&in_obj).map_err(|e| format!("rows: {e}"))?;
-    let force = WriteOptions { force: true };
+    let force = WriteOptions {
+        force: true,
+        sync: false,
+    };
     let ours = add_orc(&in_obj, &rows, &force).map_err(|e| e.to_string())?;
     std::fs::write(output, &ours).map_err(|e| e.to_string())?;
     if rows.is_empty() {
@@ -274,7 +277,11 @@ fn rows_of(objtool_output: &[u8]) -> Vec<OrcRow> {
 }
 
 fn write(input: &[u8], rows: &[OrcRow], force: bool) -> orctool::Result<Vec<u8>> {
-    add_orc(&Object::parse(input)?, rows, &WriteOptions { force })
+    add_orc(
+        &Object::parse(input)?,
+        rows,
+        &WriteOptions { force, sync: false },
+    )
 }
 
 fn headers(bytes: &[u8]) -> Vec<Header> {
@@ -885,7 +892,7 @@ fn mutated_objects_never_panic() {
                     continue;
                 };
                 for force in [false, true] {
-                    if add_orc(&obj, &rows, &WriteOptions { force }).is_ok() {
+                    if add_orc(&obj, &rows, &WriteOptions { force, sync: false }).is_ok() {
                         written += 1;
                     }
                 }
