@@ -12,6 +12,9 @@ use crate::orc::OrcAbi;
 use crate::orc::generate::{self, OrcRow};
 use crate::report::Findings;
 
+/// Objects smaller than this are read on one thread.
+const PARALLEL_MIN_BYTES: usize = 4 << 20;
+
 /// Everything a check run produces.
 pub struct Outcome {
     pub findings: Findings,
@@ -55,11 +58,19 @@ impl Stats {
 pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
     let mut t = std::time::Instant::now();
     let mut stats = Stats::default();
-    // The three reads are independent: run them side by side.
-    let ((syms, decoded), relocs) = rayon::join(
-        || rayon::join(|| Symbols::read(obj), || decode::decode(obj)),
-        || Relocs::read(obj, obj.symbol_count()),
-    );
+    // The three reads are independent: side by side for a large object (for a small
+    // module, starting the thread pool costs more than it saves).
+    let ((syms, decoded), relocs) = if obj.data().len() > PARALLEL_MIN_BYTES {
+        rayon::join(
+            || rayon::join(|| Symbols::read(obj), || decode::decode(obj)),
+            || Relocs::read(obj, obj.symbol_count()),
+        )
+    } else {
+        (
+            (Symbols::read(obj), decode::decode(obj)),
+            Relocs::read(obj, obj.symbol_count()),
+        )
+    };
     let syms = syms?;
     stats.lap("read", &mut t);
     let mut opts = opts.clone();
