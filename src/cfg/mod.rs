@@ -690,19 +690,8 @@ impl Program<'_, '_> {
     }
 
     fn add_ignore_alternatives(&mut self, f: &mut Findings) -> Step {
-        let Some((rname, relocs)) = self.rela_by_name(".rela.discard.ignore_alts") else {
-            return Ok(());
-        };
-        for r in relocs {
-            let s = self.syms.get(r.sym);
-            if s.ty != elf::STT_SECTION {
-                f.warn(format!("unexpected relocation symbol type in {rname}"));
-                return Err(Fatal);
-            }
-            let Some(i) = self.insns.at(s.sec, r.addend as u64) else {
-                f.warn("bad .discard.ignore_alts entry");
-                return Err(Fatal);
-            };
+        let bad = "bad .discard.ignore_alts entry";
+        for i in self.read_section_annotations(".rela.discard.ignore_alts", bad, f)? {
             self.attrs[i.idx()].set_ignore_alts(true);
         }
         Ok(())
@@ -976,19 +965,8 @@ impl Program<'_, '_> {
     }
 
     fn read_intra_function_calls(&mut self, f: &mut Findings) -> Step {
-        let Some((rname, relocs)) = self.rela_by_name(".rela.discard.intra_function_calls") else {
-            return Ok(());
-        };
-        for r in relocs {
-            let s = self.syms.get(r.sym);
-            if s.ty != elf::STT_SECTION {
-                f.warn(format!("unexpected relocation symbol type in {rname}"));
-                return Err(Fatal);
-            }
-            let Some(id) = self.insns.at(s.sec, r.addend as u64) else {
-                f.warn("bad .discard.intra_function_call entry");
-                return Err(Fatal);
-            };
+        let bad = "bad .discard.intra_function_call entry";
+        for id in self.read_section_annotations(".rela.discard.intra_function_calls", bad, f)? {
             self.intra_function_call(id, f)?;
         }
         Ok(())
@@ -1383,9 +1361,13 @@ impl Program<'_, '_> {
         Ok(())
     }
 
+    /// The instructions an annotation section's relocations point at (section symbol +
+    /// addend, as objtool requires); `bad` is objtool's message for one that points
+    /// nowhere.
     fn read_section_annotations(
-        &mut self,
+        &self,
         name: &str,
+        bad: &str,
         f: &mut Findings,
     ) -> Result<Vec<InsnId>, Fatal> {
         let Some((rname, relocs)) = self.rela_by_name(name) else {
@@ -1401,12 +1383,7 @@ impl Program<'_, '_> {
             match self.insns.at(s.sec, r.addend as u64) {
                 Some(i) => out.push(i),
                 None => {
-                    let what = match name {
-                        ".rela.discard.retpoline_safe" => "bad .discard.retpoline_safe entry",
-                        ".rela.discard.instr_begin" => "bad .discard.instr_begin entry",
-                        _ => "bad .discard.instr_end entry",
-                    };
-                    f.warn(what);
+                    f.warn(bad);
                     return Err(Fatal);
                 }
             }
@@ -1415,7 +1392,11 @@ impl Program<'_, '_> {
     }
 
     fn read_retpoline_hints(&mut self, f: &mut Findings) -> Step {
-        for id in self.read_section_annotations(".rela.discard.retpoline_safe", f)? {
+        for id in self.read_section_annotations(
+            ".rela.discard.retpoline_safe",
+            "bad .discard.retpoline_safe entry",
+            f,
+        )? {
             if !matches!(
                 self.attrs[id.idx()].kind,
                 InsnKind::JumpDynamic | InsnKind::CallDynamic | InsnKind::Return | InsnKind::Nop
@@ -1440,18 +1421,30 @@ impl Program<'_, '_> {
         {
             return Ok(());
         }
-        for id in self.read_section_annotations(".rela.discard.instr_end", f)? {
+        for id in self.read_section_annotations(
+            ".rela.discard.instr_end",
+            "bad .discard.instr_end entry",
+            f,
+        )? {
             self.attrs[id.idx()].instr = self.attrs[id.idx()].instr.wrapping_sub(1);
         }
-        for id in self.read_section_annotations(".rela.discard.instr_begin", f)? {
+        for id in self.read_section_annotations(
+            ".rela.discard.instr_begin",
+            "bad .discard.instr_begin entry",
+            f,
+        )? {
             self.attrs[id.idx()].instr = self.attrs[id.idx()].instr.wrapping_add(1);
         }
         Ok(())
     }
 
     fn read_validate_unret_hints(&mut self, f: &mut Findings) -> Step {
-        self.read_section_annotations(".rela.discard.validate_unret", f)
-            .map(|_| ())
+        self.read_section_annotations(
+            ".rela.discard.validate_unret",
+            "bad .discard.instr_end entry", // (sic: objtool's text)
+            f,
+        )
+        .map(|_| ())
     }
 
     /// Adds a synthetic instruction (an alternative's padding NOP); it is not found by

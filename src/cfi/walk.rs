@@ -87,6 +87,21 @@ struct WalkState {
     instr: i32,
 }
 
+impl WalkState {
+    /// objtool: `init_insn_state()` with the given CFI.
+    fn new(cfi: CfiState, uaccess: bool) -> Self {
+        WalkState {
+            cfi,
+            known: NO_STATE,
+            uaccess,
+            uaccess_stack: 0,
+            df: false,
+            noinstr: false,
+            instr: 0,
+        }
+    }
+}
+
 enum Frame {
     Run {
         insn: InsnId,
@@ -187,15 +202,8 @@ impl Walker<'_, '_, '_> {
                 if p.attr(insn).ignore() || self.w.visited[insn.idx()] != 0 {
                     continue;
                 }
-                let state = WalkState {
-                    cfi: CfiState::func_entry(),
-                    known: NO_STATE,
-                    uaccess: p.opts.uaccess && sym.uaccess_safe,
-                    uaccess_stack: 0,
-                    df: false,
-                    noinstr: false,
-                    instr: 0,
-                };
+                let state =
+                    WalkState::new(CfiState::func_entry(), p.opts.uaccess && sym.uaccess_safe);
                 if !self.walk(p.insn_func(insn), insn, state) {
                     self.f.backtrace(&p.insn_loc(insn), "<=== (sym)");
                     self.w.warnings += 1;
@@ -213,15 +221,7 @@ impl Walker<'_, '_, '_> {
             let insn = InsnId(k as u32);
             let a = p.attr(insn);
             if a.hint() && self.w.visited[k] == 0 && !a.ignore() {
-                let state = WalkState {
-                    cfi: CfiState::blank(),
-                    known: NO_STATE,
-                    uaccess: false,
-                    uaccess_stack: 0,
-                    df: false,
-                    noinstr: false,
-                    instr: 0,
-                };
+                let state = WalkState::new(CfiState::blank(), false);
                 if !self.walk(p.insn_func(insn), insn, state) {
                     self.f.backtrace(&p.insn_loc(insn), "<=== (hint)");
                     self.w.warnings += 1;
