@@ -462,6 +462,10 @@ pub fn build<'a, 'data>(
     p.read_instr_hints(findings)?;
     p.read_validate_unret_hints(findings)?;
     p.annotate(&annotations, Phase::Late, findings)?;
+    // What only the build needed: gone before the walk allocates its own tables.
+    p.relocs = Relocs::default();
+    p.first_jump_src = HashMap::default();
+    p.dead_end_memo = HashMap::default();
     Ok(p)
 }
 

@@ -41,6 +41,7 @@ impl RelocTable {
     }
 }
 
+#[derive(Default)]
 pub struct Relocs {
     per_sec: Vec<Option<RelocTable>>,
 }
