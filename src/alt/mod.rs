@@ -68,7 +68,7 @@ pub fn describe_state(s: &CfiState) -> String {
 /// "the original" or "alternative 2" for an instruction of a group; alternatives are
 /// numbered in `.altinstructions` order.
 pub fn stream_label(p: &Program<'_, '_>, insn: InsnId) -> String {
-    let Some(g) = p.attr(insn).alt_group.get() else {
+    let Some(g) = p.alt_group(insn) else {
         return "the code".into();
     };
     let Some(og) = p.groups[g as usize].orig_group else {
@@ -86,7 +86,7 @@ pub fn stream_label(p: &Program<'_, '_>, insn: InsnId) -> String {
 /// "alternative 2 (.altinstr_replacement+0x5)".
 pub fn stream_name(p: &Program<'_, '_>, insn: InsnId) -> String {
     let label = stream_label(p, insn);
-    match p.attr(insn).alt_group.get().map(|g| &p.groups[g as usize]) {
+    match p.alt_group(insn).map(|g| &p.groups[g as usize]) {
         Some(grp) if grp.orig_group.is_some() => format!("{label} ({})", p.insn_loc(grp.first)),
         _ => label,
     }

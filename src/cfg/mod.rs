@@ -78,10 +78,9 @@ pub struct Attr {
     pub sym: SymIdx,
     pub jump_dest: Packed,
     pub call_dest: SymIdx,
-    pub alt_group: Packed,
 }
 
-const _: () = assert!(size_of::<Attr>() <= 20);
+const _: () = assert!(size_of::<Attr>() <= 16);
 
 macro_rules! flags {
     ($($bit:expr => $get:ident, $set:ident;)*) => {
@@ -113,6 +112,7 @@ flags! {
     7 => restore, set_restore;
     8 => retpoline_safe, set_retpoline_safe;
     9 => noendbr, set_noendbr;
+    10 => in_alt_group, set_in_alt_group;
 }
 
 impl Default for Attr {
@@ -124,7 +124,6 @@ impl Default for Attr {
             sym: NO_SYM,
             jump_dest: Packed::NONE,
             call_dest: NO_SYM,
-            alt_group: Packed::NONE,
         }
     }
 }
@@ -138,6 +137,8 @@ pub struct Program<'a, 'data> {
     pub syms: Symbols,
     pub relocs: Relocs,
     pub alts: HashMap<InsnId, Vec<Alt>>,
+    /// The alternative group of each instruction that has one (flagged in its `Attr`).
+    alt_group_of: HashMap<InsnId, u32>,
     /// The states unwind hints give instructions.
     pub hint_cfi: HashMap<InsnId, CfiState>,
     /// Switch tables of indirect jumps: (table section, relocation index).
@@ -175,6 +176,20 @@ impl<'a, 'data> Program<'a, 'data> {
 
     fn attr_mut(&mut self, id: InsnId) -> &mut Attr {
         &mut self.attrs[id.idx()]
+    }
+
+    /// The alternative group an instruction belongs to.
+    pub fn alt_group(&self, id: InsnId) -> Option<u32> {
+        if self.attrs[id.idx()].in_alt_group() {
+            self.alt_group_of.get(&id).copied()
+        } else {
+            None
+        }
+    }
+
+    pub fn set_alt_group(&mut self, id: InsnId, g: u32) {
+        self.attrs[id.idx()].set_in_alt_group(true);
+        self.alt_group_of.insert(id, g);
     }
 
     /// The stack operations the walk applies.
@@ -220,7 +235,7 @@ impl<'a, 'data> Program<'a, 'data> {
         if self.jump_table(id).is_some() {
             return true;
         }
-        match self.attrs[id.idx()].alt_group.get() {
+        match self.alt_group(id) {
             Some(g) => match self.groups[g as usize].orig_group {
                 Some(og) => self.jump_table(self.groups[og as usize].first).is_some(),
                 None => false,
@@ -418,6 +433,7 @@ pub fn build<'a, 'data>(
         syms,
         relocs,
         alts: HashMap::default(),
+        alt_group_of: HashMap::default(),
         hint_cfi: HashMap::default(),
         jump_tables: HashMap::default(),
         first_jump_src: HashMap::default(),

@@ -255,7 +255,7 @@ fn handle_group_alt(
     new: Option<InsnId>,
     f: &mut Findings,
 ) -> Result<InsnId, Fatal> {
-    let orig_group = match p.attrs[orig.idx()].alt_group.get() {
+    let orig_group = match p.alt_group(orig) {
         None => {
             let g = p.groups.len() as u32;
             let array = p.cfi_arrays.len() as u32;
@@ -267,7 +267,7 @@ fn handle_group_alt(
                 if u64::from(p.insn(i).offset) >= end {
                     break;
                 }
-                p.attrs[i.idx()].alt_group = Packed::some(g);
+                p.set_alt_group(i, g);
                 last = i;
                 cur = p.next_same_sec(i);
             }
@@ -313,8 +313,8 @@ fn handle_group_alt(
         );
         let a = &mut p.attrs[n.idx()];
         a.sym = orig_sym;
-        a.alt_group = Packed::some(new_group);
         a.set_ignore(orig_ignore_alts);
+        p.set_alt_group(n, new_group);
         nop = Some(n);
     }
     let (first, last) = if sa.new_len == 0 {
@@ -334,11 +334,9 @@ fn handle_group_alt(
             let a = &mut p.attrs[i.idx()];
             a.set_ignore(orig_ignore_alts);
             a.sym = orig_sym;
-            a.alt_group = Packed::some(new_group);
-            if a.kind.is_static_jump()
-                && p.insns.get(i).immediate != 0
-                && p.jump_target_off(i) == end
-            {
+            let is_jump = a.kind.is_static_jump();
+            p.set_alt_group(i, new_group);
+            if is_jump && p.insns.get(i).immediate != 0 && p.jump_target_off(i) == end {
                 let og_last = p.groups[orig_group as usize].last;
                 let dest = og_last.and_then(|l| p.next_same_sec(l));
                 match dest {

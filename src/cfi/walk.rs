@@ -317,7 +317,7 @@ impl Walker<'_, '_, '_> {
     /// objtool: `next_insn_to_validate()`.
     fn next_to_validate(&self, insn: InsnId) -> Option<InsnId> {
         let p = self.p;
-        if let Some(g) = p.attr(insn).alt_group.get() {
+        if let Some(g) = p.alt_group(insn) {
             let grp = &p.groups[g as usize];
             let next_orig = || {
                 let og = &p.groups[grp.orig_group? as usize];
@@ -430,7 +430,7 @@ impl Walker<'_, '_, '_> {
                         next_is_hint: next.is_some_and(|n| p.attr(n).hint()),
                         stackval: p.opts.stackval,
                     };
-                    let in_group = p.attr(insn).alt_group.get().is_some();
+                    let in_group = p.alt_group(insn).is_some();
                     let ops = p.ops(insn);
                     if !ops.is_empty() {
                         state.known = NO_STATE;
@@ -631,7 +631,7 @@ impl Walker<'_, '_, '_> {
     /// objtool: `propagate_alt_cfi()`.
     fn propagate_alt_cfi(&mut self, insn: InsnId) -> bool {
         let p = self.p;
-        let Some(g) = p.attr(insn).alt_group.get() else {
+        let Some(g) = p.alt_group(insn) else {
             return true;
         };
         let cfi = self.w.cfi[insn.idx()];

@@ -102,7 +102,7 @@ pub fn generate(
                     empty = false;
                 }
             };
-            match p.attr(insn).alt_group.get() {
+            match p.alt_group(insn) {
                 None => {
                     let e = entry_for(state(w.cfi[insn.idx()]), abi).map_err(|m| {
                         p.warn_insn(f, insn, &m);
