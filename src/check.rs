@@ -132,7 +132,7 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
         .iter()
         .map(|&i: &InsnId| {
             let insn = program.insn(i);
-            (insn.sec, u64::from(insn.offset), insn.len)
+            (program.insns.sec_of(i), u64::from(insn.offset), insn.len)
         })
         .collect();
     if program.nreal == 0 {

@@ -204,5 +204,5 @@ pub fn unwind_check(p: &Program<'_, '_>, w: &Walk, abi: OrcAbi, f: &mut Findings
 }
 
 fn insn_sec(p: &Program<'_, '_>, i: InsnId) -> crate::elf::SecId {
-    p.insn(i).sec
+    p.insns.sec_of(i)
 }

@@ -344,7 +344,7 @@ impl<'a, 'data> Program<'a, 'data> {
 
     pub fn insn_loc(&self, id: InsnId) -> String {
         let i = self.insn(id);
-        self.loc(i.sec, u64::from(i.offset))
+        self.loc(self.insns.sec_of(id), u64::from(i.offset))
     }
 
     /// `WARN_INSN(insn, …)`.
@@ -355,7 +355,7 @@ impl<'a, 'data> Program<'a, 'data> {
     fn reloc_of(&self, id: InsnId) -> Option<Reloc> {
         let i = self.insn(id);
         self.relocs
-            .in_range(i.sec, u64::from(i.offset), u64::from(i.len))
+            .in_range(self.insns.sec_of(id), u64::from(i.offset), u64::from(i.len))
     }
 
     /// The static destination of a relative branch.
@@ -607,7 +607,7 @@ impl Program<'_, '_> {
             return Err(Fatal);
         }
         self.attrs[id.idx()].kind = InsnKind::JumpUnconditional;
-        let sec = self.insn(id).sec;
+        let sec = self.insns.sec_of(id);
         let dest_off = self.jump_target_off(id);
         match self.insns.at(sec, dest_off) {
             Some(d) => {
@@ -665,10 +665,11 @@ impl Program<'_, '_> {
     fn fix_iret(&mut self) {
         for k in 0..self.insns.insns.len() {
             let i = self.insns.insns[k];
-            if !i.is_iret {
+            if !i.is_iret() {
                 continue;
             }
-            if let Some(s) = self.syms.containing(i.sec, u64::from(i.offset)) {
+            let sec = self.insns.sec_of(InsnId(k as u32));
+            if let Some(s) = self.syms.containing(sec, u64::from(i.offset)) {
                 if self.syms.get(s).is_func() {
                     self.attrs[k].kind = InsnKind::Other;
                     self.attrs[k].set_ops_removed(false);
@@ -751,7 +752,7 @@ impl Program<'_, '_> {
                 None => return,
             }
         }
-        let sec = self.insn(id).sec;
+        let sec = self.insns.sec_of(id);
         if self.sec_names[sec.0 as usize] == ".altinstr_replacement" {
             return;
         }
@@ -907,9 +908,8 @@ impl Program<'_, '_> {
             {
                 continue;
             }
-            let insn = *self.insn(id);
             let (dest_sec, dest_off) = match self.reloc_of(id) {
-                None => (insn.sec, self.jump_target_off(id)),
+                None => (self.insns.sec_of(id), self.jump_target_off(id)),
                 Some(r) => {
                     let s = self.syms.get(r.sym);
                     if s.ty == elf::STT_SECTION {
@@ -942,7 +942,7 @@ impl Program<'_, '_> {
                 }
                 if self.ignore_unreachables
                     && func != NO_SYM
-                    && dest_sec == insn.sec
+                    && dest_sec == self.insns.sec_of(id)
                     && dest_off == self.syms.get(func).end()
                 {
                     continue;
@@ -1008,7 +1008,7 @@ impl Program<'_, '_> {
             }
             match self.reloc_of(id) {
                 None => {
-                    let sec = self.insn(id).sec;
+                    let sec = self.insns.sec_of(id);
                     let dest = self.find_call_destination(sec, self.jump_target_off(id));
                     self.add_call_dest(id, dest, false, f);
                     if self.attrs[k].ignore() {
@@ -1338,7 +1338,10 @@ impl Program<'_, '_> {
             }
             if ty == UNWIND_HINT_TYPE_REGS_PARTIAL && self.opts.ibt {
                 let i = *self.insn(id);
-                if let Some(s) = self.syms.by_offset(i.sec, u64::from(i.offset)) {
+                if let Some(s) = self
+                    .syms
+                    .by_offset(self.insns.sec_of(id), u64::from(i.offset))
+                {
                     if self.syms.get(s).bind == elf::STB_GLOBAL
                         && self.attrs[id.idx()].kind != InsnKind::Endbr
                         && !self.attrs[id.idx()].noendbr()
@@ -1470,17 +1473,18 @@ impl Program<'_, '_> {
     /// Adds a synthetic instruction (an alternative's padding NOP); it is not found by
     /// address and has no neighbours.
     pub fn add_synthetic_nop(&mut self, sec: SecId, offset: u32, len: u8) -> InsnId {
-        let id = InsnId(self.insns.insns.len() as u32);
-        self.insns.insns.push(Insn {
+        let id = self.insns.push_synthetic(
             sec,
-            offset,
-            len,
-            kind: InsnKind::Nop,
-            is_iret: false,
-            immediate: 0,
-            ops_start: 0,
-            ops_len: 0,
-        });
+            Insn {
+                offset,
+                len,
+                kind: InsnKind::Nop,
+                flags: 0,
+                immediate: 0,
+                ops_start: 0,
+                ops_len: 0,
+            },
+        );
         self.attrs.push(Attr {
             kind: InsnKind::Nop,
             ..Attr::default()

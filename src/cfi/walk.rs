@@ -579,7 +579,7 @@ impl Walker<'_, '_, '_> {
                         if state.cfi.cfa.base == CFI_UNDEFINED || p.ignore_unreachables {
                             return Outcome::Ok;
                         }
-                        let sec = p.insn(insn).sec;
+                        let sec = p.insns.sec_of(insn);
                         self.f.warn(format!(
                             "{}: unexpected end of section",
                             p.sec_names[sec.0 as usize]
@@ -811,13 +811,14 @@ impl Walker<'_, '_, '_> {
             return true;
         }
         let i = p.insn(insn);
-        let secname = &p.sec_names[i.sec.0 as usize];
+        let sec = p.insns.sec_of(insn);
+        let secname = &p.sec_names[sec.0 as usize];
         if secname == ".altinstr_replacement" || secname == ".altinstr_aux" {
             return true;
         }
         let func = p.insn_func(insn);
         if p.opts.link && func == NO_SYM {
-            let size = p.syms.hole_containing(i.sec, u64::from(i.offset));
+            let size = p.syms.hole_containing(sec, u64::from(i.offset));
             if size == 0 {
                 return false;
             }

@@ -97,11 +97,11 @@ impl InsnId {
 /// One decoded instruction, as decoded (the analysis keeps its own, mutable, attributes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Insn {
-    pub sec: SecId,
     pub offset: u32,
     pub len: u8,
     pub kind: InsnKind,
-    pub is_iret: bool,
+    /// `INSN_*` bits below.
+    pub flags: u8,
     /// Relative branch displacement (0 when the instruction has none).
     pub immediate: i32,
     /// The first of this instruction's stack operations in [`InsnTable::ops`].
@@ -109,12 +109,23 @@ pub struct Insn {
     pub ops_len: u8,
 }
 
-const _: () = assert!(size_of::<Insn>() <= 24);
+const _: () = assert!(size_of::<Insn>() <= 16);
+
+/// `cf`: sync_core()'s iret inside a function, or a context switch.
+pub const INSN_IRET: u8 = 1;
+/// The first decoded instruction of its section.
+const INSN_FIRST: u8 = 2;
+/// The last decoded instruction of its section.
+const INSN_LAST: u8 = 4;
 
 /// Address-index granularity: 256-byte blocks.
 const BLOCK_SHIFT: u32 = 8;
 
 impl Insn {
+    pub fn is_iret(&self) -> bool {
+        self.flags & INSN_IRET != 0
+    }
+
     pub fn end(&self) -> u64 {
         u64::from(self.offset) + u64::from(self.len)
     }
@@ -139,6 +150,12 @@ pub struct InsnTable {
     /// after the block's start (plus one final entry), so an address lookup searches a
     /// few dozen entries instead of the whole table.
     blocks: Vec<Vec<u32>>,
+    /// (first instruction id, section) of each section with instructions, in id order.
+    sec_starts: Vec<(u32, SecId)>,
+    /// Number of decoded instructions; synthetic ones follow.
+    real_len: usize,
+    /// The sections of the synthetic instructions.
+    synthetic_secs: Vec<SecId>,
     pub notes: Vec<Note>,
 }
 
@@ -200,17 +217,34 @@ impl InsnTable {
         self.blocks[sec.0 as usize] = idx;
     }
 
-    /// The next instruction in the same section.
+    /// The next instruction in the same section (none for a synthetic one).
     pub fn next(&self, id: InsnId) -> Option<InsnId> {
-        let sec = self.insns[id.idx()].sec;
-        let n = id.0 + 1;
-        (n < self.section_range(sec).end).then_some(InsnId(n))
+        (id.idx() < self.real_len && self.insns[id.idx()].flags & INSN_LAST == 0)
+            .then_some(InsnId(id.0 + 1))
     }
 
-    /// The previous instruction in the same section.
+    /// The previous instruction in the same section (none for a synthetic one).
     pub fn prev(&self, id: InsnId) -> Option<InsnId> {
-        let sec = self.insns[id.idx()].sec;
-        (id.0 > self.section_range(sec).start).then(|| InsnId(id.0 - 1))
+        (id.idx() < self.real_len && self.insns[id.idx()].flags & INSN_FIRST == 0)
+            .then(|| InsnId(id.0 - 1))
+    }
+
+    /// The section of an instruction.
+    pub fn sec_of(&self, id: InsnId) -> SecId {
+        if id.idx() >= self.real_len {
+            return self.synthetic_secs[id.idx() - self.real_len];
+        }
+        let i = self.sec_starts.partition_point(|&(start, _)| start <= id.0);
+        self.sec_starts[i - 1].1
+    }
+
+    /// Appends an instruction that is not found by address and has no neighbours (an
+    /// alternative's padding NOP), in section `sec`.
+    pub fn push_synthetic(&mut self, sec: SecId, insn: Insn) -> InsnId {
+        let id = InsnId(self.insns.len() as u32);
+        self.insns.push(insn);
+        self.synthetic_secs.push(sec);
+        id
     }
 }
 
@@ -249,12 +283,19 @@ pub fn decode(obj: &Object<'_>) -> Result<InsnTable, DecodeError> {
                 .section_data(sec)
                 .map_err(|_| DecodeError { sec, offset: 0 })?;
             decode_section(sec, data, &mut t, &mut ins)?;
-            t.by_section[sec.0 as usize] = (start, t.insns.len() as u32);
+            let end = t.insns.len() as u32;
+            t.by_section[sec.0 as usize] = (start, end);
             t.index_blocks(sec, data.len() as u64);
+            if end > start {
+                t.sec_starts.push((start, sec));
+                t.insns[start as usize].flags |= INSN_FIRST;
+                t.insns[end as usize - 1].flags |= INSN_LAST;
+            }
         } else {
             t.by_section[sec.0 as usize] = (start, start);
         }
     }
+    t.real_len = t.insns.len();
     Ok(t)
 }
 
@@ -316,11 +357,10 @@ fn decode_section(
             ops_len += 1;
         }
         t.insns.push(Insn {
-            sec,
             offset: offset as u32,
             len: len as u8,
             kind: c.kind,
-            is_iret: c.is_iret,
+            flags: if c.is_iret { INSN_IRET } else { 0 },
             immediate: c.immediate as i32,
             ops_start,
             ops_len,
