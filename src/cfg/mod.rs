@@ -1050,22 +1050,32 @@ impl Program<'_, '_> {
         Ok(())
     }
 
+    /// Where a hint's or an annotation's relocation points: a section symbol plus addend,
+    /// or a local label (`.L…`) itself; any other symbol is objtool's fatal error.
+    fn label_target(
+        &self,
+        r: &Reloc,
+        rname: &str,
+        f: &mut Findings,
+    ) -> Result<(SecId, u64), Fatal> {
+        let s = self.syms.get(r.sym);
+        if s.ty == elf::STT_SECTION {
+            Ok((s.sec, r.addend as u64))
+        } else if s.local_label {
+            Ok((s.sec, s.offset))
+        } else {
+            f.warn(format!("unexpected relocation symbol type in {rname}"));
+            Err(Fatal)
+        }
+    }
+
     /// `.discard.reachable` (objtool: `add_dead_ends()`).
     fn add_dead_ends(&mut self, f: &mut Findings) -> Step {
         let Some((rname, relocs)) = self.rela_by_name(".rela.discard.reachable") else {
             return Ok(());
         };
         for r in relocs {
-            let s = self.syms.get(r.sym);
-            let off = if s.ty == elf::STT_SECTION {
-                r.addend as u64
-            } else if s.local_label {
-                s.offset
-            } else {
-                f.warn(format!("unexpected relocation symbol type in {rname}"));
-                return Err(Fatal);
-            };
-            let sec = s.sec;
+            let (sec, off) = self.label_target(&r, &rname, f)?;
             let target = match self.insns.at(sec, off) {
                 Some(i) => self.prev_same_sec(i),
                 None if off == self.sec_size[sec.0 as usize] => {
@@ -1301,16 +1311,8 @@ impl Program<'_, '_> {
                 f.warn(format!("can't find reloc for unwind_hints[{i}]"));
                 return Err(Fatal);
             };
-            let s = self.syms.get(r.sym);
-            let off = if s.ty == elf::STT_SECTION {
-                r.addend as u64
-            } else if s.local_label {
-                s.offset
-            } else {
-                f.warn(format!("unexpected relocation symbol type in {rname}"));
-                return Err(Fatal);
-            };
-            let Some(id) = self.insns.at(s.sec, off) else {
+            let (target_sec, off) = self.label_target(&r, &rname, f)?;
+            let Some(id) = self.insns.at(target_sec, off) else {
                 f.warn(format!("can't find insn for unwind_hints[{i}]"));
                 return Err(Fatal);
             };
