@@ -82,7 +82,7 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
     let mut findings = Findings::new(syms.syms.len());
     findings.dedup = !opts.rules_6_1;
     let mut out = Outcome {
-        findings: Findings::new(0),
+        findings,
         errors,
         orc: None,
         nopped: Vec::new(),
@@ -92,25 +92,18 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
     let insns = match decoded {
         Ok(t) => t,
         Err(e) => {
-            let name = obj
-                .section_name(e.sec)
-                .map(|n| String::from_utf8_lossy(n).into_owned())
-                .unwrap_or_default();
-            findings.warn(format!(
+            let name = obj.section_name_lossy(e.sec);
+            out.findings.warn(format!(
                 "can't decode instruction at {name}:0x{:x}",
                 e.offset
             ));
-            out.findings = findings;
             out.fatal = true;
             return Ok(out);
         }
     };
     for n in &insns.notes {
-        let name = obj
-            .section_name(n.sec)
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
-        findings.warn(match n.note {
+        let name = obj.section_name_lossy(n.sec);
+        out.findings.warn(match n.note {
             DecodeNote::InvalidLea => format!("invalid LEA encoding at {name}:0x{:x}", n.offset),
             DecodeNote::Enqcmd => format!("ENQCMD instruction at {name}:{:x}", n.offset),
             DecodeNote::NotrackPrefix => format!("notrack prefix found at {name}:0x{:x}", n.offset),
@@ -118,13 +111,9 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
     }
     out.stats.insns = insns.insns.len();
     let relocs = relocs?;
-    let program = match cfg::build(obj, &opts, insns, syms, relocs, &mut findings) {
-        Ok(p) => p,
-        Err(cfg::Fatal) => {
-            out.findings = findings;
-            out.fatal = true;
-            return Ok(out);
-        }
+    let Ok(program) = cfg::build(obj, &opts, insns, syms, relocs, &mut out.findings) else {
+        out.fatal = true;
+        return Ok(out);
     };
     out.stats.lap("build", &mut t);
     out.nopped = program
@@ -135,30 +124,19 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
             (program.insns.sec_of(i), u64::from(insn.offset), insn.len)
         })
         .collect();
-    if program.nreal == 0 {
-        out.findings = findings;
+    if program.nreal == 0 || !(opts.stackval || opts.orc || opts.uaccess) {
         return Ok(out);
     }
-    let w: Walk = if opts.stackval || opts.orc || opts.uaccess {
-        walk::validate(&program, &mut findings)
-    } else {
-        return {
-            out.findings = findings;
-            Ok(out)
-        };
-    };
+    let w: Walk = walk::validate(&program, &mut out.findings);
     if opts.alt_unwind_check {
-        crate::alt::unwind_check(&program, &w, abi, &mut findings);
+        crate::alt::unwind_check(&program, &w, abi, &mut out.findings);
     }
     out.stats.lap("walk", &mut t);
     out.stats.states = w.states.states.len();
     out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
     if opts.orc {
-        if let Ok(rows) = generate::generate(&program, &w, abi, &mut findings) {
-            out.orc = Some(rows);
-        }
+        out.orc = generate::generate(&program, &w, abi, &mut out.findings).ok();
         out.stats.lap("generate", &mut t);
     }
-    out.findings = findings;
     Ok(out)
 }

@@ -14,7 +14,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
 use common::*;
-use orctool::elf::symbols::SymbolIndex;
+use orctool::cfg::symbols::Symbols;
 use orctool::elf::{Object, input};
 use orctool::orc::{self, OrcAbi};
 
@@ -51,7 +51,7 @@ fn exercise(bytes: &[u8]) {
             );
         }
     }
-    if let Ok(index) = SymbolIndex::build(&obj) {
+    if let Ok(index) = Symbols::read(&obj) {
         for sec in obj.section_ids() {
             for off in [0, 1, 0x40, u64::MAX] {
                 let _ = index.func_containing(sec, off);

@@ -189,7 +189,7 @@ pub fn unwind_check(p: &Program<'_, '_>, w: &Walk, abi: OrcAbi, f: &mut Findings
                     );
                     f.warn(format!(
                         "{}: alternatives: the return address of the call at {} in {} is unwound with {from} ({}) instead of its own state ({})",
-                        p.loc(insn_sec(p, grp.first), start),
+                        p.loc(p.insns.sec_of(grp.first), start),
                         p.insn_loc(i),
                         stream_name(p, i),
                         orc_text(got, abi),
@@ -201,8 +201,4 @@ pub fn unwind_check(p: &Program<'_, '_>, w: &Walk, abi: OrcAbi, f: &mut Findings
         }
     }
     found
-}
-
-fn insn_sec(p: &Program<'_, '_>, i: InsnId) -> crate::elf::SecId {
-    p.insns.sec_of(i)
 }

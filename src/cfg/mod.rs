@@ -395,10 +395,7 @@ pub fn build<'a, 'data>(
     let mut sec_noinstr = vec![false; nsec];
     let mut sec_size = vec![0; nsec];
     for sec in obj.section_ids() {
-        let name = obj
-            .section_name(sec)
-            .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
+        let name = obj.section_name_lossy(sec);
         let i = sec.0 as usize;
         if let Ok(h) = obj.section(sec) {
             sec_size[i] = h.sh_size(LE);

@@ -5,7 +5,6 @@
 //! Every number taken from the file is bounds-checked; nothing here panics on hostile input.
 
 pub mod input;
-pub mod symbols;
 
 use object::LittleEndian;
 use object::elf;
@@ -106,6 +105,13 @@ impl<'data> Object<'data> {
 
     pub fn section_name(&self, id: SecId) -> Result<&'data [u8]> {
         Ok(self.sections.section_name(LE, self.section(id)?)?)
+    }
+
+    /// The section's name for messages (empty when unreadable).
+    pub fn section_name_lossy(&self, id: SecId) -> String {
+        self.section_name(id)
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default()
     }
 
     /// The section called `name`; with several, the last one, as objtool's lookups by name
