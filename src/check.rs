@@ -46,6 +46,17 @@ pub fn rss_kib() -> u64 {
         .map_or(0, |pages| pages * 4)
 }
 
+/// Peak resident set size of this process in KiB (`VmHWM`; 0 where /proc is not available).
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .unwrap_or(0)
+}
+
 impl Stats {
     fn lap(&mut self, name: &'static str, since: &mut std::time::Instant) {
         let now = std::time::Instant::now();
@@ -56,6 +67,18 @@ impl Stats {
 
 /// Runs the checks objtool runs with the given options.
 pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
+    check_with(obj, opts, abi, &|| {})
+}
+
+/// [`check`], calling `release` once the object's bytes are no longer needed in memory
+/// (after the program model is built: the walk and ORC generation read only the model).
+/// The command line releases the pages of its memory map there.
+pub fn check_with(
+    obj: &Object<'_>,
+    opts: &Options,
+    abi: OrcAbi,
+    release: &dyn Fn(),
+) -> Result<Outcome> {
     let mut t = std::time::Instant::now();
     let mut stats = Stats::default();
     // The three reads are independent: side by side for a large object (for a small
@@ -115,6 +138,7 @@ pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
         out.fatal = true;
         return Ok(out);
     };
+    release();
     out.stats.lap("build", &mut t);
     out.nopped = program
         .nopped_jump_labels

@@ -195,10 +195,7 @@ fn check_one(
         _ => abi == OrcAbi::V6_1,
     };
     let t0 = std::time::Instant::now();
-    let mut out = orctool::check::check(&obj, &opts, abi)?;
-    if args.stats {
-        print_stats(&out.stats, t0);
-    }
+    let mut out = orctool::check::check_with(&obj, &opts, abi, &|| data.release_pages())?;
     // What to write: the ORC rows (objtool refuses an object that already has ORC, after
     // generating it) and the jump-label NOPs.
     let mut rows = None;
@@ -248,6 +245,7 @@ fn check_one(
         };
         let rows = rows.unwrap_or_default();
         let nopped = &out.nopped;
+        let t = std::time::Instant::now();
         orctool::write::write_orc_file(
             &obj,
             &rows,
@@ -259,6 +257,12 @@ fn check_one(
             target,
             &|file| orctool::patch::nop_out_file(file, nopped),
         )?;
+        out.stats
+            .phases
+            .push(("write", t.elapsed(), orctool::check::rss_kib()));
+    }
+    if args.stats {
+        print_stats(&out.stats, t0);
     }
     Ok(out.findings.warning_count() > 0)
 }
@@ -316,8 +320,9 @@ fn print_stats(st: &orctool::check::Stats, t0: std::time::Instant) {
         );
     }
     eprintln!(
-        "orctool: stats: {:>9}: {:8.3} ms",
+        "orctool: stats: {:>9}: {:8.3} ms, peak     {:6} MiB",
         "total",
-        t0.elapsed().as_secs_f64() * 1e3
+        t0.elapsed().as_secs_f64() * 1e3,
+        orctool::check::peak_rss_kib() / 1024
     );
 }

@@ -27,6 +27,19 @@ impl Deref for Input {
     }
 }
 
+impl Input {
+    /// Tells the kernel this process no longer needs the mapped pages resident: they leave
+    /// the process's resident set (not the page cache) and are read again from the file
+    /// if touched later. A no-op for decompressed (owned) inputs.
+    pub fn release_pages(&self) {
+        if let Input::Mapped(m) = self {
+            // SAFETY: the map is read-only and never written, so dropping its pages loses
+            // nothing: a later access faults the same file contents back in.
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+}
+
 /// The compression a file's first bytes announce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Compression {
