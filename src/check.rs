@@ -83,7 +83,8 @@ pub fn check_with(
     let mut stats = Stats::default();
     // The three reads are independent: side by side for a large object (for a small
     // module, starting the thread pool costs more than it saves).
-    let ((syms, decoded), relocs) = if obj.data().len() > PARALLEL_MIN_BYTES {
+    let ((syms, decoded), relocs) = if obj.data().len() > PARALLEL_MIN_BYTES || opts.force_parallel
+    {
         rayon::join(
             || rayon::join(|| Symbols::read(obj), || decode::decode(obj)),
             || Relocs::read(obj, obj.symbol_count()),

@@ -89,6 +89,9 @@ struct CheckArgs {
     /// Worker threads (default: all cores). The output is the same for any number.
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Run every parallel stage even for small objects (for testing the parallel paths).
+    #[arg(long, hide = true)]
+    force_parallel: bool,
     /// Write the result to OUT instead of changing FILE in place (one FILE only).
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
@@ -126,6 +129,7 @@ fn check(args: &CheckArgs) -> ExitCode {
         verbose: args.verbose,
         alt_unwind_check: !args.no_alt_unwind_check,
         ibt: args.ibt,
+        force_parallel: args.force_parallel,
         ..Default::default()
     };
     for list in &args.hacks {

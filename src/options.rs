@@ -36,4 +36,7 @@ pub struct Options {
     /// Follow objtool 6.1's rules where they differ from 6.12's and orctool knows them
     /// (so far: its noreturn list). For objects of kernels before 6.4.
     pub rules_6_1: bool,
+    /// Run every parallel stage whatever the object's size (normally small objects run on
+    /// one thread); for tests of the parallel paths.
+    pub force_parallel: bool,
 }

@@ -110,10 +110,96 @@ impl Findings {
         out
     }
 
+    /// Appends what a [`Local`] sink collected, as if it had been reported here.
+    pub fn absorb(&mut self, lines: Vec<Line>, warned: &[SymIdx]) {
+        self.lines.extend(lines);
+        for &s in warned {
+            if let Some(w) = self.warned.get_mut(s as usize) {
+                *w = true;
+            }
+        }
+    }
+
     pub fn warning_count(&self) -> usize {
         self.lines
             .iter()
             .filter(|l| l.kind == Kind::Warning)
             .count()
+    }
+}
+
+/// Where a stage reports: the whole file's [`Findings`], or a [`Local`] sink of one piece of
+/// work done beside others.
+pub trait Report {
+    fn warn(&mut self, text: String);
+    fn warn_insn(&mut self, owner: SymIdx, loc: &str, msg: &str);
+    fn backtrace(&mut self, loc: &str, what: &str);
+    fn detail(&mut self, loc: &str, text: &str);
+    fn is_warned(&self, owner: SymIdx) -> bool;
+}
+
+impl Report for Findings {
+    fn warn(&mut self, text: String) {
+        Findings::warn(self, text);
+    }
+    fn warn_insn(&mut self, owner: SymIdx, loc: &str, msg: &str) {
+        Findings::warn_insn(self, owner, loc, msg);
+    }
+    fn backtrace(&mut self, loc: &str, what: &str) {
+        Findings::backtrace(self, loc, what);
+    }
+    fn detail(&mut self, loc: &str, text: &str) {
+        Findings::detail(self, loc, text);
+    }
+    fn is_warned(&self, owner: SymIdx) -> bool {
+        Findings::is_warned(self, owner)
+    }
+}
+
+/// The findings of one piece of work run beside others, to be appended to the file's
+/// [`Findings`] in order ([`Findings::absorb`]). It sees the once-per-symbol marks made
+/// before it started plus its own; the work must only warn about symbols no other
+/// concurrent piece warns about.
+pub struct Local<'a> {
+    base: &'a Findings,
+    pub lines: Vec<Line>,
+    pub warned: Vec<SymIdx>,
+}
+
+impl<'a> Local<'a> {
+    pub fn new(base: &'a Findings) -> Self {
+        Local {
+            base,
+            lines: Vec::new(),
+            warned: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, kind: Kind, text: String) {
+        self.lines.push(Line { kind, text });
+    }
+}
+
+impl Report for Local<'_> {
+    fn warn(&mut self, text: String) {
+        self.push(Kind::Warning, text);
+    }
+    fn warn_insn(&mut self, owner: SymIdx, loc: &str, msg: &str) {
+        if owner != NO_SYM && self.base.dedup && (owner as usize) < self.base.warned.len() {
+            if self.is_warned(owner) {
+                return;
+            }
+            self.warned.push(owner);
+        }
+        self.push(Kind::Warning, format!("{loc}: {msg}"));
+    }
+    fn backtrace(&mut self, loc: &str, what: &str) {
+        self.push(Kind::Backtrace, format!("{loc}: {what}"));
+    }
+    fn detail(&mut self, loc: &str, text: &str) {
+        self.push(Kind::Detail, format!("{loc}: {text}"));
+    }
+    fn is_warned(&self, owner: SymIdx) -> bool {
+        self.base.is_warned(owner) || self.warned.contains(&owner)
     }
 }

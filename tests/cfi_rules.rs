@@ -70,10 +70,25 @@ fn run_case(set: &str, c: &Case, scratch: &Path) -> Result<(), String> {
     let src = fixtures().join(set).join(format!("{}.S", c.name));
     let obj = scratch.join("FILE");
     assemble(&src, &obj);
+    // once as a small object is run (one thread), once with every parallel stage forced on
+    for parallel in [false, true] {
+        run_mode(c, scratch, parallel)
+            .map_err(|e| format!("{}{e}", if parallel { "(--force-parallel) " } else { "" }))?;
+    }
+    Ok(())
+}
+
+fn run_mode(c: &Case, scratch: &Path, parallel: bool) -> Result<(), String> {
+    let extra: &[&str] = if parallel {
+        &["--force-parallel", "--threads", "4"]
+    } else {
+        &[]
+    };
     let out = Command::new(env!("CARGO_BIN_EXE_orctool"))
         .current_dir(scratch)
         .arg("check")
         .args(&c.args)
+        .args(extra)
         .arg("--print-orc")
         .arg("FILE")
         .output()
@@ -137,7 +152,7 @@ fn objtool_6_1_rules() {
 }
 
 /// The output does not depend on the number of threads: a real module checked with 1 and
-/// with 4 threads gives the same warnings and the same bytes.
+/// with 4 threads (every parallel stage forced on) gives the same warnings and the same bytes.
 #[test]
 fn same_output_at_any_thread_count() {
     let scratch = Scratch::new("threads");
@@ -152,6 +167,7 @@ fn same_output_at_any_thread_count() {
             "--force",
             "--threads",
             threads,
+            "--force-parallel",
             "-o",
             out_path.to_str().unwrap(),
             module.to_str().unwrap(),

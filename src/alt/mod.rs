@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use crate::cfg::Program;
 use crate::cfi::state::*;
-use crate::cfi::walk::{AltConflict, NO_STATE, StateId, StateTable, Walk};
+use crate::cfi::walk::{AltConflict, NO_STATE, StateId, StateLookup, Walk};
 use crate::decode::{InsnId, InsnKind};
 use crate::orc::OrcAbi;
 use crate::orc::entry::OrcEntry;
@@ -93,8 +93,8 @@ pub fn stream_name(p: &Program<'_, '_>, insn: InsnId) -> String {
 }
 
 /// The `--verbose` explanation of a `stack layout conflict in alternatives` warning.
-pub fn explain_conflict(p: &Program<'_, '_>, states: &StateTable, c: &AltConflict) -> String {
-    let state = |id: StateId| describe_state(states.get(id));
+pub fn explain_conflict(p: &Program<'_, '_>, states: &dyn StateLookup, c: &AltConflict) -> String {
+    let state = |id: StateId| describe_state(states.state(id));
     let first = if c.first.0 == u32::MAX {
         "an earlier alternative".to_owned()
     } else {

@@ -22,7 +22,7 @@ use crate::cfi::state::{
 use crate::decode::{Insn, InsnId, InsnKind, InsnTable, StackOp};
 use crate::elf::{LE, Object, SecId};
 use crate::options::Options;
-use crate::report::Findings;
+use crate::report::{Findings, Report};
 use relocs::{Reloc, Relocs};
 use symbols::{NO_SYM, SymIdx, Symbols};
 
@@ -348,7 +348,7 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// `WARN_INSN(insn, …)`.
-    pub fn warn_insn(&self, f: &mut Findings, id: InsnId, msg: &str) {
+    pub fn warn_insn(&self, f: &mut impl Report, id: InsnId, msg: &str) {
         f.warn_insn(self.attrs[id.idx()].sym, &self.insn_loc(id), msg);
     }
 

@@ -17,15 +17,49 @@ pub struct Reloc {
     pub addend: i64,
 }
 
+/// Offset-index granularity: 256-byte blocks.
+const BLOCK_SHIFT: u32 = 8;
+
 /// The relocations of one section, in file order, with an offset index.
 pub struct RelocTable {
     pub rela_sec: SecId,
     pub relocs: Vec<Reloc>,
     /// Indices into `relocs`, sorted by (offset, index descending).
     by_offset: Vec<u32>,
+    /// For each 256-byte block of offsets: the first position in `by_offset` whose offset
+    /// is at or after the block's start (plus one final entry). Empty when the offsets are
+    /// too sparse for it to pay (then lookups search all of `by_offset`).
+    blocks: Vec<u32>,
 }
 
 impl RelocTable {
+    fn new(rela_sec: SecId, relocs: Vec<Reloc>) -> Self {
+        let mut by_offset: Vec<u32> = (0..relocs.len() as u32).collect();
+        by_offset.sort_by_key(|&k| (relocs[k as usize].offset, std::cmp::Reverse(k)));
+        let max = by_offset.last().map_or(0, |&k| relocs[k as usize].offset);
+        let nblocks = max >> BLOCK_SHIFT;
+        let mut blocks = Vec::new();
+        // (a hostile offset far out must not make the index huge)
+        if nblocks <= 4 * relocs.len() as u64 + 1024 {
+            blocks.reserve(nblocks as usize + 2);
+            let mut i = 0;
+            for b in 0..=nblocks {
+                while i < by_offset.len() && relocs[by_offset[i] as usize].offset < b << BLOCK_SHIFT
+                {
+                    i += 1;
+                }
+                blocks.push(i as u32);
+            }
+            blocks.push(by_offset.len() as u32);
+        }
+        RelocTable {
+            rela_sec,
+            relocs,
+            by_offset,
+            blocks,
+        }
+    }
+
     /// The relocation at exactly `off` (the last one in the file, when several).
     pub fn at(&self, off: u64) -> Option<u32> {
         self.in_range(off, 1)
@@ -33,10 +67,20 @@ impl RelocTable {
 
     /// The relocation with the lowest offset inside `[off, off + len)`.
     pub fn in_range(&self, off: u64, len: u64) -> Option<u32> {
-        let i = self
-            .by_offset
-            .partition_point(|&k| self.relocs[k as usize].offset < off);
-        let k = *self.by_offset.get(i)?;
+        let b = usize::try_from(off >> BLOCK_SHIFT).unwrap_or(usize::MAX);
+        let (lo, hi) = match (self.blocks.get(b), self.blocks.get(b + 1)) {
+            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
+            // past the last block: nothing at or after `off`, unless there is no index
+            _ if !self.blocks.is_empty() => return None,
+            _ => (0, self.by_offset.len()),
+        };
+        let slice = &self.by_offset[lo..hi];
+        let i = slice.partition_point(|&k| self.relocs[k as usize].offset < off);
+        // the first one at or after `off` may be in a later block
+        let k = match slice.get(i) {
+            Some(&k) => k,
+            None => *self.by_offset.get(hi)?,
+        };
         (self.relocs[k as usize].offset < off.saturating_add(len)).then_some(k)
     }
 }
@@ -73,13 +117,7 @@ impl Relocs {
                     addend: r.r_addend(LE),
                 });
             }
-            let mut by_offset: Vec<u32> = (0..relocs.len() as u32).collect();
-            by_offset.sort_by_key(|&k| (relocs[k as usize].offset, std::cmp::Reverse(k)));
-            per_sec[target.0 as usize] = Some(RelocTable {
-                rela_sec,
-                relocs,
-                by_offset,
-            });
+            per_sec[target.0 as usize] = Some(RelocTable::new(rela_sec, relocs));
         }
         Ok(Relocs { per_sec })
     }
@@ -96,5 +134,55 @@ impl Relocs {
     pub fn in_range(&self, sec: SecId, off: u64, len: u64) -> Option<Reloc> {
         let t = self.table(sec)?;
         t.in_range(off, len).map(|k| t.relocs[k as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The indexed lookup answers as a scan of all relocations does.
+    #[test]
+    fn in_range_matches_a_scan() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..200 {
+            let n = rand(60) as usize;
+            let spread = [16, 300, 5000, 1 << 40][round % 4];
+            let relocs: Vec<Reloc> = (0..n)
+                .map(|_| Reloc {
+                    offset: rand(spread),
+                    sym: 0,
+                    ty: 0,
+                    addend: 0,
+                })
+                .collect();
+            let t = RelocTable::new(SecId(1), relocs.clone());
+            for _ in 0..200 {
+                let off = if n > 0 && rand(2) == 0 {
+                    relocs[rand(n as u64) as usize]
+                        .offset
+                        .saturating_sub(rand(3))
+                } else {
+                    rand(spread + 600)
+                };
+                let len = rand(20);
+                // the lowest offset in range; among equal offsets the last in the file
+                let want = (0..n)
+                    .filter(|&k| relocs[k].offset >= off && relocs[k].offset < off + len)
+                    .min_by_key(|&k| (relocs[k].offset, std::cmp::Reverse(k)))
+                    .map(|k| k as u32);
+                assert_eq!(
+                    t.in_range(off, len),
+                    want,
+                    "off {off} len {len} in {relocs:?}"
+                );
+            }
+        }
     }
 }

@@ -8,19 +8,49 @@
 //! the visiting order is objtool's (alternatives before the instruction's own effect, a
 //! jump's target before its fall-through), because the first state to reach an
 //! instruction is the one recorded and warnings depend on it.
+//!
+//! # Walking functions side by side
+//!
+//! objtool walks functions one after another, and the first walk to reach an instruction
+//! decides what is recorded there. orctool walks them in parallel with the same result by
+//! relying on a property of the walk: a walk started in function F stops, with a warning
+//! and without touching anything, at an instruction of another function (objtool's "falls
+//! through to next function"). So walks of different functions touch disjoint instructions
+//! and may run in any order, as long as each touches only instructions that belong to its
+//! own function. A walk run beside others checks that as it goes; when it would touch
+//! anything else (code outside every function, a merged alternative array shared with other
+//! functions, a CFI restore hint that reads back), it undoes its writes and is run again
+//! later, one at a time in objtool's order, after the parallel part. Findings are appended in
+//! objtool's order whatever ran first; states are interned in per-chunk tables and renumbered
+//! into one table afterwards, so output does not depend on the thread count.
+
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering::Relaxed};
 
 use object::elf;
+use rayon::prelude::*;
 
 use super::apply::{OpContext, apply};
 use super::state::*;
 use crate::cfg::Program;
 use crate::cfg::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind, Op};
-use crate::report::Findings;
+use crate::report::{Findings, Line, Local, Report};
 
 /// Index of an interned state.
 pub type StateId = u32;
 pub const NO_STATE: StateId = u32::MAX;
+
+/// Ids of states interned by a parallel chunk carry this bit, the chunk number and the
+/// index in the chunk's table; they are renumbered before the walk returns.
+const CHUNK_FLAG: u32 = 1 << 31;
+const CHUNK_SHIFT: u32 = 20;
+const CHUNK_LOCAL_MASK: u32 = (1 << CHUNK_SHIFT) - 1;
+/// At most this many chunks (ids stay below `NO_STATE`).
+const MAX_CHUNKS: usize = 1024;
+/// Chunks per thread: enough for work stealing to even out large functions.
+const CHUNKS_PER_THREAD: usize = 8;
+/// Objects with fewer instructions are walked on one thread.
+const PARALLEL_MIN_INSNS: usize = 100_000;
 
 /// Interned CFI states: equal states share one id.
 #[derive(Default)]
@@ -37,9 +67,18 @@ fn state_hash(s: &CfiState) -> u64 {
 
 impl StateTable {
     pub fn intern(&mut self, s: &CfiState) -> StateId {
-        let hash = state_hash(s);
+        self.intern_hashed(state_hash(s), s)
+    }
+
+    fn find_hashed(&self, hash: u64, s: &CfiState) -> Option<StateId> {
         let states = &self.states;
-        if let Some(&id) = self.index.find(hash, |&id| states[id as usize] == *s) {
+        self.index
+            .find(hash, |&id| states[id as usize] == *s)
+            .copied()
+    }
+
+    fn intern_hashed(&mut self, hash: u64, s: &CfiState) -> StateId {
+        if let Some(id) = self.find_hashed(hash, s) {
             return id;
         }
         let id = self.states.len() as StateId;
@@ -52,6 +91,62 @@ impl StateTable {
 
     pub fn get(&self, id: StateId) -> &CfiState {
         &self.states[id as usize]
+    }
+}
+
+/// Reads interned states by id.
+pub trait StateLookup {
+    fn state(&self, id: StateId) -> &CfiState;
+}
+
+impl StateLookup for StateTable {
+    fn state(&self, id: StateId) -> &CfiState {
+        self.get(id)
+    }
+}
+
+/// The state tables one walk interns into.
+enum Tables<'t> {
+    /// The file's table (walks run one at a time).
+    Serial(&'t mut StateTable),
+    /// A parallel chunk: states already in the (frozen) file table keep their ids, so
+    /// equal states always have equal ids; new ones go to the chunk's own table.
+    Chunk {
+        main: &'t StateTable,
+        local: &'t mut StateTable,
+        chunk: u32,
+    },
+}
+
+impl Tables<'_> {
+    /// `None` when a chunk's table is full (the walk then runs again serially).
+    fn intern(&mut self, s: &CfiState) -> Option<StateId> {
+        match self {
+            Tables::Serial(t) => Some(t.intern(s)),
+            Tables::Chunk { main, local, chunk } => {
+                let hash = state_hash(s);
+                if let Some(id) = main.find_hashed(hash, s) {
+                    return Some(id);
+                }
+                let id = local.intern_hashed(hash, s);
+                (id < CHUNK_LOCAL_MASK).then_some(CHUNK_FLAG | (*chunk << CHUNK_SHIFT) | id)
+            }
+        }
+    }
+}
+
+impl StateLookup for Tables<'_> {
+    fn state(&self, id: StateId) -> &CfiState {
+        match self {
+            Tables::Serial(t) => t.get(id),
+            Tables::Chunk { main, local, .. } => {
+                if id & CHUNK_FLAG != 0 {
+                    local.get(id & CHUNK_LOCAL_MASK)
+                } else {
+                    main.get(id)
+                }
+            }
+        }
     }
 }
 
@@ -72,6 +167,39 @@ pub struct Walk {
     pub conflicts: Vec<AltConflict>,
     /// Walks that failed plus missing size annotations (objtool's warning count).
     pub warnings: usize,
+}
+
+/// The per-instruction and per-array records, written by walks that may run side by side
+/// (each on instructions no other concurrent walk touches; relaxed atomics are plain loads
+/// and stores on x86-64).
+struct Shared {
+    cfi: Vec<AtomicU32>,
+    visited: Vec<AtomicU8>,
+    alt_cfi: Vec<Vec<AtomicU32>>,
+    alt_setter: Vec<Vec<AtomicU32>>,
+    /// Per array: the function all instructions of its groups belong to, if one does.
+    alt_owner: Vec<SymIdx>,
+}
+
+impl Shared {
+    fn cfi(&self, i: InsnId) -> StateId {
+        self.cfi[i.idx()].load(Relaxed)
+    }
+    fn set_cfi(&self, i: InsnId, id: StateId) {
+        self.cfi[i.idx()].store(id, Relaxed);
+    }
+    fn visited(&self, i: InsnId) -> u8 {
+        self.visited[i.idx()].load(Relaxed)
+    }
+}
+
+/// A walk running beside others: it may touch only instructions of its own function, and
+/// it records what it wrote so that it can be undone.
+#[derive(Default)]
+struct Spec {
+    insns: Vec<InsnId>,
+    slots: Vec<(u32, u32)>,
+    escaped: bool,
 }
 
 #[derive(Clone)]
@@ -135,81 +263,392 @@ enum Outcome {
     Push(Frame, Frame),
 }
 
-struct Walker<'p, 'a, 'data> {
-    p: &'p Program<'a, 'data>,
-    f: &'p mut Findings,
-    w: Walk,
+struct Walker<'w, 'a, 'data, R: Report> {
+    p: &'w Program<'a, 'data>,
+    f: &'w mut R,
+    sh: &'w Shared,
+    tables: Tables<'w>,
+    conflicts: &'w mut Vec<AltConflict>,
+    /// Walks that failed (objtool's warning count).
+    warnings: usize,
+    /// Set for a walk running beside others.
+    spec: Option<&'w mut Spec>,
+}
+
+/// One step of objtool's `validate_functions()` loop, in its order.
+#[derive(Clone, Copy)]
+enum Item {
+    /// A function symbol without a size.
+    MissingSize(SymIdx),
+    /// A function to walk from its first instruction.
+    Root(SymIdx, InsnId),
+}
+
+/// What a root's walk run beside others produced.
+#[derive(Default)]
+struct RootResult {
+    lines: Vec<Line>,
+    warned: Vec<SymIdx>,
+    conflicts: Vec<AltConflict>,
+    warnings: usize,
+}
+
+/// What a chunk of roots walked beside others produced.
+struct ChunkOut {
+    table: StateTable,
+    /// Results of the roots that reported something, by item index.
+    results: Vec<(usize, RootResult)>,
+    /// Roots that must run again one at a time, by item index.
+    deferred: Vec<usize>,
 }
 
 /// Runs the whole validation (functions, then hints, then the unreachable check).
 pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
     let n = p.attrs.len();
-    let mut w = Walk {
-        states: StateTable::default(),
-        cfi: vec![NO_STATE; n],
-        visited: vec![0; n],
+    let atomics = |len: usize, v: u32| (0..len).map(|_| AtomicU32::new(v)).collect::<Vec<_>>();
+    let sh = Shared {
+        cfi: atomics(n, NO_STATE),
+        visited: (0..n).map(|_| AtomicU8::new(0)).collect(),
         alt_cfi: p
             .cfi_arrays
             .iter()
-            .map(|&len| vec![NO_STATE; len as usize])
+            .map(|&len| atomics(len as usize, NO_STATE))
             .collect(),
         alt_setter: p
             .cfi_arrays
             .iter()
-            .map(|&len| vec![InsnId(u32::MAX); len as usize])
+            .map(|&len| atomics(len as usize, u32::MAX))
             .collect(),
-        conflicts: Vec::new(),
-        warnings: 0,
+        alt_owner: alt_owners(p),
     };
+    let mut states = StateTable::default();
     let mut hinted: Vec<_> = p.hint_cfi.iter().collect();
     hinted.sort_by_key(|(id, _)| **id);
     for (id, h) in hinted {
-        w.cfi[id.idx()] = w.states.intern(h);
+        sh.set_cfi(*id, states.intern(h));
     }
-    let mut walker = Walker { p, f, w };
-    walker.validate_functions();
-    walker.validate_hints();
-    if walker.w.warnings == 0 {
-        walker.validate_reachable();
-    }
-    walker.w
-}
+    let mut conflicts = Vec::new();
+    let mut warnings = 0;
 
-impl Walker<'_, '_, '_> {
-    fn validate_functions(&mut self) {
-        let p = self.p;
-        for sec in 0..p.sec_exec.len() {
-            if !p.sec_exec[sec] {
-                continue;
+    let items = function_items(p);
+    let parallel =
+        (n >= PARALLEL_MIN_INSNS || p.opts.force_parallel) && rayon::current_num_threads() > 1;
+    let (mut results, deferred) = if parallel {
+        walk_parallel(p, f, &sh, &mut states, &items)
+    } else {
+        (Vec::new(), (0..items.len()).map(|_| true).collect())
+    };
+    // Everything in objtool's order: results of the parallel walks, and the walks that had
+    // to wait, run now one at a time.
+    results.sort_unstable_by_key(|(k, _)| *k);
+    let mut results = results.into_iter().peekable();
+    for (k, item) in items.iter().enumerate() {
+        match *item {
+            Item::MissingSize(s) => {
+                f.warn(format!(
+                    "{}() is missing an ELF size annotation",
+                    p.syms.get(s).name
+                ));
+                warnings += 1;
             }
-            for &s in &p.syms.lists[sec] {
-                let sym = p.syms.get(s);
-                if sym.ty != elf::STT_FUNC {
-                    continue;
-                }
-                if sym.len == 0 {
-                    self.f
-                        .warn(format!("{}() is missing an ELF size annotation", sym.name));
-                    self.w.warnings += 1;
-                    continue;
-                }
-                if sym.pfunc != s || sym.alias != s {
-                    continue;
-                }
-                let Some(insn) = p.insns.at(sym.sec, sym.offset) else {
-                    continue;
+            Item::Root(s, insn) if deferred[k] => {
+                let mut w = Walker {
+                    p,
+                    f: &mut *f,
+                    sh: &sh,
+                    tables: Tables::Serial(&mut states),
+                    conflicts: &mut conflicts,
+                    warnings: 0,
+                    spec: None,
                 };
-                if p.attr(insn).ignore() || self.w.visited[insn.idx()] != 0 {
-                    continue;
-                }
-                let state =
-                    WalkState::new(CfiState::func_entry(), p.opts.uaccess && sym.uaccess_safe);
-                if !self.walk(p.insn_func(insn), insn, state) {
-                    self.f.backtrace(&p.insn_loc(insn), "<=== (sym)");
-                    self.w.warnings += 1;
+                w.validate_root(s, insn);
+                warnings += w.warnings;
+            }
+            Item::Root(..) => {
+                if results.peek().is_some_and(|(j, _)| *j == k) {
+                    let (_, r) = results.next().unwrap_or_default();
+                    f.absorb(r.lines, &r.warned);
+                    conflicts.extend(r.conflicts);
+                    warnings += r.warnings;
                 }
             }
         }
+    }
+    let mut w = Walker {
+        p,
+        f,
+        sh: &sh,
+        tables: Tables::Serial(&mut states),
+        conflicts: &mut conflicts,
+        warnings,
+        spec: None,
+    };
+    w.validate_hints();
+    if w.warnings == 0 {
+        w.validate_reachable();
+    }
+    let warnings = w.warnings;
+    let plain = |v: Vec<AtomicU32>| v.into_iter().map(AtomicU32::into_inner).collect::<Vec<_>>();
+    Walk {
+        states,
+        cfi: plain(sh.cfi),
+        visited: sh.visited.into_iter().map(AtomicU8::into_inner).collect(),
+        alt_cfi: sh.alt_cfi.into_iter().map(plain).collect(),
+        alt_setter: sh
+            .alt_setter
+            .into_iter()
+            .map(|v| plain(v).into_iter().map(InsnId).collect())
+            .collect(),
+        conflicts,
+        warnings,
+    }
+}
+
+/// objtool's `validate_functions()` loop as a list: every function symbol of every
+/// executable section, in symbol-list order.
+fn function_items(p: &Program<'_, '_>) -> Vec<Item> {
+    let mut items = Vec::new();
+    for sec in 0..p.sec_exec.len() {
+        if !p.sec_exec[sec] {
+            continue;
+        }
+        for &s in &p.syms.lists[sec] {
+            let sym = p.syms.get(s);
+            if sym.ty != elf::STT_FUNC {
+                continue;
+            }
+            if sym.len == 0 {
+                items.push(Item::MissingSize(s));
+                continue;
+            }
+            if sym.pfunc != s || sym.alias != s {
+                continue;
+            }
+            if let Some(insn) = p.insns.at(sym.sec, sym.offset) {
+                items.push(Item::Root(s, insn));
+            }
+        }
+    }
+    items
+}
+
+/// The function (objtool's `pfunc`) an instruction belongs to, or `NO_SYM`.
+fn owner(p: &Program<'_, '_>, i: InsnId) -> SymIdx {
+    match p.insn_func(i) {
+        NO_SYM => NO_SYM,
+        f => p.syms.get(f).pfunc,
+    }
+}
+
+/// Per merged alternative array: the function every instruction of its groups belongs to,
+/// or `NO_SYM` when they do not all belong to one.
+fn alt_owners(p: &Program<'_, '_>) -> Vec<SymIdx> {
+    const UNSET: SymIdx = NO_SYM - 1;
+    let mut owners = vec![UNSET; p.cfi_arrays.len()];
+    for grp in &p.groups {
+        let slot = &mut owners[grp.cfi_array as usize];
+        let mut insns = Vec::new();
+        if let Some(last) = grp.last {
+            let mut cur = Some(grp.first);
+            while let Some(i) = cur {
+                insns.push(i);
+                if i == last {
+                    break;
+                }
+                cur = p.next_same_sec(i);
+            }
+        } else {
+            insns.push(grp.first);
+        }
+        insns.extend(grp.nop);
+        for i in insns {
+            let o = owner(p, i);
+            *slot = if *slot == UNSET || *slot == o {
+                o
+            } else {
+                NO_SYM
+            };
+        }
+    }
+    owners
+        .into_iter()
+        .map(|o| if o == UNSET { NO_SYM } else { o })
+        .collect()
+}
+
+/// Walks the function roots in parallel chunks. Returns the results of the roots that
+/// reported something and, per item, whether it must still run (one at a time).
+fn walk_parallel(
+    p: &Program<'_, '_>,
+    f: &Findings,
+    sh: &Shared,
+    states: &mut StateTable,
+    items: &[Item],
+) -> (Vec<(usize, RootResult)>, Vec<bool>) {
+    let mut deferred = vec![false; items.len()];
+    // A function with two roots, or a root outside every function (whose walk may go
+    // anywhere, so everything after it waits too), is walked one at a time.
+    let mut roots_of = rustc_hash::FxHashMap::<SymIdx, u32>::default();
+    for item in items {
+        if let Item::Root(_, insn) = *item {
+            *roots_of.entry(p.insn_func(insn)).or_default() += 1;
+        }
+    }
+    let mut serial_from = items.len();
+    for (k, item) in items.iter().enumerate() {
+        if let Item::Root(_, insn) = *item {
+            let func = p.insn_func(insn);
+            if func == NO_SYM {
+                serial_from = k;
+                break;
+            }
+            deferred[k] = roots_of[&func] > 1;
+        }
+    }
+    for d in &mut deferred[serial_from..] {
+        *d = true;
+    }
+    // contiguous chunks of about equal size in bytes of code
+    let weight = |item: &Item| match *item {
+        Item::Root(s, _) => p.syms.get(s).len.max(1),
+        Item::MissingSize(_) => 0,
+    };
+    let total: u64 = items[..serial_from].iter().map(weight).sum();
+    let nchunks = (rayon::current_num_threads() * CHUNKS_PER_THREAD).min(MAX_CHUNKS);
+    let per_chunk = total.div_ceil(nchunks as u64).max(1);
+    let mut chunks = Vec::new();
+    let (mut start, mut acc) = (0, 0);
+    for (k, item) in items[..serial_from].iter().enumerate() {
+        acc += weight(item);
+        if acc >= per_chunk && chunks.len() + 1 < MAX_CHUNKS {
+            chunks.push(start..k + 1);
+            (start, acc) = (k + 1, 0);
+        }
+    }
+    if start < serial_from {
+        chunks.push(start..serial_from);
+    }
+    let main: &StateTable = states;
+    let outs: Vec<ChunkOut> = chunks
+        .into_par_iter()
+        .enumerate()
+        .map(|(c, range)| {
+            let mut out = ChunkOut {
+                table: StateTable::default(),
+                results: Vec::new(),
+                deferred: Vec::new(),
+            };
+            let mut spec = Spec::default();
+            for k in range {
+                let Item::Root(s, insn) = items[k] else {
+                    continue;
+                };
+                if deferred[k] {
+                    continue;
+                }
+                let mut local = Local::new(f);
+                let mut r = RootResult::default();
+                spec.insns.clear();
+                spec.slots.clear();
+                spec.escaped = false;
+                let mut w = Walker {
+                    p,
+                    f: &mut local,
+                    sh,
+                    tables: Tables::Chunk {
+                        main,
+                        local: &mut out.table,
+                        chunk: c as u32,
+                    },
+                    conflicts: &mut r.conflicts,
+                    warnings: 0,
+                    spec: Some(&mut spec),
+                };
+                w.validate_root(s, insn);
+                r.warnings = w.warnings;
+                if spec.escaped {
+                    undo(p, sh, &spec);
+                    out.deferred.push(k);
+                    continue;
+                }
+                r.lines = local.lines;
+                r.warned = local.warned;
+                if !r.lines.is_empty() || !r.conflicts.is_empty() || r.warnings != 0 {
+                    out.results.push((k, r));
+                }
+            }
+            out
+        })
+        .collect();
+    // one table: every chunk's states renumbered into the file's, in chunk order
+    let remap: Vec<Vec<StateId>> = outs
+        .iter()
+        .map(|o| o.table.states.iter().map(|s| states.intern(s)).collect())
+        .collect();
+    let renumber = |id: StateId| {
+        if id != NO_STATE && id & CHUNK_FLAG != 0 {
+            remap[((id & !CHUNK_FLAG) >> CHUNK_SHIFT) as usize][(id & CHUNK_LOCAL_MASK) as usize]
+        } else {
+            id
+        }
+    };
+    sh.cfi.par_iter().with_min_len(1 << 16).for_each(|a| {
+        a.store(renumber(a.load(Relaxed)), Relaxed);
+    });
+    for a in sh.alt_cfi.iter().flatten() {
+        a.store(renumber(a.load(Relaxed)), Relaxed);
+    }
+    let mut results = Vec::new();
+    for o in outs {
+        for k in o.deferred {
+            deferred[k] = true;
+        }
+        for (k, mut r) in o.results {
+            for c in &mut r.conflicts {
+                c.first_state = renumber(c.first_state);
+                c.second_state = renumber(c.second_state);
+            }
+            results.push((k, r));
+        }
+    }
+    (results, deferred)
+}
+
+/// Undoes what an escaped parallel walk wrote.
+fn undo(p: &Program<'_, '_>, sh: &Shared, spec: &Spec) {
+    for &i in &spec.insns {
+        sh.visited[i.idx()].store(0, Relaxed);
+        if !p.attr(i).hint() {
+            sh.set_cfi(i, NO_STATE);
+        }
+    }
+    for &(a, off) in &spec.slots {
+        sh.alt_cfi[a as usize][off as usize].store(NO_STATE, Relaxed);
+        sh.alt_setter[a as usize][off as usize].store(u32::MAX, Relaxed);
+    }
+}
+
+impl<R: Report> Walker<'_, '_, '_, R> {
+    /// One root of objtool's `validate_functions()`.
+    fn validate_root(&mut self, s: SymIdx, insn: InsnId) {
+        let p = self.p;
+        if p.attr(insn).ignore() || self.sh.visited(insn) != 0 {
+            return;
+        }
+        let sym = p.syms.get(s);
+        let state = WalkState::new(CfiState::func_entry(), p.opts.uaccess && sym.uaccess_safe);
+        if !self.walk(p.insn_func(insn), insn, state) {
+            self.f.backtrace(&p.insn_loc(insn), "<=== (sym)");
+            self.warnings += 1;
+        }
+    }
+
+    /// Gives up a walk running beside others (it will run again, alone).
+    fn escape(&mut self) -> Outcome {
+        if let Some(spec) = self.spec.as_deref_mut() {
+            spec.escaped = true;
+        }
+        Outcome::Fail
     }
 
     fn validate_hints(&mut self) {
@@ -220,11 +659,11 @@ impl Walker<'_, '_, '_> {
         for k in 0..p.nreal {
             let insn = InsnId(k as u32);
             let a = p.attr(insn);
-            if a.hint() && self.w.visited[k] == 0 && !a.ignore() {
+            if a.hint() && self.sh.visited(insn) == 0 && !a.ignore() {
                 let state = WalkState::new(CfiState::blank(), false);
                 if !self.walk(p.insn_func(insn), insn, state) {
                     self.f.backtrace(&p.insn_loc(insn), "<=== (hint)");
-                    self.w.warnings += 1;
+                    self.warnings += 1;
                 }
             }
         }
@@ -369,21 +808,24 @@ impl Walker<'_, '_, '_> {
                         ));
                         return Outcome::Fail;
                     }
+                    if ifunc == NO_SYM && self.spec.is_some() {
+                        return self.escape();
+                    }
                     let a = p.attr(insn);
                     if func != NO_SYM && a.ignore() {
                         self.warn_insn(insn, "BUG: why am I validating an ignored function?");
                         return Outcome::Fail;
                     }
                     let bit = VISITED_BRANCH << u8::from(state.uaccess);
-                    let visited = self.w.visited[insn.idx()];
+                    let visited = self.sh.visited(insn);
                     if visited & VISITED_BRANCH_MASK != 0 {
                         if !a.hint() {
-                            let recorded = self.w.cfi[insn.idx()];
+                            let recorded = self.sh.cfi(insn);
                             if recorded == NO_STATE {
-                                self.f.warn("CFI missing");
+                                self.f.warn("CFI missing".to_owned());
                                 return Outcome::Fail;
                             }
-                            if let Some(m) = cfi_match(self.w.states.get(recorded), &state.cfi) {
+                            if let Some(m) = cfi_match(self.tables.state(recorded), &state.cfi) {
                                 self.warn_insn(insn, &format!("stack state mismatch: {m}"));
                                 return Outcome::Fail;
                             }
@@ -397,25 +839,36 @@ impl Walker<'_, '_, '_> {
                     }
                     if a.hint() {
                         if a.restore() {
+                            if self.spec.is_some() {
+                                return self.escape(); // it reads back what others may write
+                            }
                             match self.restore_state(func, insn, prev) {
-                                Restore::Found(id) => self.w.cfi[insn.idx()] = id,
+                                Restore::Found(id) => self.sh.set_cfi(insn, id),
                                 Restore::Defer => return Outcome::Ok,
                                 Restore::Fail => return Outcome::Fail,
                             }
                         }
-                        let id = self.w.cfi[insn.idx()];
+                        let id = self.sh.cfi(insn);
                         if id != NO_STATE {
-                            state.cfi = self.w.states.get(id).clone();
+                            state.cfi = self.tables.state(id).clone();
                             state.known = id;
                         }
                     } else {
                         if state.known == NO_STATE {
-                            state.known = self.w.states.intern(&state.cfi);
+                            match self.tables.intern(&state.cfi) {
+                                Some(id) => state.known = id,
+                                None => return self.escape(),
+                            }
                         }
-                        self.w.cfi[insn.idx()] = state.known;
+                        self.sh.set_cfi(insn, state.known);
                     }
-                    self.w.visited[insn.idx()] |= bit;
-                    if !self.propagate_alt_cfi(insn) {
+                    self.sh.visited[insn.idx()].store(visited | bit, Relaxed);
+                    if visited == 0 {
+                        if let Some(spec) = self.spec.as_deref_mut() {
+                            spec.insns.push(insn);
+                        }
+                    }
+                    if !self.propagate_alt_cfi(func, insn) {
                         return Outcome::Fail;
                     }
                     if !a.ignore_alts() && a.has_alts() {
@@ -615,7 +1068,7 @@ impl Walker<'_, '_, '_> {
             self.warn_insn(insn, "no corresponding CFI save for CFI restore");
             return Restore::Fail;
         };
-        if self.w.visited[save.idx()] == 0 {
+        if self.sh.visited(save) == 0 {
             if prev.is_none() {
                 return Restore::Defer;
             }
@@ -625,38 +1078,48 @@ impl Walker<'_, '_, '_> {
             );
             return Restore::Fail;
         }
-        Restore::Found(self.w.cfi[save.idx()])
+        Restore::Found(self.sh.cfi(save))
     }
 
     /// objtool: `propagate_alt_cfi()`.
-    fn propagate_alt_cfi(&mut self, insn: InsnId) -> bool {
+    /// (A walk running beside others gives up on an array other functions share.)
+    fn propagate_alt_cfi(&mut self, func: SymIdx, insn: InsnId) -> bool {
         let p = self.p;
         let Some(g) = p.alt_group(insn) else {
             return true;
         };
-        let cfi = self.w.cfi[insn.idx()];
+        let cfi = self.sh.cfi(insn);
         if cfi == NO_STATE {
-            self.f.warn("CFI missing");
+            self.f.warn("CFI missing".to_owned());
             return false;
         }
         let grp = &p.groups[g as usize];
+        let array = grp.cfi_array as usize;
+        if self.spec.is_some() && self.sh.alt_owner[array] != func {
+            self.escape();
+            return false;
+        }
         let off = p.insn(insn).offset.wrapping_sub(p.insn(grp.first).offset) as usize;
-        let Some(slot) = self.w.alt_cfi[grp.cfi_array as usize].get_mut(off) else {
+        let Some(slot) = self.sh.alt_cfi[array].get(off) else {
             return true; // past the original's length: no address to describe
         };
-        if *slot == NO_STATE {
-            *slot = cfi;
-            self.w.alt_setter[grp.cfi_array as usize][off] = insn;
-        } else if *slot != cfi {
+        let filled = slot.load(Relaxed);
+        if filled == NO_STATE {
+            slot.store(cfi, Relaxed);
+            self.sh.alt_setter[array][off].store(insn.0, Relaxed);
+            if let Some(spec) = self.spec.as_deref_mut() {
+                spec.slots.push((array as u32, off as u32));
+            }
+        } else if filled != cfi {
             let conflict = AltConflict {
                 array: grp.cfi_array,
                 offset: off as u32,
-                first: self.w.alt_setter[grp.cfi_array as usize][off],
-                first_state: *slot,
+                first: InsnId(self.sh.alt_setter[array][off].load(Relaxed)),
+                first_state: filled,
                 second: insn,
                 second_state: cfi,
             };
-            self.w.conflicts.push(conflict);
+            self.conflicts.push(conflict);
             let orig = grp
                 .orig_group
                 .map_or(grp.first, |og| p.groups[og as usize].first);
@@ -667,7 +1130,7 @@ impl Walker<'_, '_, '_> {
             let shown = !self.f.is_warned(p.attr(orig).sym);
             self.warn_insn(orig, &msg);
             if shown {
-                let text = crate::alt::explain_conflict(p, &self.w.states, &conflict);
+                let text = crate::alt::explain_conflict(p, &self.tables, &conflict);
                 self.f.detail(&p.insn_loc(orig), &text);
             }
             return false;
@@ -765,7 +1228,7 @@ impl Walker<'_, '_, '_> {
         }
         for k in 0..p.nreal {
             let insn = InsnId(k as u32);
-            if self.w.visited[k] != 0 || self.ignore_unreachable(insn) {
+            if self.sh.visited(insn) != 0 || self.ignore_unreachable(insn) {
                 continue;
             }
             // (objtool 6.1 has no such message: everything is "unreachable instruction")
@@ -778,13 +1241,13 @@ impl Walker<'_, '_, '_> {
                             p.syms.get(d).name
                         );
                         self.warn_insn(insn, &msg);
-                        self.w.warnings += 1;
+                        self.warnings += 1;
                         continue;
                     }
                 }
             }
             self.warn_insn(insn, "unreachable instruction");
-            self.w.warnings += 1;
+            self.warnings += 1;
             if p.opts.rules_6_1 {
                 return; // objtool 6.1 reports only the first one
             }
@@ -828,7 +1291,7 @@ impl Walker<'_, '_, '_> {
             let end = u64::from(i.offset) + size as u64;
             let mut cur = p.next_same_sec(insn);
             while let Some(c) = cur {
-                if self.w.visited[c.idx()] != 0 {
+                if self.sh.visited(c) != 0 {
                     return true;
                 }
                 if u64::from(p.insn(c).offset) >= end {
