@@ -70,7 +70,7 @@ impl fmt::Display for Loc {
 /// The full CFI state. `Eq`/`Hash` compare every field: that is objtool's `cficmp`, used
 /// for interning and for the alternative-group arrays; the merge-point comparison is the
 /// narrower [`cfi_match`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CfiState {
     pub cfa: Loc,
     pub regs: [Loc; CFI_NUM_REGS],
@@ -84,6 +84,33 @@ pub struct CfiState {
     pub signal: bool,
     pub end: bool,
     pub force_undefined: bool,
+}
+
+/// Hashes every field like a derived `Hash` would, but two locations per 64-bit word (the
+/// interner hashes a state at every instruction that changed it; a derived hash writes 70
+/// small values). Equal states hash equally; the folding only costs collisions between
+/// states with very large offsets.
+impl std::hash::Hash for CfiState {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let pack = |a: &Loc, b: &Loc| {
+            u64::from(a.base as u8)
+                | u64::from(b.base as u8) << 8
+                | u64::from(a.offset as u32) << 16 ^ u64::from(b.offset as u32) << 40
+        };
+        for (a, b) in self.regs.iter().zip(&self.vals) {
+            h.write_u64(pack(a, b));
+        }
+        h.write_u64(pack(&self.cfa, &Loc::new(self.drap_reg, self.drap_offset)));
+        h.write_u64(
+            u64::from(self.stack_size as u32)
+                | u64::from(self.ty) << 32
+                | u64::from(self.bp_scratch) << 40
+                | u64::from(self.drap) << 41
+                | u64::from(self.signal) << 42
+                | u64::from(self.end) << 43
+                | u64::from(self.force_undefined) << 44,
+        );
+    }
 }
 
 /// Registers whose saves are tracked.

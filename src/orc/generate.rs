@@ -70,76 +70,169 @@ pub fn entry_for(cfi: Option<&CfiState>, abi: OrcAbi) -> Result<[u8; 6], String>
     Ok(e.encode(abi).unwrap_or([0; 6]))
 }
 
-/// objtool: `orc_create()` (the entry list; writing is separate).
+/// Instructions per piece of a section generated on its own.
+const PIECE_INSNS: u32 = 1 << 16;
+
+/// One piece of a text section: its rows (deduplicated within the piece, the first always
+/// kept), the entry in effect at its end, and the first failure.
+struct Piece {
+    rows: Vec<OrcRow>,
+    last: Option<[u8; 6]>,
+    error: Option<(InsnId, String)>,
+}
+
+/// objtool: `orc_create()` (the entry list; writing is separate). Sections are cut into
+/// pieces generated in parallel and joined in order with objtool's rule (an entry equal to
+/// the one before it in the section is dropped), so the rows are the same at any thread
+/// count.
 pub fn generate(
     p: &Program<'_, '_>,
     w: &Walk,
     abi: OrcAbi,
     f: &mut Findings,
 ) -> Result<Vec<OrcRow>, OrcError> {
-    let mut rows = Vec::new();
-    let state = |id: StateId| (id != NO_STATE).then(|| w.states.get(id));
+    // every distinct state's entry, once
+    let entries: Vec<Result<[u8; 6], String>> = w
+        .states
+        .states
+        .iter()
+        .map(|s| entry_for(Some(s), abi))
+        .collect();
+    let entry = |id: StateId| -> Result<[u8; 6], &str> {
+        if id == NO_STATE {
+            Ok([0; 6])
+        } else {
+            entries[id as usize]
+                .as_ref()
+                .copied()
+                .map_err(String::as_str)
+        }
+    };
+    let mut pieces = Vec::new();
     for sec in 0..p.sec_text.len() {
         if !p.sec_text[sec] {
             continue;
         }
-        let secid = SecId(sec as u32);
-        let mut prev = [0u8; 6];
-        let mut empty = true;
-        let range = p.insns.section_range(secid);
+        let range = p.insns.section_range(SecId(sec as u32));
         let mut k = range.start;
         while k < range.end {
-            let insn = InsnId(k);
-            let i = p.insn(insn);
-            let mut emit = |off: u64, entry: [u8; 6]| {
-                if entry != prev {
-                    rows.push(OrcRow {
-                        section: secid,
-                        offset: off,
-                        entry,
-                    });
-                    prev = entry;
-                    empty = false;
-                }
-            };
-            match p.alt_group(insn) {
-                None => {
-                    let e = entry_for(state(w.cfi[insn.idx()]), abi).map_err(|m| {
-                        p.warn_insn(f, insn, &m);
-                        OrcError
-                    })?;
-                    emit(u64::from(i.offset), e);
-                    k += 1;
-                }
-                Some(g) => {
-                    let grp = &p.groups[g as usize];
-                    let last = grp.last.unwrap_or(grp.first);
-                    let len = p.insn(last).end() - u64::from(p.insn(grp.first).offset);
-                    let array = &w.alt_cfi[grp.cfi_array as usize];
-                    for off in 0..len {
-                        let Some(&id) = array.get(off as usize) else {
-                            break;
-                        };
-                        if id == NO_STATE {
-                            continue;
-                        }
-                        let e = entry_for(Some(w.states.get(id)), abi).map_err(|m| {
-                            p.warn_insn(f, insn, &m);
-                            OrcError
-                        })?;
-                        emit(u64::from(i.offset) + off, e);
-                    }
-                    k = last.0 + 1;
-                }
+            // a piece ends at an instruction outside every alternative group
+            let mut end = k.saturating_add(PIECE_INSNS).min(range.end);
+            while end < range.end && p.alt_group(InsnId(end)).is_some() {
+                end += 1;
             }
+            pieces.push((SecId(sec as u32), k..end));
+            k = end;
         }
-        if !empty {
+    }
+    let parallel = p.insns.insns.len() >= 1 << 17 || p.opts.force_parallel;
+    let run = |(secid, range): &(SecId, std::ops::Range<u32>)| {
+        generate_piece(p, w, &entry, *secid, range.clone())
+    };
+    let done: Vec<Piece> = if parallel {
+        use rayon::prelude::*;
+        pieces.par_iter().map(run).collect()
+    } else {
+        pieces.iter().map(run).collect()
+    };
+    let mut rows = Vec::with_capacity(done.iter().map(|d| d.rows.len()).sum::<usize>() + 64);
+    let mut cur_sec = None;
+    let mut prev = [0u8; 6];
+    let mut empty = true;
+    let finish = |rows: &mut Vec<OrcRow>, sec: Option<SecId>, empty: bool| {
+        if let (Some(sec), false) = (sec, empty) {
             rows.push(OrcRow {
-                section: secid,
-                offset: p.sec_size[sec],
+                section: sec,
+                offset: p.sec_size[sec.0 as usize],
                 entry: [0; 6],
             });
         }
+    };
+    for ((secid, _), d) in pieces.iter().zip(done) {
+        if let Some((insn, msg)) = d.error {
+            p.warn_insn(f, insn, &msg);
+            return Err(OrcError);
+        }
+        if cur_sec != Some(*secid) {
+            finish(&mut rows, cur_sec, empty);
+            (cur_sec, prev, empty) = (Some(*secid), [0; 6], true);
+        }
+        let mut it = d.rows.into_iter().peekable();
+        if it.peek().is_some_and(|r| r.entry == prev) {
+            it.next();
+        }
+        for r in it {
+            rows.push(r);
+            empty = false;
+        }
+        if let Some(last) = d.last {
+            prev = last;
+        }
     }
+    finish(&mut rows, cur_sec, empty);
     Ok(rows)
+}
+
+fn generate_piece<'e>(
+    p: &Program<'_, '_>,
+    w: &Walk,
+    entry: &impl Fn(StateId) -> Result<[u8; 6], &'e str>,
+    secid: SecId,
+    range: std::ops::Range<u32>,
+) -> Piece {
+    let mut out = Piece {
+        rows: Vec::new(),
+        last: None,
+        error: None,
+    };
+    let emit = |out: &mut Piece, off: u64, e: [u8; 6]| {
+        if out.last != Some(e) {
+            out.rows.push(OrcRow {
+                section: secid,
+                offset: off,
+                entry: e,
+            });
+            out.last = Some(e);
+        }
+    };
+    let mut k = range.start;
+    while k < range.end {
+        let insn = InsnId(k);
+        let i = p.insn(insn);
+        match p.alt_group(insn) {
+            None => {
+                match entry(w.cfi[insn.idx()]) {
+                    Ok(e) => emit(&mut out, u64::from(i.offset), e),
+                    Err(m) => {
+                        out.error = Some((insn, m.to_owned()));
+                        return out;
+                    }
+                }
+                k += 1;
+            }
+            Some(g) => {
+                let grp = &p.groups[g as usize];
+                let last = grp.last.unwrap_or(grp.first);
+                let len = p.insn(last).end() - u64::from(p.insn(grp.first).offset);
+                let array = &w.alt_cfi[grp.cfi_array as usize];
+                for off in 0..len {
+                    let Some(&id) = array.get(off as usize) else {
+                        break;
+                    };
+                    if id == NO_STATE {
+                        continue;
+                    }
+                    match entry(id) {
+                        Ok(e) => emit(&mut out, u64::from(i.offset) + off, e),
+                        Err(m) => {
+                            out.error = Some((insn, m.to_owned()));
+                            return out;
+                        }
+                    }
+                }
+                k = last.0 + 1;
+            }
+        }
+    }
+    out
 }
