@@ -26,6 +26,11 @@ use crate::report::{Findings, Report};
 use relocs::{Reloc, Relocs};
 use symbols::{NO_SYM, SymIdx, Symbols};
 
+/// Objects with fewer instructions are built on one thread.
+const PARALLEL_MIN_INSNS: usize = 100_000;
+/// Instructions per batch of [`Program::lookups`] (bounds the memory of its results).
+const LOOKUP_BATCH: usize = 1 << 18;
+
 /// The analysis stopped: objtool's fatal `return -1` (already reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fatal;
@@ -47,6 +52,33 @@ impl Packed {
     pub fn get(self) -> Option<u32> {
         (self.0 != u32::MAX).then_some(self.0)
     }
+}
+
+/// A direct jump's destination as found by [`Program::jump_target`].
+#[derive(Clone, Copy)]
+enum JumpTarget {
+    /// Nothing to resolve.
+    None,
+    /// A jump to a retpoline thunk: an indirect jump.
+    Retpoline,
+    /// A jump to the return thunk: a return.
+    Return,
+    /// A relocation to a symbol from inside a function: a sibling call to it.
+    Sibling(SymIdx),
+    /// An address, and the instruction there if there is one.
+    Addr(SecId, u64, Option<InsnId>),
+}
+
+/// A call's destination as found by [`Program::call_target`].
+#[derive(Clone, Copy)]
+enum CallTarget {
+    NotACall,
+    /// No relocation: the function at the displacement's target (or none).
+    Direct(SymIdx),
+    /// A section-relative relocation: the function there (or none), and the address.
+    Section(SymIdx, SecId, u64),
+    Retpoline,
+    Sym(SymIdx),
 }
 
 /// One way out of an instruction besides its normal flow.
@@ -415,13 +447,20 @@ pub fn build<'a, 'data>(
         sec_names.push(name);
     }
     let has_rodata = sec_rodata.iter().any(|&r| r);
-    let mut attrs = vec![Attr::default(); insns.insns.len()];
-    for (a, i) in attrs.iter_mut().zip(&insns.insns) {
-        a.kind = i.kind;
-        if i.kind == InsnKind::Bug {
-            a.set_dead_end(true);
-        }
-    }
+    let attr_of = |i: &Insn| {
+        let mut a = Attr {
+            kind: i.kind,
+            ..Attr::default()
+        };
+        a.set_dead_end(i.kind == InsnKind::Bug);
+        a
+    };
+    let attrs: Vec<Attr> = if insns.insns.len() >= PARALLEL_MIN_INSNS || opts.force_parallel {
+        use rayon::prelude::*;
+        insns.insns.par_iter().map(attr_of).collect()
+    } else {
+        insns.insns.iter().map(attr_of).collect()
+    };
     let mut p = Program {
         obj,
         opts,
@@ -660,11 +699,9 @@ impl Program<'_, '_> {
 
     /// `iret` inside a function is sync_core()'s IRET-to-self: `add $40,%rsp`.
     fn fix_iret(&mut self) {
-        for k in 0..self.insns.insns.len() {
+        for n in 0..self.insns.irets.len() {
+            let k = self.insns.irets[n].idx();
             let i = self.insns.insns[k];
-            if !i.is_iret() {
-                continue;
-            }
             let sec = self.insns.sec_of(InsnId(k as u32));
             if let Some(s) = self.syms.containing(sec, u64::from(i.offset)) {
                 if self.syms.get(s).is_func() {
@@ -895,89 +932,150 @@ impl Program<'_, '_> {
         self.syms.get(fs).pfunc != self.syms.get(ts).pfunc
     }
 
+    /// Runs `lookup` on each instruction of `ids` (read-only: on several threads for a
+    /// large object) and hands the results to `apply` in the order of `ids`, a batch at a
+    /// time, stopping at the first error.
+    fn lookups<T: Send>(
+        &mut self,
+        ids: &[InsnId],
+        lookup: impl Fn(&Self, InsnId) -> T + Sync,
+        mut apply: impl FnMut(&mut Self, InsnId, T) -> Step,
+    ) -> Step {
+        let parallel = self.insns.insns.len() >= PARALLEL_MIN_INSNS || self.opts.force_parallel;
+        for batch in ids.chunks(LOOKUP_BATCH) {
+            let found: Vec<T> = if parallel {
+                use rayon::prelude::*;
+                let this = &*self;
+                batch
+                    .par_iter()
+                    .with_min_len(4096)
+                    .map(|&id| lookup(this, id))
+                    .collect()
+            } else {
+                batch.iter().map(|&id| lookup(self, id)).collect()
+            };
+            for (&id, t) in batch.iter().zip(found) {
+                apply(self, id, t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where a direct jump goes, from its relocation or its displacement.
+    fn jump_target(&self, id: InsnId) -> JumpTarget {
+        let func = self.insn_func(id);
+        let (sec, off) = match self.reloc_of(id) {
+            None => (self.insns.sec_of(id), self.jump_target_off(id)),
+            Some(r) => {
+                let s = self.syms.get(r.sym);
+                if s.ty == elf::STT_SECTION {
+                    (s.sec, (r.addend as u64).wrapping_add(4))
+                } else if s.retpoline_thunk {
+                    return JumpTarget::Retpoline;
+                } else if s.return_thunk {
+                    return JumpTarget::Return;
+                } else if func != NO_SYM {
+                    return JumpTarget::Sibling(r.sym);
+                } else if s.sec.0 != 0 {
+                    (
+                        s.sec,
+                        s.offset.wrapping_add((r.addend as u64).wrapping_add(4)),
+                    )
+                } else {
+                    return JumpTarget::None;
+                }
+            }
+        };
+        JumpTarget::Addr(sec, off, self.insns.at(sec, off))
+    }
+
     /// objtool: `add_jump_destinations()`.
     fn add_jump_destinations(&mut self, f: &mut Findings) -> Step {
-        for k in 0..self.insns.insns.len() {
-            let id = InsnId(k as u32);
-            let func = self.insn_func(id);
-            if self.attrs[k].jump_dest.get().map(InsnId).is_some()
-                || !self.attrs[k].kind.is_static_jump()
-            {
-                continue;
+        let branches = std::mem::take(&mut self.insns.branches);
+        let lookup = |p: &Self, id: InsnId| {
+            let a = &p.attrs[id.idx()];
+            if a.jump_dest.get().is_some() || !a.kind.is_static_jump() {
+                JumpTarget::None
+            } else {
+                p.jump_target(id)
             }
-            let (dest_sec, dest_off) = match self.reloc_of(id) {
-                None => (self.insns.sec_of(id), self.jump_target_off(id)),
-                Some(r) => {
-                    let s = self.syms.get(r.sym);
-                    if s.ty == elf::STT_SECTION {
-                        (s.sec, (r.addend as u64).wrapping_add(4))
-                    } else if s.retpoline_thunk {
-                        self.add_retpoline_call(id, f);
-                        continue;
-                    } else if s.return_thunk {
-                        self.add_return_call(id);
-                        continue;
-                    } else if func != NO_SYM {
-                        self.add_call_dest(id, r.sym, true, f);
-                        continue;
-                    } else if s.sec.0 != 0 {
-                        (
-                            s.sec,
-                            s.offset.wrapping_add((r.addend as u64).wrapping_add(4)),
-                        )
-                    } else {
-                        continue;
-                    }
-                }
-            };
-            let Some(dest) = self.insns.at(dest_sec, dest_off) else {
-                if let Some(s) = self.syms.by_offset(dest_sec, dest_off) {
-                    if self.syms.get(s).embedded_insn {
-                        self.add_return_call(id);
-                        continue;
-                    }
-                }
-                if self.ignore_unreachables
-                    && func != NO_SYM
-                    && dest_sec == self.insns.sec_of(id)
-                    && dest_off == self.syms.get(func).end()
-                {
-                    continue;
-                }
-                let msg = format!(
-                    "can't find jump dest instruction at {}+0x{dest_off:x}",
-                    self.sec_names[dest_sec.0 as usize]
-                );
-                self.warn_insn(f, id, &msg);
-                return Err(Fatal);
-            };
-            let dsym = self.attrs[dest.idx()].sym;
-            if dsym != NO_SYM && u64::from(self.insn(dest).offset) == self.syms.get(dsym).offset {
-                if self.syms.get(dsym).retpoline_thunk {
-                    self.add_retpoline_call(id, f);
-                    continue;
-                }
-                if self.syms.get(dsym).return_thunk {
-                    self.add_return_call(id);
-                    continue;
-                }
-            }
-            let dfunc = self.insn_func(dest);
-            if func != NO_SYM
-                && dfunc != NO_SYM
-                && func != dfunc
-                && !self.syms.get(func).name.contains(".cold")
-                && self.syms.get(dfunc).name.contains(".cold")
-            {
-                self.syms.syms[func as usize].cfunc = dfunc;
-                self.syms.syms[dfunc as usize].pfunc = func;
-            }
-            if self.jump_is_sibling_call(id, dest) {
-                self.add_call_dest(id, dfunc, true, f);
-                continue;
-            }
-            self.attrs[k].jump_dest = Packed::some(dest.0);
+        };
+        let r = self.lookups(&branches, lookup, |p, id, target| {
+            p.add_jump_destination(id, target, f)
+        });
+        self.insns.branches = branches;
+        r
+    }
+
+    fn add_jump_destination(&mut self, id: InsnId, target: JumpTarget, f: &mut Findings) -> Step {
+        let k = id.idx();
+        let func = self.insn_func(id);
+        if self.attrs[k].jump_dest.get().is_some() || !self.attrs[k].kind.is_static_jump() {
+            return Ok(());
         }
+        let (dest_sec, dest_off, dest) = match target {
+            JumpTarget::None => return Ok(()),
+            JumpTarget::Retpoline => {
+                self.add_retpoline_call(id, f);
+                return Ok(());
+            }
+            JumpTarget::Return => {
+                self.add_return_call(id);
+                return Ok(());
+            }
+            JumpTarget::Sibling(sym) => {
+                self.add_call_dest(id, sym, true, f);
+                return Ok(());
+            }
+            JumpTarget::Addr(sec, off, dest) => (sec, off, dest),
+        };
+        let Some(dest) = dest else {
+            if let Some(s) = self.syms.by_offset(dest_sec, dest_off) {
+                if self.syms.get(s).embedded_insn {
+                    self.add_return_call(id);
+                    return Ok(());
+                }
+            }
+            if self.ignore_unreachables
+                && func != NO_SYM
+                && dest_sec == self.insns.sec_of(id)
+                && dest_off == self.syms.get(func).end()
+            {
+                return Ok(());
+            }
+            let msg = format!(
+                "can't find jump dest instruction at {}+0x{dest_off:x}",
+                self.sec_names[dest_sec.0 as usize]
+            );
+            self.warn_insn(f, id, &msg);
+            return Err(Fatal);
+        };
+        let dsym = self.attrs[dest.idx()].sym;
+        if dsym != NO_SYM && u64::from(self.insn(dest).offset) == self.syms.get(dsym).offset {
+            if self.syms.get(dsym).retpoline_thunk {
+                self.add_retpoline_call(id, f);
+                return Ok(());
+            }
+            if self.syms.get(dsym).return_thunk {
+                self.add_return_call(id);
+                return Ok(());
+            }
+        }
+        let dfunc = self.insn_func(dest);
+        if func != NO_SYM
+            && dfunc != NO_SYM
+            && func != dfunc
+            && !self.syms.get(func).name.contains(".cold")
+            && self.syms.get(dfunc).name.contains(".cold")
+        {
+            self.syms.syms[func as usize].cfunc = dfunc;
+            self.syms.syms[dfunc as usize].pfunc = func;
+        }
+        if self.jump_is_sibling_call(id, dest) {
+            self.add_call_dest(id, dfunc, true, f);
+            return Ok(());
+        }
+        self.attrs[k].jump_dest = Packed::some(dest.0);
         Ok(())
     }
 
@@ -996,53 +1094,81 @@ impl Program<'_, '_> {
             .unwrap_or(NO_SYM)
     }
 
-    /// objtool: `add_call_destinations()`.
+    /// Where a call goes, from its relocation or its displacement.
+    fn call_target(&self, id: InsnId) -> CallTarget {
+        match self.reloc_of(id) {
+            None => {
+                let sec = self.insns.sec_of(id);
+                CallTarget::Direct(self.find_call_destination(sec, self.jump_target_off(id)))
+            }
+            Some(r) => {
+                let s = self.syms.get(r.sym);
+                if s.ty == elf::STT_SECTION {
+                    let off = (r.addend as u64).wrapping_add(4);
+                    CallTarget::Section(self.find_call_destination(s.sec, off), s.sec, off)
+                } else if s.retpoline_thunk {
+                    CallTarget::Retpoline
+                } else {
+                    CallTarget::Sym(r.sym)
+                }
+            }
+        }
+    }
+
+    /// objtool: `add_call_destinations()`. The destinations are looked up in parallel;
+    /// whether each called function returns is answered once per function (in parallel)
+    /// before the calls are annotated in order (it depends on returns and sibling calls
+    /// only, which this step does not change).
     fn add_call_destinations(&mut self, f: &mut Findings) -> Step {
-        for k in 0..self.insns.insns.len() {
-            let id = InsnId(k as u32);
-            if self.attrs[k].kind != InsnKind::Call {
-                continue;
+        let branches = std::mem::take(&mut self.insns.branches);
+        let lookup = |p: &Self, id: InsnId| {
+            if p.attrs[id.idx()].kind == InsnKind::Call {
+                p.call_target(id)
+            } else {
+                CallTarget::NotACall
             }
-            match self.reloc_of(id) {
-                None => {
-                    let sec = self.insns.sec_of(id);
-                    let dest = self.find_call_destination(sec, self.jump_target_off(id));
-                    self.add_call_dest(id, dest, false, f);
-                    if self.attrs[k].ignore() {
-                        continue;
-                    }
-                    if self.call_dest(id) == NO_SYM {
-                        self.warn_insn(f, id, "unannotated intra-function call");
-                        return Err(Fatal);
-                    }
-                    if self.insn_func(id) != NO_SYM && !self.syms.get(self.call_dest(id)).is_func()
-                    {
-                        self.warn_insn(f, id, "unsupported call to non-function");
-                        return Err(Fatal);
-                    }
+        };
+        let r = self.lookups(&branches, lookup, |p, id, target| {
+            p.add_call_destination(id, target, f)
+        });
+        self.insns.branches = branches;
+        r
+    }
+
+    fn add_call_destination(&mut self, id: InsnId, target: CallTarget, f: &mut Findings) -> Step {
+        let k = id.idx();
+        if self.attrs[k].kind != InsnKind::Call {
+            return Ok(());
+        }
+        match target {
+            CallTarget::NotACall => {}
+            CallTarget::Direct(dest) => {
+                self.add_call_dest(id, dest, false, f);
+                if self.attrs[k].ignore() {
+                    return Ok(());
                 }
-                Some(r) => {
-                    let s = self.syms.get(r.sym);
-                    if s.ty == elf::STT_SECTION {
-                        let off = (r.addend as u64).wrapping_add(4);
-                        let sec = s.sec;
-                        let dest = self.find_call_destination(sec, off);
-                        if dest == NO_SYM {
-                            let msg = format!(
-                                "can't find call dest symbol at {}+0x{off:x}",
-                                self.sec_names[sec.0 as usize]
-                            );
-                            self.warn_insn(f, id, &msg);
-                            return Err(Fatal);
-                        }
-                        self.add_call_dest(id, dest, false, f);
-                    } else if s.retpoline_thunk {
-                        self.add_retpoline_call(id, f);
-                    } else {
-                        self.add_call_dest(id, r.sym, false, f);
-                    }
+                if self.call_dest(id) == NO_SYM {
+                    self.warn_insn(f, id, "unannotated intra-function call");
+                    return Err(Fatal);
+                }
+                if self.insn_func(id) != NO_SYM && !self.syms.get(self.call_dest(id)).is_func() {
+                    self.warn_insn(f, id, "unsupported call to non-function");
+                    return Err(Fatal);
                 }
             }
+            CallTarget::Section(dest, sec, off) => {
+                if dest == NO_SYM {
+                    let msg = format!(
+                        "can't find call dest symbol at {}+0x{off:x}",
+                        self.sec_names[sec.0 as usize]
+                    );
+                    self.warn_insn(f, id, &msg);
+                    return Err(Fatal);
+                }
+                self.add_call_dest(id, dest, false, f);
+            }
+            CallTarget::Retpoline => self.add_retpoline_call(id, f),
+            CallTarget::Sym(sym) => self.add_call_dest(id, sym, false, f),
         }
         Ok(())
     }

@@ -157,6 +157,11 @@ pub struct InsnTable {
     /// The sections of the synthetic instructions.
     synthetic_secs: Vec<SecId>,
     pub notes: Vec<Note>,
+    /// The calls and direct jumps as decoded, in id order (the steps that resolve branch
+    /// destinations visit these instead of every instruction).
+    pub branches: Vec<InsnId>,
+    /// The IRET instructions, in id order.
+    pub irets: Vec<InsnId>,
 }
 
 /// A decode failure: objtool's fatal `can't decode instruction at <sec>:0x<off>`.
@@ -365,6 +370,13 @@ fn decode_section(
         for op in c.ops.into_iter().flatten() {
             t.ops.push(op);
             ops_len += 1;
+        }
+        let id = InsnId(t.insns.len() as u32);
+        if c.kind == InsnKind::Call || c.kind.is_static_jump() {
+            t.branches.push(id);
+        }
+        if c.is_iret {
+            t.irets.push(id);
         }
         t.insns.push(Insn {
             offset: offset as u32,
