@@ -83,15 +83,33 @@ pub fn check_with(
     let mut stats = Stats::default();
     // The three reads are independent: side by side for a large object (for a small
     // module, starting the thread pool costs more than it saves).
+    // (decoding itself splits large sections into pieces)
     let ((syms, decoded), relocs) = if obj.data().len() > PARALLEL_MIN_BYTES || opts.force_parallel
     {
         rayon::join(
-            || rayon::join(|| Symbols::read(obj), || decode::decode(obj)),
+            || {
+                rayon::join(
+                    || Symbols::read(obj),
+                    || {
+                        decode::decode(
+                            obj,
+                            if opts.force_parallel {
+                                decode::Threads::Forced
+                            } else {
+                                decode::Threads::Large
+                            },
+                        )
+                    },
+                )
+            },
             || Relocs::read(obj, obj.symbol_count()),
         )
     } else {
         (
-            (Symbols::read(obj), decode::decode(obj)),
+            (
+                Symbols::read(obj),
+                decode::decode(obj, decode::Threads::One),
+            ),
             Relocs::read(obj, obj.symbol_count()),
         )
     };

@@ -3,8 +3,6 @@
 //!
 //! objtool: `read_symbols()`, `elf_add_symbol()` (elf.c) and `classify_symbols()`.
 
-use std::collections::BTreeMap;
-
 use rustc_hash::FxHashMap;
 
 use object::elf;
@@ -102,18 +100,90 @@ fn is_profiling_func(name: &str) -> bool {
         || name == "__tsan_atomic_signal_fence"
 }
 
+/// Each section's symbols in objtool's list order.
+///
+/// objtool adds symbols in symbol-table order, each right after its predecessor in the
+/// section's address tree: the sized symbol with the greatest (offset, index) below its own
+/// (ties go right). Equivalently: symbol `i`'s predecessor is the latest-added sized symbol
+/// `j < i` with the greatest (offset, `j`) not above (offset of `i`, `i`); inserting after
+/// the predecessor puts later children before earlier ones, so the list is a depth-first
+/// walk of the predecessor tree with children in descending index order. Predecessors are
+/// found in (offset, index) order with a Fenwick tree of prefix maxima over indices.
+fn list_order(syms: &[Symbol], nsec: usize) -> Vec<Vec<SymIdx>> {
+    let mut per_sec: Vec<Vec<SymIdx>> = vec![Vec::new(); nsec];
+    for (i, s) in syms.iter().enumerate() {
+        per_sec[s.sec.0 as usize].push(i as SymIdx);
+    }
+    let mut parent = vec![NO_SYM; syms.len()];
+    let mut first_child = vec![NO_SYM; syms.len()];
+    let mut next_sibling = vec![NO_SYM; syms.len()];
+    // Fenwick tree over positions in the section's index-ordered list: the highest rank
+    // (position in address order, +1) of an added sized symbol at or before a position
+    let mut tree: Vec<u32> = Vec::new();
+    let mut lists = Vec::with_capacity(nsec);
+    for members in per_sec {
+        // members are in index order; `pos` is a symbol's place among them
+        let mut by_addr: Vec<u32> = (0..members.len() as u32).collect();
+        by_addr.sort_by_key(|&p| (syms[members[p as usize] as usize].offset, p));
+        tree.clear();
+        tree.resize(members.len() + 1, 0);
+        for (rank, &pos) in by_addr.iter().enumerate() {
+            // predecessor: the best added symbol at a position before `pos`
+            let mut best = 0;
+            let mut k = pos as usize;
+            while k > 0 {
+                best = best.max(tree[k]);
+                k &= k - 1;
+            }
+            let i = members[pos as usize];
+            if best > 0 {
+                parent[i as usize] = members[by_addr[best as usize - 1] as usize];
+            }
+            if syms[i as usize].len > 0 {
+                let mut k = pos as usize + 1;
+                while k < tree.len() {
+                    tree[k] = tree[k].max(rank as u32 + 1);
+                    k += k & k.wrapping_neg();
+                }
+            }
+        }
+        // children in descending index order (each new child goes first), then a
+        // depth-first walk
+        let mut roots = NO_SYM;
+        for &i in &members {
+            let head = match parent[i as usize] {
+                NO_SYM => &mut roots,
+                p => &mut first_child[p as usize],
+            };
+            next_sibling[i as usize] = *head;
+            *head = i;
+        }
+        let mut list = Vec::with_capacity(members.len());
+        let mut stack = vec![roots];
+        while let Some(top) = stack.last_mut() {
+            let i = *top;
+            if i == NO_SYM {
+                stack.pop();
+                continue;
+            }
+            *top = next_sibling[i as usize];
+            list.push(i);
+            stack.push(first_child[i as usize]);
+        }
+        lists.push(list);
+    }
+    lists
+}
+
 impl Symbols {
     pub fn read(obj: &Object<'_>) -> Result<Self> {
         let nsec = obj.section_count();
         let n = obj.symbol_count();
         let mut syms = Vec::with_capacity(n);
-        let mut lists_next: Vec<SymIdx> = vec![NO_SYM; n];
-        let mut heads: Vec<SymIdx> = vec![NO_SYM; nsec];
-        let mut trees: Vec<BTreeMap<(u64, SymIdx), ()>> =
-            (0..nsec).map(|_| BTreeMap::new()).collect();
         // (sec, offset, type, len) -> the last sized symbol with that key: every earlier
         // one is its alias (objtool points all earlier ones at each new one)
-        let mut alias_keys: FxHashMap<(u32, u64, u8, u64), SymIdx> = FxHashMap::default();
+        let mut alias_keys: FxHashMap<(u32, u64, u8, u64), SymIdx> =
+            FxHashMap::with_capacity_and_hasher(n, Default::default());
         let mut num_files = 0;
         for i in 0..n {
             let id = SymId(i as u32);
@@ -152,25 +222,6 @@ impl Symbols {
             if len > 0 {
                 alias_keys.insert((sec.0, offset, ty, len), idx);
             }
-            // List position: right after the tree predecessor (ties go right).
-            let tree = &mut trees[sec.0 as usize];
-            let prev = tree
-                .range(..(offset, idx))
-                .next_back()
-                .map(|(&(_, p), _)| p);
-            match prev {
-                Some(p) => {
-                    lists_next[i] = lists_next[p as usize];
-                    lists_next[p as usize] = idx;
-                }
-                None => {
-                    lists_next[i] = heads[sec.0 as usize];
-                    heads[sec.0 as usize] = idx;
-                }
-            }
-            if len > 0 {
-                tree.insert((offset, idx), ());
-            }
             syms.push(sym);
         }
         for s in syms.iter_mut().filter(|s| s.len > 0) {
@@ -178,14 +229,7 @@ impl Symbols {
                 s.alias = last;
             }
         }
-        let mut lists = vec![Vec::new(); nsec];
-        for (s, list) in lists.iter_mut().enumerate() {
-            let mut cur = heads[s];
-            while cur != NO_SYM {
-                list.push(cur);
-                cur = lists_next[cur as usize];
-            }
-        }
+        let lists = list_order(&syms, nsec);
         let mut symbols = Symbols {
             syms,
             lists,
@@ -523,3 +567,77 @@ const UACCESS_SAFE_BUILTIN: &[&str] = &[
     "rep_movs_alternative",
     "copy_to_nontemporal",
 ];
+
+#[cfg(test)]
+mod list_order_tests {
+    use super::*;
+
+    /// objtool's insertion, as it is written: each symbol right after its predecessor in the
+    /// section's address tree (a linked list and an ordered map).
+    fn reference(syms: &[Symbol], nsec: usize) -> Vec<Vec<SymIdx>> {
+        use std::collections::BTreeMap;
+        let n = syms.len();
+        let mut next = vec![NO_SYM; n];
+        let mut heads = vec![NO_SYM; nsec];
+        let mut trees: Vec<BTreeMap<(u64, SymIdx), ()>> = vec![BTreeMap::new(); nsec];
+        for (i, s) in syms.iter().enumerate() {
+            let idx = i as SymIdx;
+            let sec = s.sec.0 as usize;
+            let tree = &mut trees[sec];
+            match tree
+                .range(..(s.offset, idx))
+                .next_back()
+                .map(|(&(_, p), _)| p)
+            {
+                Some(p) => {
+                    next[i] = next[p as usize];
+                    next[p as usize] = idx;
+                }
+                None => {
+                    next[i] = heads[sec];
+                    heads[sec] = idx;
+                }
+            }
+            if s.len > 0 {
+                tree.insert((s.offset, idx), ());
+            }
+        }
+        heads
+            .iter()
+            .map(|&h| {
+                let mut list = Vec::new();
+                let mut cur = h;
+                while cur != NO_SYM {
+                    list.push(cur);
+                    cur = next[cur as usize];
+                }
+                list
+            })
+            .collect()
+    }
+
+    #[test]
+    fn list_order_is_objtools() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rand = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..500 {
+            let nsec = 1 + rand(3) as usize;
+            let n = rand(40) as usize;
+            let spread = 1 + rand(30);
+            let syms: Vec<Symbol> = (0..n)
+                .map(|_| Symbol {
+                    sec: SecId(rand(nsec as u64) as u32),
+                    offset: rand(spread),
+                    len: if rand(3) == 0 { 0 } else { 1 + rand(8) },
+                    ..Default::default()
+                })
+                .collect();
+            assert_eq!(list_order(&syms, nsec), reference(&syms, nsec), "{syms:?}");
+        }
+    }
+}

@@ -273,8 +273,25 @@ fn emulate_prefix_len(bytes: &[u8]) -> usize {
     }
 }
 
-/// Decodes every executable section of `obj`.
-pub fn decode(obj: &Object<'_>) -> Result<InsnTable, DecodeError> {
+/// Sections of at least this many bytes are decoded in parallel pieces.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+/// A piece decodes this far into the next one, where the two must meet on a common
+/// instruction boundary.
+const PIECE_OVERLAP: usize = 4096;
+
+/// How [`decode`] may use threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    One,
+    /// Sections of 1 MiB and more in one piece per thread.
+    Large,
+    /// Every section in one piece per thread (at least two): for tests.
+    Forced,
+}
+
+/// Decodes every executable section of `obj` (in parallel pieces as `threads` says; the
+/// result is the same).
+pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeError> {
     let mut t = InsnTable {
         by_section: vec![(0, 0); obj.section_count()],
         blocks: vec![Vec::new(); obj.section_count()],
@@ -290,14 +307,19 @@ pub fn decode(obj: &Object<'_>) -> Result<InsnTable, DecodeError> {
         .sum();
     let _ = t.insns.try_reserve(exec_bytes / 3);
     let _ = t.ops.try_reserve(exec_bytes / 12);
-    let mut ins = Instruction::default();
+    let nthreads = rayon::current_num_threads();
     for sec in obj.section_ids() {
         let start = t.insns.len() as u32;
         if is_exec(obj, sec) {
             let data = obj
                 .section_data(sec)
                 .map_err(|_| DecodeError { sec, offset: 0 })?;
-            decode_section(sec, data, &mut t, &mut ins)?;
+            let pieces = match threads {
+                Threads::One => 1,
+                Threads::Large => nthreads.min(data.len() / PARALLEL_MIN_BYTES).max(1),
+                Threads::Forced => nthreads.max(2).min(data.len() / 16).max(1),
+            };
+            decode_section(sec, data, pieces, PIECE_OVERLAP, &mut t)?;
             let end = t.insns.len() as u32;
             t.by_section[sec.0 as usize] = (start, end);
             t.index_blocks(sec, data.len() as u64);
@@ -314,40 +336,276 @@ pub fn decode(obj: &Object<'_>) -> Result<InsnTable, DecodeError> {
     Ok(t)
 }
 
+/// Instructions decoded from one byte range of a section, with their stack operations,
+/// notes and branch lists (indices are into `insns`).
+#[derive(Default)]
+struct Piece {
+    insns: Vec<Insn>,
+    ops: Vec<StackOp>,
+    notes: Vec<Note>,
+    branches: Vec<InsnId>,
+    irets: Vec<InsnId>,
+    /// Where bytes were no instruction, in order (a piece that may start inside an
+    /// instruction goes on a byte later; the first one inside the true stream is the
+    /// section's decode error).
+    errors: Vec<u64>,
+    /// Where the next instruction would start.
+    end: usize,
+}
+
+impl InsnTable {
+    /// The table's growing parts as a piece (to decode into it directly).
+    fn take_piece(&mut self) -> Piece {
+        Piece {
+            insns: std::mem::take(&mut self.insns),
+            ops: std::mem::take(&mut self.ops),
+            notes: std::mem::take(&mut self.notes),
+            branches: std::mem::take(&mut self.branches),
+            irets: std::mem::take(&mut self.irets),
+            errors: Vec::new(),
+            end: 0,
+        }
+    }
+
+    /// Puts back what [`InsnTable::take_piece`] took, keeping instructions before `keep`.
+    fn restore_piece(&mut self, mut p: Piece, keep: usize) {
+        if let Some(cut) = p.insns.get(keep) {
+            let (ops, off) = (cut.ops_start as usize, cut.offset);
+            p.ops.truncate(ops);
+            // (notes of earlier sections have lower ids, so only this section's tail goes)
+            while p.notes.last().is_some_and(|n| n.offset >= off) {
+                p.notes.pop();
+            }
+            p.insns.truncate(keep);
+            while p.branches.last().is_some_and(|b| b.idx() >= keep) {
+                p.branches.pop();
+            }
+            while p.irets.last().is_some_and(|b| b.idx() >= keep) {
+                p.irets.pop();
+            }
+        }
+        self.insns = p.insns;
+        self.ops = p.ops;
+        self.notes = p.notes;
+        self.branches = p.branches;
+        self.irets = p.irets;
+    }
+
+    /// Appends `piece.insns[from..to]` with their stack operations, notes and branch lists.
+    fn append(&mut self, piece: &Piece, from: usize, to: usize) {
+        let insns = &piece.insns[from..to];
+        let (Some(first), Some(last)) = (insns.first(), insns.last()) else {
+            return;
+        };
+        let ops_from = first.ops_start;
+        let ops_to = last.ops_start as usize + last.ops_len as usize;
+        let ops_base = self.ops.len() as u32;
+        self.ops
+            .extend_from_slice(&piece.ops[ops_from as usize..ops_to]);
+        let base = self.insns.len();
+        self.insns.extend_from_slice(insns);
+        for i in &mut self.insns[base..] {
+            i.ops_start = i.ops_start - ops_from + ops_base;
+        }
+        let (lo, hi) = (first.offset, last.offset);
+        self.notes.extend(
+            piece
+                .notes
+                .iter()
+                .filter(|n| (lo..=hi).contains(&n.offset))
+                .cloned(),
+        );
+        let rebase = |list: &[InsnId], out: &mut Vec<InsnId>| {
+            let a = list.partition_point(|b| b.idx() < from);
+            let b = list.partition_point(|b| b.idx() < to);
+            out.extend(
+                list[a..b]
+                    .iter()
+                    .map(|b| InsnId((b.idx() - from + base) as u32)),
+            );
+        };
+        rebase(&piece.branches, &mut self.branches);
+        rebase(&piece.irets, &mut self.irets);
+    }
+}
+
+/// Decodes one section, in `pieces` parallel pieces, with the result of a linear decode
+/// from its start: piece k > 0 starts at an arbitrary offset and may begin inside an
+/// instruction, but x86 decoding falls back into step within a few instructions. Each
+/// piece decodes into the next one's first bytes; the first instruction boundary both
+/// found there is where the true stream (known from the previous piece) switches to piece
+/// k. Where two pieces never meet, the rest of the section is decoded linearly. The first
+/// piece is decoded straight into the table, the others into their own buffers.
 fn decode_section(
     sec: SecId,
     data: &[u8],
+    pieces: usize,
+    overlap: usize,
     t: &mut InsnTable,
-    ins: &mut Instruction,
 ) -> Result<(), DecodeError> {
+    use rayon::prelude::*;
+    let err = |offset| Err(DecodeError { sec, offset });
+    let size = data.len().div_ceil(pieces.max(1)).max(1);
+    let stop_of = |st: usize| st.saturating_add(size + overlap).min(data.len());
+    let starts: Vec<usize> = (size..data.len()).step_by(size).collect();
+    let mut head = t.take_piece();
+    let base = head.insns.len();
+    let ((), rest): ((), Vec<Piece>) = rayon::join(
+        || {
+            let stop = if starts.is_empty() {
+                data.len()
+            } else {
+                stop_of(0)
+            };
+            decode_span(&mut head, sec, data, 0, stop, false);
+        },
+        || {
+            starts
+                .par_iter()
+                .map(|&st| {
+                    let mut p = Piece::default();
+                    decode_span(&mut p, sec, data, st, stop_of(st), true);
+                    p
+                })
+                .collect()
+        },
+    );
+    // the first error inside the true stream of `p` from instruction `from` to offset `to`
+    let error_in = |p: &Piece, from: usize, to: u64| {
+        let lo = p
+            .insns
+            .get(from)
+            .map_or(p.end as u64, |i| u64::from(i.offset));
+        p.errors.iter().copied().find(|&e| e >= lo && e < to)
+    };
+    // the head in the table is the true stream up to where the next piece takes over
+    let mut rest = rest.into_iter().zip(&starts);
+    let mut pending: Option<(Piece, usize)> = None;
+    let mut in_head = true;
+    loop {
+        let (prev, from): (&Piece, usize) = match &pending {
+            None => (&head, base),
+            Some((p, from)) => (p, *from),
+        };
+        let next = rest.next();
+        // where the true stream leaves `prev`: the first boundary at or after the next
+        // piece's start that both found
+        let meet = next.as_ref().and_then(|(piece, st)| {
+            let st = **st;
+            let a = prev.insns[from..].partition_point(|i| (i.offset as usize) < st) + from;
+            let (mut x, mut y) = (a, 0);
+            while x < prev.insns.len() && y < piece.insns.len() {
+                let (ox, oy) = (prev.insns[x].offset, piece.insns[y].offset);
+                if ox == oy {
+                    return Some((x, y));
+                }
+                if ox < oy {
+                    x += 1;
+                } else {
+                    y += 1;
+                }
+            }
+            None
+        });
+        let to = meet.map_or(u64::MAX, |(x, _)| u64::from(prev.insns[x].offset));
+        let keep = match (error_in(prev, from, to), meet) {
+            (Some(e), _) => Some(prev.insns.partition_point(|i| u64::from(i.offset) < e)),
+            (None, Some((x, _))) => Some(x),
+            (None, None) => None,
+        };
+        let keep_all = prev.insns.len();
+        let error = error_in(prev, from, to);
+        let prev_end = prev.end;
+        // move the true part of `prev` into the table
+        if in_head {
+            let h = std::mem::take(&mut head);
+            t.restore_piece(h, keep.unwrap_or(keep_all).max(base));
+            in_head = false;
+        } else if let Some((p, from)) = pending.take() {
+            t.append(&p, from, keep.unwrap_or(keep_all).max(from));
+        }
+        if let Some(e) = error {
+            return err(e);
+        }
+        match (next, meet) {
+            (None, _) => return Ok(()),
+            (Some((piece, _)), Some((_, y))) => pending = Some((piece, y)),
+            (Some(_), None) => {
+                // no meeting point: the rest of the section linearly
+                let mut p = t.take_piece();
+                decode_span(&mut p, sec, data, prev_end, data.len(), false);
+                let error = p.errors.first().copied();
+                let n = p.insns.len();
+                t.restore_piece(p, n);
+                return match error {
+                    Some(e) => err(e),
+                    None => Ok(()),
+                };
+            }
+        }
+    }
+}
+
+/// Decodes linearly from `start` while the next instruction starts before `stop`,
+/// appending to `piece`; at bytes that are no instruction, stops, or with `resync` goes
+/// on a byte later.
+fn decode_span(
+    piece: &mut Piece,
+    sec: SecId,
+    data: &[u8],
+    start: usize,
+    stop: usize,
+    resync: bool,
+) {
+    piece.end = start;
+    if piece.insns.capacity() == 0 {
+        piece.insns.reserve(stop.saturating_sub(start) / 3);
+        piece.ops.reserve(stop.saturating_sub(start) / 12);
+    }
+    let mut ins = Instruction::default();
     let mut decoder = Decoder::with_ip(64, data, 0, DecoderOptions::NONE);
-    while decoder.can_decode() {
+    let failed = |piece: &mut Piece, decoder: &mut Decoder<'_>, offset: usize| {
+        piece.errors.push(offset as u64);
+        resync && decoder.set_position(offset + 1).is_ok() && {
+            decoder.set_ip(offset as u64 + 1);
+            true
+        }
+    };
+    if decoder.set_position(start).is_err() {
+        piece.errors.push(start as u64);
+        return;
+    }
+    decoder.set_ip(start as u64);
+    while decoder.can_decode() && decoder.position() < stop {
         let offset = decoder.position();
+        piece.end = offset;
         // The kernel's decoder reads Xen's and KVM's "emulate prefix" (`ud2; .ascii "xen"`
         // or `"kvm"`) as a prefix of the instruction that follows it.
         let prefix = emulate_prefix_len(&data[offset..]);
         if prefix > 0 {
-            decoder
-                .set_position(offset + prefix)
-                .map_err(|_| DecodeError {
-                    sec,
-                    offset: offset as u64,
-                })?;
+            if decoder.set_position(offset + prefix).is_err() {
+                piece.errors.push(offset as u64);
+                return;
+            }
             // the position moved without the instruction pointer: keep them equal
             decoder.set_ip((offset + prefix) as u64);
             if !decoder.can_decode() {
-                return Err(DecodeError {
-                    sec,
-                    offset: offset as u64,
-                });
+                if failed(piece, &mut decoder, offset) {
+                    continue;
+                }
+                return;
             }
         }
-        decoder.decode_out(ins);
-        if ins.is_invalid() || offset > u32::MAX as usize {
-            return Err(DecodeError {
-                sec,
-                offset: offset as u64,
-            });
+        decoder.decode_out(&mut ins);
+        if offset > u32::MAX as usize {
+            piece.errors.push(offset as u64);
+            return;
+        }
+        if ins.is_invalid() {
+            if failed(piece, &mut decoder, offset) {
+                continue;
+            }
+            return;
         }
         let len = prefix + ins.len();
         let bytes = &data[offset + prefix..offset + len];
@@ -359,26 +617,26 @@ fn decode_section(
         };
         let c = x86::classify(bytes, ins.encoding() == EncodingKind::Legacy, immediate);
         if let Some(note) = c.note {
-            t.notes.push(Note {
+            piece.notes.push(Note {
                 sec,
                 offset: offset as u32,
                 note,
             });
         }
-        let ops_start = t.ops.len() as u32;
-        let mut ops_len = 0;
-        for op in c.ops.into_iter().flatten() {
-            t.ops.push(op);
-            ops_len += 1;
-        }
-        let id = InsnId(t.insns.len() as u32);
+        let id = InsnId(piece.insns.len() as u32);
         if c.kind == InsnKind::Call || c.kind.is_static_jump() {
-            t.branches.push(id);
+            piece.branches.push(id);
         }
         if c.is_iret {
-            t.irets.push(id);
+            piece.irets.push(id);
         }
-        t.insns.push(Insn {
+        let ops_start = piece.ops.len() as u32;
+        let mut ops_len = 0;
+        for op in c.ops.into_iter().flatten() {
+            piece.ops.push(op);
+            ops_len += 1;
+        }
+        piece.insns.push(Insn {
             offset: offset as u32,
             len: len as u8,
             kind: c.kind,
@@ -387,6 +645,78 @@ fn decode_section(
             ops_start,
             ops_len,
         });
+        piece.end = offset + len;
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(data: &[u8], pieces: usize, overlap: usize) -> (InsnTable, Option<DecodeError>) {
+        let mut t = InsnTable::default();
+        let r = decode_section(SecId(1), data, pieces, overlap, &mut t).err();
+        (t, r)
+    }
+
+    /// Decoding in pieces gives the linear decode's instructions, stack operations, notes,
+    /// branch lists and first error, whether the pieces meet or not.
+    #[test]
+    fn pieces_decode_like_one() {
+        let mut seed = 0x853c_49e6_748f_ea9bu64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // code-like bytes: common opcodes with random operands, some junk, some padding
+        let snippets: [&[u8]; 10] = [
+            &[0x55],
+            &[0x48, 0x89, 0xe5],
+            &[0x5d, 0xc3],
+            &[0xe8, 1, 2, 3, 4],
+            &[0x74, 0x05],
+            &[0x0f, 0x0b, b'x', b'e', b'n', 0x90],
+            &[0xcc, 0xcc, 0xcc],
+            &[0x48, 0x83, 0xec, 0x18],
+            &[0x66, 0x0f, 0x1f, 0x44, 0, 0],
+            &[0xff, 0xff],
+        ];
+        for round in 0..300 {
+            let mut data = Vec::new();
+            while data.len() < 40 + (round % 7) * 97 {
+                if rand() % 9 == 0 {
+                    data.push(rand() as u8);
+                } else {
+                    data.extend_from_slice(snippets[rand() as usize % snippets.len()]);
+                }
+            }
+            let (want, want_err) = table(&data, 1, 0);
+            for pieces in [2, 3, 5] {
+                for overlap in [0, 1, 7, 64] {
+                    let (got, got_err) = table(&data, pieces, overlap);
+                    let ctx = format!("round {round} pieces {pieces} overlap {overlap}");
+                    assert_eq!(got_err, want_err, "{ctx}");
+                    if want_err.is_some() {
+                        continue;
+                    }
+                    let key = |t: &InsnTable| {
+                        t.insns
+                            .iter()
+                            .map(|i| (i.offset, i.len, i.kind, i.immediate, i.flags))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(key(&got), key(&want), "{ctx}");
+                    for k in 0..want.insns.len() {
+                        let id = InsnId(k as u32);
+                        assert_eq!(got.ops_of(id), want.ops_of(id), "{ctx}");
+                    }
+                    assert_eq!(got.notes, want.notes, "{ctx}");
+                    assert_eq!(got.branches, want.branches, "{ctx}");
+                    assert_eq!(got.irets, want.irets, "{ctx}");
+                }
+            }
+        }
+    }
 }
