@@ -65,8 +65,29 @@ enum JumpTarget {
     Return,
     /// A relocation to a symbol from inside a function: a sibling call to it.
     Sibling(SymIdx),
-    /// An address, and the instruction there if there is one.
-    Addr(SecId, u64, Option<InsnId>),
+    /// An address, and what is known of the instruction there if there is one.
+    Addr(SecId, u64, Option<Dest>),
+}
+
+/// What a direct jump's destination instruction is, from data this step does not change.
+#[derive(Clone, Copy)]
+struct Dest {
+    insn: InsnId,
+    /// The destination starts a retpoline thunk or the return thunk.
+    thunk: Option<Thunk>,
+    /// The function of the destination.
+    dfunc: SymIdx,
+    /// The jump goes from a function into a `.cold` part: objtool links them.
+    cold_link: bool,
+    /// The symbols of the jump and of its destination when the jump is a sibling call
+    /// unless both have the same parent function (`NO_SYM` otherwise).
+    sibling: (SymIdx, SymIdx),
+}
+
+#[derive(Clone, Copy)]
+enum Thunk {
+    Retpoline,
+    Return,
 }
 
 /// A call's destination as found by [`Program::call_target`].
@@ -317,6 +338,23 @@ impl<'a, 'data> Program<'a, 'data> {
         }
         let c = self.syms.get(f.cfunc);
         self.insns.at(c.sec, c.offset)
+    }
+
+    /// [`Program::func_insns`] without collecting them.
+    pub fn func_insns_iter(&self, func: SymIdx) -> impl Iterator<Item = InsnId> + '_ {
+        let f = self.syms.get(func);
+        let mut cur = self.insns.at(f.sec, f.offset);
+        let mut n = 0;
+        let limit = self.insns.insns.len() + 1; // a cold-part cycle in hostile input
+        std::iter::from_fn(move || {
+            let i = cur?;
+            n += 1;
+            if n > limit {
+                return None;
+            }
+            cur = self.next_same_func(i);
+            Some(i)
+        })
     }
 
     /// The instructions of a function and then of its `.cold` part (`func_for_each_insn`).
@@ -874,17 +912,16 @@ impl Program<'_, '_> {
         if self.insn_func(first) == NO_SYM {
             return false;
         }
-        let insns = self.func_insns(func);
-        if insns.is_empty() {
+        if self.func_insns_iter(func).next().is_none() {
             return false;
         }
-        if insns
-            .iter()
-            .any(|&i| self.attrs[i.idx()].kind == InsnKind::Return)
+        if self
+            .func_insns_iter(func)
+            .any(|i| self.attrs[i.idx()].kind == InsnKind::Return)
         {
             return false;
         }
-        for &i in &insns {
+        for i in self.func_insns_iter(func) {
             if self.is_sibling_call(i) {
                 let Some(dest) = self.attrs[i.idx()].jump_dest.get().map(InsnId) else {
                     return false;
@@ -917,21 +954,6 @@ impl Program<'_, '_> {
         false
     }
 
-    fn jump_is_sibling_call(&self, from: InsnId, to: InsnId) -> bool {
-        let fs = self.attrs[from.idx()].sym;
-        let ts = self.attrs[to.idx()].sym;
-        if fs == NO_SYM || ts == NO_SYM {
-            return false;
-        }
-        if !self.is_first_func_insn(to, ts) {
-            return false;
-        }
-        if self.syms.get(ts).ty == elf::STT_NOTYPE {
-            return false;
-        }
-        self.syms.get(fs).pfunc != self.syms.get(ts).pfunc
-    }
-
     /// Runs `lookup` on each instruction of `ids` (read-only: on several threads for a
     /// large object) and hands the results to `apply` in the order of `ids`, a batch at a
     /// time, stopping at the first error.
@@ -939,6 +961,7 @@ impl Program<'_, '_> {
         &mut self,
         ids: &[InsnId],
         lookup: impl Fn(&Self, InsnId) -> T + Sync,
+        mut prepare: impl FnMut(&mut Self, &[T]),
         mut apply: impl FnMut(&mut Self, InsnId, T) -> Step,
     ) -> Step {
         let parallel = self.insns.insns.len() >= PARALLEL_MIN_INSNS || self.opts.force_parallel;
@@ -954,6 +977,7 @@ impl Program<'_, '_> {
             } else {
                 batch.iter().map(|&id| lookup(self, id)).collect()
             };
+            prepare(self, &found);
             for (&id, t) in batch.iter().zip(found) {
                 apply(self, id, t)?;
             }
@@ -986,7 +1010,48 @@ impl Program<'_, '_> {
                 }
             }
         };
-        JumpTarget::Addr(sec, off, self.insns.at(sec, off))
+        let dest = self.insns.at(sec, off).map(|dest| {
+            let dsym = self.attrs[dest.idx()].sym;
+            let thunk = if dsym != NO_SYM
+                && u64::from(self.insn(dest).offset) == self.syms.get(dsym).offset
+            {
+                let ds = self.syms.get(dsym);
+                if ds.retpoline_thunk {
+                    Some(Thunk::Retpoline)
+                } else if ds.return_thunk {
+                    Some(Thunk::Return)
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            let dfunc = self.insn_func(dest);
+            let cold_link = func != NO_SYM
+                && dfunc != NO_SYM
+                && func != dfunc
+                && !self.syms.get(func).name.contains(".cold")
+                && self.syms.get(dfunc).name.contains(".cold");
+            // objtool: `jump_is_sibling_call()` up to its parent comparison
+            let (fs, ts) = (self.attrs[id.idx()].sym, dsym);
+            let sibling = if fs != NO_SYM
+                && ts != NO_SYM
+                && self.is_first_func_insn(dest, ts)
+                && self.syms.get(ts).ty != elf::STT_NOTYPE
+            {
+                (fs, ts)
+            } else {
+                (NO_SYM, NO_SYM)
+            };
+            Dest {
+                insn: dest,
+                thunk,
+                dfunc,
+                cold_link,
+                sibling,
+            }
+        });
+        JumpTarget::Addr(sec, off, dest)
     }
 
     /// objtool: `add_jump_destinations()`.
@@ -1000,14 +1065,25 @@ impl Program<'_, '_> {
                 p.jump_target(id)
             }
         };
-        let r = self.lookups(&branches, lookup, |p, id, target| {
-            p.add_jump_destination(id, target, f)
-        });
+        // the parent functions, which this step changes, kept compact for the sibling test
+        let mut pfunc: Vec<SymIdx> = self.syms.syms.iter().map(|s| s.pfunc).collect();
+        let r = self.lookups(
+            &branches,
+            lookup,
+            |_, _| {},
+            |p, id, target| p.add_jump_destination(id, target, &mut pfunc, f),
+        );
         self.insns.branches = branches;
         r
     }
 
-    fn add_jump_destination(&mut self, id: InsnId, target: JumpTarget, f: &mut Findings) -> Step {
+    fn add_jump_destination(
+        &mut self,
+        id: InsnId,
+        target: JumpTarget,
+        pfunc: &mut [SymIdx],
+        f: &mut Findings,
+    ) -> Step {
         let k = id.idx();
         let func = self.insn_func(id);
         if self.attrs[k].jump_dest.get().is_some() || !self.attrs[k].kind.is_static_jump() {
@@ -1050,32 +1126,29 @@ impl Program<'_, '_> {
             self.warn_insn(f, id, &msg);
             return Err(Fatal);
         };
-        let dsym = self.attrs[dest.idx()].sym;
-        if dsym != NO_SYM && u64::from(self.insn(dest).offset) == self.syms.get(dsym).offset {
-            if self.syms.get(dsym).retpoline_thunk {
+        match dest.thunk {
+            Some(Thunk::Retpoline) => {
                 self.add_retpoline_call(id, f);
                 return Ok(());
             }
-            if self.syms.get(dsym).return_thunk {
+            Some(Thunk::Return) => {
                 self.add_return_call(id);
                 return Ok(());
             }
+            None => {}
         }
-        let dfunc = self.insn_func(dest);
-        if func != NO_SYM
-            && dfunc != NO_SYM
-            && func != dfunc
-            && !self.syms.get(func).name.contains(".cold")
-            && self.syms.get(dfunc).name.contains(".cold")
-        {
+        let dfunc = dest.dfunc;
+        if dest.cold_link {
             self.syms.syms[func as usize].cfunc = dfunc;
             self.syms.syms[dfunc as usize].pfunc = func;
+            pfunc[dfunc as usize] = func;
         }
-        if self.jump_is_sibling_call(id, dest) {
+        let (fs, ts) = dest.sibling;
+        if fs != NO_SYM && pfunc[fs as usize] != pfunc[ts as usize] {
             self.add_call_dest(id, dfunc, true, f);
             return Ok(());
         }
-        self.attrs[k].jump_dest = Packed::some(dest.0);
+        self.attrs[k].jump_dest = Packed::some(dest.insn.0);
         Ok(())
     }
 
@@ -1128,11 +1201,40 @@ impl Program<'_, '_> {
                 CallTarget::NotACall
             }
         };
-        let r = self.lookups(&branches, lookup, |p, id, target| {
-            p.add_call_destination(id, target, f)
-        });
+        let r = self.lookups(
+            &branches,
+            lookup,
+            |p, targets| p.precompute_dead_ends(targets),
+            |p, id, target| p.add_call_destination(id, target, f),
+        );
         self.insns.branches = branches;
         r
+    }
+
+    /// Answers "does this function never return" for the call targets of a batch not yet
+    /// in the memo, in parallel (`dead_end_function()` reads returns and sibling calls,
+    /// which the call step does not change, so answering early is answering the same).
+    fn precompute_dead_ends(&mut self, targets: &[CallTarget]) {
+        let mut todo: Vec<SymIdx> = targets
+            .iter()
+            .filter_map(|t| match *t {
+                CallTarget::Direct(s) | CallTarget::Section(s, ..) | CallTarget::Sym(s) => Some(s),
+                CallTarget::NotACall | CallTarget::Retpoline => None,
+            })
+            .filter(|&s| s != NO_SYM && !self.dead_end_memo.contains_key(&s))
+            .collect();
+        todo.sort_unstable();
+        todo.dedup();
+        let parallel = self.insns.insns.len() >= PARALLEL_MIN_INSNS || self.opts.force_parallel;
+        let answers: Vec<bool> = if parallel {
+            use rayon::prelude::*;
+            todo.par_iter()
+                .map(|&s| self.dead_end_function(s, 0))
+                .collect()
+        } else {
+            todo.iter().map(|&s| self.dead_end_function(s, 0)).collect()
+        };
+        self.dead_end_memo.extend(todo.into_iter().zip(answers));
     }
 
     fn add_call_destination(&mut self, id: InsnId, target: CallTarget, f: &mut Findings) -> Step {
@@ -1374,31 +1476,46 @@ impl Program<'_, '_> {
         if !self.has_rodata {
             return Ok(());
         }
+        let mut dynamic = Vec::new();
         for sec in 0..self.syms.lists.len() {
             let list = self.syms.lists[sec].clone();
             for func in list {
                 if !self.syms.get(func).is_func() {
                     continue;
                 }
-                let insns = self.func_insns(func);
-                // pass 1: back-pointers and table discovery
-                for &id in &insns {
-                    if let Some(d) = self.attrs[id.idx()].jump_dest.get().map(InsnId) {
-                        if self.insn(d).offset > self.insn(id).offset
-                            && !self.first_jump_src.contains_key(&d)
-                        {
-                            self.first_jump_src.insert(d, id);
+                // pass 1: back-pointers and table discovery (and the dynamic branches,
+                // the only instructions that can have a table)
+                dynamic.clear();
+                let fs = self.syms.get(func);
+                let mut cur = self.insns.at(fs.sec, fs.offset);
+                let mut n = 0;
+                while let Some(id) = cur {
+                    n += 1;
+                    if n > self.insns.insns.len() + 1 {
+                        break; // a cold-part cycle in hostile input
+                    }
+                    cur = self.next_same_func(id);
+                    let a = &self.attrs[id.idx()];
+                    if let Some(d) = a.jump_dest.get().map(InsnId) {
+                        if self.insn(d).offset > self.insn(id).offset {
+                            self.first_jump_src.entry(d).or_insert(id);
                         }
                     }
-                    if self.attrs[id.idx()].kind != InsnKind::JumpDynamic {
-                        continue;
+                    match a.kind {
+                        InsnKind::JumpDynamic => {}
+                        InsnKind::CallDynamic => {
+                            dynamic.push(id);
+                            continue;
+                        }
+                        _ => continue,
                     }
+                    dynamic.push(id);
                     if let Some(t) = self.find_jump_table(func, id) {
                         self.jump_tables.insert(id, t);
                     }
                 }
                 // pass 2: table contents
-                let jumps: Vec<InsnId> = insns
+                let jumps: Vec<InsnId> = dynamic
                     .iter()
                     .copied()
                     .filter(|&i| self.jump_table(i).is_some())
