@@ -246,7 +246,7 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// The stack operations the walk applies.
-    pub fn ops(&self, id: InsnId) -> &[StackOp] {
+    pub fn ops(&self, id: InsnId) -> &[crate::decode::PackedOp] {
         if self.attrs[id.idx()].ops_removed() || !self.is_real(id) {
             &[]
         } else {
@@ -554,6 +554,8 @@ pub fn build<'a, 'data>(
     p.annotate(&annotations, Phase::Late, findings)?;
     // What only the build needed: gone before the walk allocates its own tables.
     p.relocs = Relocs::default();
+    p.insns.branches = Vec::new();
+    p.insns.irets = Vec::new();
     p.first_jump_src = HashMap::default();
     p.dead_end_memo = HashMap::default();
     Ok(p)
@@ -747,10 +749,13 @@ impl Program<'_, '_> {
                     self.attrs[k].set_ops_removed(false);
                     self.insns.insns[k].ops_start = self.insns.ops.len() as u32;
                     self.insns.insns[k].ops_len = 1;
-                    self.insns.ops.push(StackOp {
-                        dest: crate::decode::Op::Reg(CFI_SP),
-                        src: crate::decode::Op::Add(CFI_SP, 40),
-                    });
+                    self.insns.ops.push(
+                        StackOp {
+                            dest: crate::decode::Op::Reg(CFI_SP),
+                            src: crate::decode::Op::Add(CFI_SP, 40),
+                        }
+                        .into(),
+                    );
                 }
             }
         }

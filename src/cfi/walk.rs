@@ -889,6 +889,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                         state.known = NO_STATE;
                     }
                     for op in ops {
+                        let op = &op.get();
                         if let Err(msg) = apply(&mut state.cfi, op, cx) {
                             self.warn_insn(insn, msg);
                             return Outcome::Fail;

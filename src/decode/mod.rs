@@ -84,6 +84,75 @@ pub struct StackOp {
     pub src: Op,
 }
 
+/// A [`StackOp`] as stored in the table: 8 bytes (two operand kinds, two registers, one
+/// value; no stack operation has two operands that carry a value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PackedOp {
+    kinds: [u8; 2],
+    regs: [i8; 2],
+    value: i32,
+}
+
+const _: () = assert!(size_of::<PackedOp>() == 8);
+
+impl Op {
+    fn pack(self) -> (u8, i8, i32) {
+        match self {
+            Op::Reg(r) => (0, r, 0),
+            Op::RegIndirect(r, v) => (1, r, v),
+            Op::Mem => (2, 0, 0),
+            Op::Push => (3, 0, 0),
+            Op::PushF => (4, 0, 0),
+            Op::Const => (5, 0, 0),
+            Op::Pop => (6, 0, 0),
+            Op::PopF => (7, 0, 0),
+            Op::Add(r, v) => (8, r, v),
+            Op::And(r, v) => (9, r, v),
+        }
+    }
+
+    fn unpack(kind: u8, reg: i8, value: i32) -> Op {
+        match kind {
+            0 => Op::Reg(reg),
+            1 => Op::RegIndirect(reg, value),
+            2 => Op::Mem,
+            3 => Op::Push,
+            4 => Op::PushF,
+            5 => Op::Const,
+            6 => Op::Pop,
+            7 => Op::PopF,
+            8 => Op::Add(reg, value),
+            _ => Op::And(reg, value),
+        }
+    }
+
+    fn has_value(self) -> bool {
+        matches!(self, Op::RegIndirect(..) | Op::Add(..) | Op::And(..))
+    }
+}
+
+impl From<StackOp> for PackedOp {
+    fn from(op: StackOp) -> Self {
+        debug_assert!(!(op.dest.has_value() && op.src.has_value()));
+        let (dk, dr, dv) = op.dest.pack();
+        let (sk, sr, sv) = op.src.pack();
+        PackedOp {
+            kinds: [dk, sk],
+            regs: [dr, sr],
+            value: if op.dest.has_value() { dv } else { sv },
+        }
+    }
+}
+
+impl PackedOp {
+    pub fn get(self) -> StackOp {
+        StackOp {
+            dest: Op::unpack(self.kinds[0], self.regs[0], self.value),
+            src: Op::unpack(self.kinds[1], self.regs[1], self.value),
+        }
+    }
+}
+
 /// Index of an instruction in [`InsnTable`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct InsnId(pub u32);
@@ -143,7 +212,7 @@ pub struct Note {
 #[derive(Default)]
 pub struct InsnTable {
     pub insns: Vec<Insn>,
-    pub ops: Vec<StackOp>,
+    pub ops: Vec<PackedOp>,
     /// For each section: the range of its instructions in `insns`.
     pub by_section: Vec<(u32, u32)>,
     /// For each section: for each 256-byte block, the first instruction starting at or
@@ -176,7 +245,7 @@ impl InsnTable {
         &self.insns[id.idx()]
     }
 
-    pub fn ops_of(&self, id: InsnId) -> &[StackOp] {
+    pub fn ops_of(&self, id: InsnId) -> &[PackedOp] {
         let i = &self.insns[id.idx()];
         &self.ops[i.ops_start as usize..][..i.ops_len as usize]
     }
@@ -341,7 +410,7 @@ pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeErr
 #[derive(Default)]
 struct Piece {
     insns: Vec<Insn>,
-    ops: Vec<StackOp>,
+    ops: Vec<PackedOp>,
     notes: Vec<Note>,
     branches: Vec<InsnId>,
     irets: Vec<InsnId>,
@@ -633,7 +702,7 @@ fn decode_span(
         let ops_start = piece.ops.len() as u32;
         let mut ops_len = 0;
         for op in c.ops.into_iter().flatten() {
-            piece.ops.push(op);
+            piece.ops.push(op.into());
             ops_len += 1;
         }
         piece.insns.push(Insn {
@@ -657,6 +726,32 @@ mod tests {
         let mut t = InsnTable::default();
         let r = decode_section(SecId(1), data, pieces, overlap, &mut t).err();
         (t, r)
+    }
+
+    /// Stored stack operations read back as they were made.
+    #[test]
+    fn packed_ops_round_trip() {
+        let ops = [
+            Op::Reg(4),
+            Op::RegIndirect(5, -16),
+            Op::Mem,
+            Op::Push,
+            Op::PushF,
+            Op::Const,
+            Op::Pop,
+            Op::PopF,
+            Op::Add(4, i32::MIN),
+            Op::And(4, -16),
+        ];
+        for dest in ops {
+            for src in ops {
+                if dest.has_value() && src.has_value() {
+                    continue;
+                }
+                let op = StackOp { dest, src };
+                assert_eq!(PackedOp::from(op).get(), op);
+            }
+        }
     }
 
     /// Decoding in pieces gives the linear decode's instructions, stack operations, notes,
