@@ -372,6 +372,24 @@ impl<'a, 'data> Program<'a, 'data> {
         out
     }
 
+    /// The ids of [`Program::sym_insns`] (consecutive).
+    pub fn sym_range(&self, sym: SymIdx) -> std::ops::Range<u32> {
+        let s = self.syms.get(sym);
+        let Some(start) = self.insns.at(s.sec, s.offset) else {
+            return 0..0;
+        };
+        let range = self.insns.section_range(s.sec);
+        let end = s.end();
+        // (a linear scan: the range is about to be visited anyway, and a binary search
+        // over the rest of a large section costs a cache miss per step)
+        let tail = &self.insns.insns[start.idx()..range.end as usize];
+        let n = tail
+            .iter()
+            .take_while(|i| u64::from(i.offset) < end)
+            .count();
+        start.0..start.0 + n as u32
+    }
+
     /// The instructions starting inside a symbol's range (`sym_for_each_insn`).
     pub fn sym_insns(&self, sym: SymIdx) -> impl Iterator<Item = InsnId> + '_ {
         let s = self.syms.get(sym);
@@ -728,9 +746,9 @@ impl Program<'_, '_> {
                     f.warn(format!("{}(): can't find starting instruction", sym.name));
                     return Err(Fatal);
                 }
-                let ids: Vec<InsnId> = self.sym_insns(s).collect();
-                for i in ids {
-                    self.attrs[i.idx()].sym = s;
+                let range = self.sym_range(s);
+                for a in &mut self.attrs[range.start as usize..range.end as usize] {
+                    a.sym = s;
                 }
             }
         }

@@ -330,9 +330,9 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
     let mut conflicts = Vec::new();
     let mut warnings = 0;
 
-    let items = function_items(p);
     let parallel =
         (n >= PARALLEL_MIN_INSNS || p.opts.force_parallel) && rayon::current_num_threads() > 1;
+    let items = function_items(p, parallel);
     let (mut results, deferred) = if parallel {
         walk_parallel(p, f, &sh, &mut states, &items)
     } else {
@@ -406,27 +406,32 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
 
 /// objtool's `validate_functions()` loop as a list: every function symbol of every
 /// executable section, in symbol-list order.
-fn function_items(p: &Program<'_, '_>) -> Vec<Item> {
+fn function_items(p: &Program<'_, '_>, parallel: bool) -> Vec<Item> {
+    let item = |&s: &SymIdx| {
+        let sym = p.syms.get(s);
+        if sym.ty != elf::STT_FUNC {
+            return None;
+        }
+        if sym.len == 0 {
+            return Some(Item::MissingSize(s));
+        }
+        if sym.pfunc != s || sym.alias != s {
+            return None;
+        }
+        p.insns
+            .at(sym.sec, sym.offset)
+            .map(|insn| Item::Root(s, insn))
+    };
     let mut items = Vec::new();
     for sec in 0..p.sec_exec.len() {
         if !p.sec_exec[sec] {
             continue;
         }
-        for &s in &p.syms.lists[sec] {
-            let sym = p.syms.get(s);
-            if sym.ty != elf::STT_FUNC {
-                continue;
-            }
-            if sym.len == 0 {
-                items.push(Item::MissingSize(s));
-                continue;
-            }
-            if sym.pfunc != s || sym.alias != s {
-                continue;
-            }
-            if let Some(insn) = p.insns.at(sym.sec, sym.offset) {
-                items.push(Item::Root(s, insn));
-            }
+        let list = &p.syms.lists[sec];
+        if parallel {
+            items.par_extend(list.par_iter().with_min_len(1024).filter_map(item));
+        } else {
+            items.extend(list.iter().filter_map(item));
         }
     }
     items
@@ -1227,9 +1232,29 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         if p.ignore_unreachables {
             return;
         }
-        for k in 0..p.nreal {
-            let insn = InsnId(k as u32);
-            if self.sh.visited(insn) != 0 || self.ignore_unreachable(insn) {
+        // the instructions no walk visited that are not trivially ignored, in order
+        let sh = self.sh;
+        let candidate = |k: usize| {
+            let a = &p.attrs[k];
+            sh.visited[k].load(Relaxed) == 0
+                && !(a.ignore() || a.kind == InsnKind::Nop || a.kind == InsnKind::Trap)
+        };
+        let candidates: Vec<u32> = if p.nreal >= PARALLEL_MIN_INSNS || p.opts.force_parallel {
+            (0..p.nreal)
+                .into_par_iter()
+                .with_min_len(1 << 14)
+                .filter(|&k| candidate(k))
+                .map(|k| k as u32)
+                .collect()
+        } else {
+            (0..p.nreal)
+                .filter(|&k| candidate(k))
+                .map(|k| k as u32)
+                .collect()
+        };
+        for k in candidates {
+            let insn = InsnId(k);
+            if self.ignore_unreachable(insn) {
                 continue;
             }
             // (objtool 6.1 has no such message: everything is "unreachable instruction")
