@@ -58,9 +58,11 @@ pub fn peak_rss_kib() -> u64 {
 }
 
 impl Stats {
-    fn lap(&mut self, name: &'static str, since: &mut std::time::Instant) {
+    fn lap(&mut self, name: &'static str, since: &mut std::time::Instant, opts: &Options) {
         let now = std::time::Instant::now();
-        self.phases.push((name, now - *since, rss_kib()));
+        // (reading /proc costs a small module's run a noticeable part)
+        let rss = if opts.stats { rss_kib() } else { 0 };
+        self.phases.push((name, now - *since, rss));
         *since = now;
     }
 }
@@ -105,16 +107,14 @@ pub fn check_with(
             || Relocs::read(obj, obj.symbol_count()),
         )
     } else {
-        (
-            (
-                Symbols::read(obj),
-                decode::decode(obj, decode::Threads::One),
-            ),
-            Relocs::read(obj, obj.symbol_count()),
-        )
+        // (decoding last gives a decoder warm-up running beside, see
+        // [`decode::warm_up`], the most time)
+        let syms = Symbols::read(obj);
+        let relocs = Relocs::read(obj, obj.symbol_count());
+        ((syms, decode::decode(obj, decode::Threads::One)), relocs)
     };
     let syms = syms?;
-    stats.lap("read", &mut t);
+    stats.lap("read", &mut t, opts);
     let mut opts = opts.clone();
     let mut errors = Vec::new();
     if syms.num_files > 1 && !opts.link {
@@ -158,7 +158,7 @@ pub fn check_with(
         return Ok(out);
     };
     release();
-    out.stats.lap("build", &mut t);
+    out.stats.lap("build", &mut t, &opts);
     out.nopped = program
         .nopped_jump_labels
         .iter()
@@ -174,12 +174,12 @@ pub fn check_with(
     if opts.alt_unwind_check {
         crate::alt::unwind_check(&program, &w, abi, &mut out.findings);
     }
-    out.stats.lap("walk", &mut t);
+    out.stats.lap("walk", &mut t, &opts);
     out.stats.states = w.states.states.len();
     out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
     if opts.orc {
         out.orc = generate::generate(&program, &w, abi, &mut out.findings).ok();
-        out.stats.lap("generate", &mut t);
+        out.stats.lap("generate", &mut t, &opts);
     }
     Ok(out)
 }

@@ -39,4 +39,6 @@ pub struct Options {
     /// Run every parallel stage whatever the object's size (normally small objects run on
     /// one thread); for tests of the parallel paths.
     pub force_parallel: bool,
+    /// Measure resident memory at each phase for `--stats`.
+    pub stats: bool,
 }

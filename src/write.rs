@@ -120,6 +120,9 @@ fn plan<'data>(obj: &Object<'data>, rows: &[OrcRow], opts: &WriteOptions) -> Res
     Ok(layout)
 }
 
+/// Objects smaller than this are written from memory rather than copied file to file.
+const COPY_MIN_BYTES: usize = 1 << 20;
+
 /// Writes `obj` with the ORC `rows` added (or unchanged, without rows) to `target`, through
 /// a temporary file renamed over it (see [`replace_file`]), then applies `patch` to the new
 /// file. Sections that stay as they were are copied from `input` — the open input file
@@ -138,6 +141,9 @@ pub fn write_orc_file(
     } else {
         Some(plan(obj, rows, opts)?)
     };
+    // A small object is written from memory: copying its sections file to file costs
+    // more system calls than it saves.
+    let input = input.filter(|_| obj.data().len() >= COPY_MIN_BYTES);
     replace_file_with(target, opts.sync, &mut |file: &mut File| {
         let mut buffer = SparseBuffer::default();
         let copies = match &layout {
@@ -925,7 +931,7 @@ impl<'data> Layout<'data> {
         source: Option<&[u8]>,
     ) -> Result<Vec<Copy>> {
         let out = &self.out;
-        let mut copies = Vec::new();
+        let mut copies: Vec<Copy> = Vec::new();
         let input = obj.header();
         let mut w = Writer::new(Endianness::Little, true, buffer);
         w.reserve_file_header();
@@ -970,11 +976,13 @@ impl<'data> Layout<'data> {
             };
             match from {
                 Some(from) => {
-                    copies.push(Copy {
-                        to: self.offsets[i],
-                        from,
-                        len: s.data.len(),
-                    });
+                    let to = self.offsets[i];
+                    let len = s.data.len();
+                    // one copy for neighbours that stay neighbours (fewer system calls)
+                    match copies.last_mut() {
+                        Some(c) if c.from + c.len == from && c.to + c.len == to => c.len += len,
+                        _ => copies.push(Copy { to, from, len }),
+                    }
                     w.pad_until(self.offsets[i] + s.data.len());
                 }
                 None => w.write(&s.data),

@@ -348,6 +348,14 @@ const PARALLEL_MIN_BYTES: usize = 1 << 20;
 /// instruction boundary.
 const PIECE_OVERLAP: usize = 4096;
 
+/// Builds the decoder's tables (iced-x86 builds them on first use: about half a
+/// millisecond, as long as all the rest of a small module's check). A program about to
+/// decode can run this on a thread of its own first, so the tables are ready when needed.
+pub fn warm_up() {
+    let mut ins = Instruction::default();
+    Decoder::with_ip(64, &[0x90], 0, DecoderOptions::NONE).decode_out(&mut ins);
+}
+
 /// How [`decode`] may use threads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Threads {
@@ -376,7 +384,12 @@ pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeErr
         .sum();
     let _ = t.insns.try_reserve(exec_bytes / 3);
     let _ = t.ops.try_reserve(exec_bytes / 12);
-    let nthreads = rayon::current_num_threads();
+    // (asking rayon starts its thread pool: not for a small object)
+    let nthreads = if threads == Threads::One {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
     for sec in obj.section_ids() {
         let start = t.insns.len() as u32;
         if is_exec(obj, sec) {
@@ -519,15 +532,16 @@ fn decode_section(
     let starts: Vec<usize> = (size..data.len()).step_by(size).collect();
     let mut head = t.take_piece();
     let base = head.insns.len();
+    if starts.is_empty() {
+        // one piece: no threads (starting rayon's pool costs more than a small section)
+        decode_span(&mut head, sec, data, 0, data.len(), false);
+        let error = head.errors.first().copied();
+        let n = head.insns.len();
+        t.restore_piece(head, n);
+        return error.map_or(Ok(()), err);
+    }
     let ((), rest): ((), Vec<Piece>) = rayon::join(
-        || {
-            let stop = if starts.is_empty() {
-                data.len()
-            } else {
-                stop_of(0)
-            };
-            decode_span(&mut head, sec, data, 0, stop, false);
-        },
+        || decode_span(&mut head, sec, data, 0, stop_of(0), false),
         || {
             starts
                 .par_iter()
