@@ -344,6 +344,8 @@ fn emulate_prefix_len(bytes: &[u8]) -> usize {
 
 /// Sections of at least this many bytes are decoded in parallel pieces.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
+/// The first piece's share of a section decoded in pieces (see [`decode_section`]).
+const HEAD_SHARE_PERCENT: u128 = 60;
 /// A piece decodes this far into the next one, where the two must meet on a common
 /// instruction boundary.
 const PIECE_OVERLAP: usize = 4096;
@@ -527,9 +529,23 @@ fn decode_section(
 ) -> Result<(), DecodeError> {
     use rayon::prelude::*;
     let err = |offset| Err(DecodeError { sec, offset });
-    let size = data.len().div_ceil(pieces.max(1)).max(1);
-    let stop_of = |st: usize| st.saturating_add(size + overlap).min(data.len());
-    let starts: Vec<usize> = (size..data.len()).step_by(size).collect();
+    // The first piece goes straight into the table; the others cost a copy afterwards and
+    // share their threads with the other reads: the first gets a larger share.
+    let pieces = pieces.max(1);
+    let head_len = if pieces == 1 {
+        data.len()
+    } else {
+        (data.len() as u128 * HEAD_SHARE_PERCENT / 100) as usize
+    }
+    .max(1);
+    let size = (data.len() - head_len.min(data.len()))
+        .div_ceil(pieces.saturating_sub(1).max(1))
+        .max(1);
+    let starts: Vec<usize> = (head_len..data.len()).step_by(size).collect();
+    let stop_of = |st: usize| {
+        let len = if st == 0 { head_len } else { size };
+        st.saturating_add(len + overlap).min(data.len())
+    };
     let mut head = t.take_piece();
     let base = head.insns.len();
     if starts.is_empty() {
