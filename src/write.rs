@@ -1018,8 +1018,12 @@ impl object::write::WritableBuffer for SparseBuffer {
     }
 
     fn write_bytes(&mut self, val: &[u8]) {
+        // small writes join the piece before them; a large piece is not grown (growing
+        // copies it: the section headers after a large ORC table cost 10 ms)
         match self.pieces.last_mut() {
-            Some((at, v)) if *at + v.len() == self.len => v.extend_from_slice(val),
+            Some((at, v)) if *at + v.len() == self.len && v.len() < 1 << 16 => {
+                v.extend_from_slice(val)
+            }
             _ => self.pieces.push((self.len, val.to_vec())),
         }
         self.len += val.len();

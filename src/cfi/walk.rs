@@ -676,11 +676,12 @@ impl<R: Report> Walker<'_, '_, '_, R> {
 
     /// objtool: `validate_branch()` from `start`; false when the walk failed.
     fn walk(&mut self, func: SymIdx, start: InsnId, state: WalkState) -> bool {
-        let mut stack = vec![Frame::Run {
+        let mut stack = Vec::with_capacity(64);
+        stack.push(Frame::Run {
             insn: start,
             state: Box::new(state),
             prev: None,
-        }];
+        });
         while let Some(frame) = stack.pop() {
             let out = match frame {
                 Frame::Run { insn, state, prev } => {
