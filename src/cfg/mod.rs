@@ -187,7 +187,7 @@ pub struct Program<'a, 'data> {
     pub opts: &'a Options,
     pub insns: InsnTable,
     pub attrs: Vec<Attr>,
-    pub syms: Symbols,
+    pub syms: Symbols<'data>,
     pub relocs: Relocs,
     pub alts: HashMap<InsnId, Vec<Alt>>,
     /// The alternative group of each instruction that has one (flagged in its `Attr`).
@@ -471,7 +471,7 @@ pub fn build<'a, 'data>(
     obj: &'a Object<'data>,
     opts: &'a Options,
     insns: InsnTable,
-    syms: Symbols,
+    syms: Symbols<'data>,
     relocs: Relocs,
     findings: &mut Findings,
 ) -> Result<Program<'a, 'data>, Fatal> {
@@ -918,11 +918,11 @@ impl Program<'_, '_> {
         let s = self.syms.get(func);
         if self.opts.rules_6_1 {
             // objtool 6.1: its own list, for global symbols only
-            if s.bind == elf::STB_GLOBAL && GLOBAL_NORETURNS_6_1.contains(&s.name.as_str()) {
+            if s.bind == elf::STB_GLOBAL && GLOBAL_NORETURNS_6_1.contains(&&*s.name) {
                 return true;
             }
         } else if (s.bind == elf::STB_GLOBAL || s.bind == elf::STB_WEAK)
-            && (is_rust_noreturn(&s.name) || GLOBAL_NORETURNS.contains(&s.name.as_str()))
+            && (is_rust_noreturn(&s.name) || GLOBAL_NORETURNS.contains(&&*s.name))
         {
             return true;
         }

@@ -15,8 +15,10 @@ pub type SymIdx = u32;
 pub const NO_SYM: SymIdx = u32::MAX;
 
 #[derive(Clone, Debug, Default)]
-pub struct Symbol {
-    pub name: String,
+pub struct Symbol<'data> {
+    /// The name, borrowed from the object's string table (copied only when it is not
+    /// UTF-8).
+    pub name: std::borrow::Cow<'data, str>,
     pub ty: u8,
     pub bind: u8,
     /// The section (0 for undefined and absolute symbols).
@@ -38,7 +40,7 @@ pub struct Symbol {
     pub uaccess_safe: bool,
 }
 
-impl Symbol {
+impl Symbol<'_> {
     pub fn is_func(&self) -> bool {
         self.ty == elf::STT_FUNC
     }
@@ -82,8 +84,8 @@ impl Intervals {
     }
 }
 
-pub struct Symbols {
-    pub syms: Vec<Symbol>,
+pub struct Symbols<'data> {
+    pub syms: Vec<Symbol<'data>>,
     /// Per section: its symbols in objtool's list order.
     pub lists: Vec<Vec<SymIdx>>,
     /// Per section: sized non-section symbols.
@@ -109,7 +111,7 @@ fn is_profiling_func(name: &str) -> bool {
 /// the predecessor puts later children before earlier ones, so the list is a depth-first
 /// walk of the predecessor tree with children in descending index order. Predecessors are
 /// found in (offset, index) order with a Fenwick tree of prefix maxima over indices.
-fn list_order(syms: &[Symbol], nsec: usize) -> Vec<Vec<SymIdx>> {
+fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymIdx>> {
     let mut per_sec: Vec<Vec<SymIdx>> = vec![Vec::new(); nsec];
     for (i, s) in syms.iter().enumerate() {
         per_sec[s.sec.0 as usize].push(i as SymIdx);
@@ -175,8 +177,8 @@ fn list_order(syms: &[Symbol], nsec: usize) -> Vec<Vec<SymIdx>> {
     lists
 }
 
-impl Symbols {
-    pub fn read(obj: &Object<'_>) -> Result<Self> {
+impl<'data> Symbols<'data> {
+    pub fn read(obj: &Object<'data>) -> Result<Self> {
         let nsec = obj.section_count();
         let n = obj.symbol_count();
         let mut syms = Vec::with_capacity(n);
@@ -197,9 +199,9 @@ impl Symbols {
             }
             let ty = raw.st_type();
             let name = if ty == elf::STT_SECTION && sec.0 != 0 {
-                String::from_utf8_lossy(obj.section_name(sec)?).into_owned()
+                String::from_utf8_lossy(obj.section_name(sec)?)
             } else {
-                String::from_utf8_lossy(obj.symbol_name(raw)?).into_owned()
+                String::from_utf8_lossy(obj.symbol_name(raw)?)
             };
             if ty == elf::STT_FILE {
                 num_files += 1;
@@ -256,8 +258,8 @@ impl Symbols {
         let mut by_name: FxHashMap<String, SymIdx> = FxHashMap::default();
         if !wanted.is_empty() {
             for (i, s) in self.syms.iter().enumerate() {
-                if wanted.contains_key(s.name.as_str()) {
-                    by_name.insert(s.name.clone(), i as SymIdx);
+                if wanted.contains_key(&*s.name) {
+                    by_name.insert(s.name.to_string(), i as SymIdx);
                 }
             }
         }
@@ -322,7 +324,7 @@ impl Symbols {
         let wanted: FxHashMap<&str, ()> = UACCESS_SAFE_BUILTIN.iter().map(|n| (*n, ())).collect();
         let mut last: FxHashMap<&str, usize> = FxHashMap::default();
         for (i, s) in self.syms.iter().enumerate() {
-            if let Some((name, ())) = wanted.get_key_value(s.name.as_str()) {
+            if let Some((name, ())) = wanted.get_key_value(&*s.name) {
                 last.insert(name, i);
             }
         }
@@ -343,7 +345,7 @@ impl Symbols {
         self.sized = per.into_iter().map(Intervals::build).collect();
     }
 
-    pub fn get(&self, i: SymIdx) -> &Symbol {
+    pub fn get(&self, i: SymIdx) -> &Symbol<'data> {
         &self.syms[i as usize]
     }
 
@@ -574,7 +576,7 @@ mod list_order_tests {
 
     /// objtool's insertion, as it is written: each symbol right after its predecessor in the
     /// section's address tree (a linked list and an ordered map).
-    fn reference(syms: &[Symbol], nsec: usize) -> Vec<Vec<SymIdx>> {
+    fn reference(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymIdx>> {
         use std::collections::BTreeMap;
         let n = syms.len();
         let mut next = vec![NO_SYM; n];

@@ -1157,7 +1157,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     fn call_dest_name(&self, insn: InsnId) -> String {
         let d = self.p.call_dest(insn);
         if d != NO_SYM {
-            self.p.syms.get(d).name.clone()
+            self.p.syms.get(d).name.to_string()
         } else {
             "{dynamic}".to_owned()
         }
