@@ -305,10 +305,21 @@ struct ChunkOut {
 /// Runs the whole validation (functions, then hints, then the unreachable check).
 pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
     let n = p.attrs.len();
+    let parallel =
+        (n >= PARALLEL_MIN_INSNS || p.opts.force_parallel) && rayon::current_num_threads() > 1;
     let atomics = |len: usize, v: u32| (0..len).map(|_| AtomicU32::new(v)).collect::<Vec<_>>();
+    // (the per-instruction arrays of a large object are filled on all threads)
+    let (cfi, visited) = if parallel {
+        (
+            (0..n).into_par_iter().map(|_| AtomicU32::new(NO_STATE)).collect(),
+            (0..n).into_par_iter().map(|_| AtomicU8::new(0)).collect(),
+        )
+    } else {
+        (atomics(n, NO_STATE), (0..n).map(|_| AtomicU8::new(0)).collect())
+    };
     let sh = Shared {
-        cfi: atomics(n, NO_STATE),
-        visited: (0..n).map(|_| AtomicU8::new(0)).collect(),
+        cfi,
+        visited,
         alt_cfi: p
             .cfi_arrays
             .iter()
@@ -330,8 +341,6 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
     let mut conflicts = Vec::new();
     let mut warnings = 0;
 
-    let parallel =
-        (n >= PARALLEL_MIN_INSNS || p.opts.force_parallel) && rayon::current_num_threads() > 1;
     let items = function_items(p, parallel);
     let (mut results, deferred) = if parallel {
         walk_parallel(p, f, &sh, &mut states, &items)
