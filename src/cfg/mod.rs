@@ -721,6 +721,9 @@ impl Program<'_, '_> {
 
     /// objtool: the owner loop of `decode_instructions()`.
     fn assign_owners(&mut self, f: &mut Findings) -> Step {
+        // the symbol types side by side (the lists are in address order: reading each
+        // symbol for its type is a cache miss per symbol)
+        let types: Vec<u8> = self.syms.syms.iter().map(|s| s.ty).collect();
         for sec in 0..self.sec_exec.len() {
             if !self.sec_exec[sec] {
                 continue;
@@ -728,10 +731,10 @@ impl Program<'_, '_> {
             let secid = SecId(sec as u32);
             let list = self.syms.lists[sec].clone();
             for s in list {
-                let sym = self.syms.get(s);
-                if sym.ty != elf::STT_NOTYPE && sym.ty != elf::STT_FUNC {
+                if !matches!(types[s as usize], elf::STT_NOTYPE | elf::STT_FUNC) {
                     continue;
                 }
+                let sym = self.syms.get(s);
                 if sym.offset == self.sec_size[sec] {
                     if sym.ty == elf::STT_NOTYPE {
                         continue;
@@ -1500,10 +1503,13 @@ impl Program<'_, '_> {
             return Ok(());
         }
         let mut dynamic = Vec::new();
+        // the symbol types side by side (the lists are in address order: reading each
+        // symbol for its type is a cache miss per symbol)
+        let is_func: Vec<bool> = self.syms.syms.iter().map(|s| s.is_func()).collect();
         for sec in 0..self.syms.lists.len() {
             let list = self.syms.lists[sec].clone();
             for func in list {
-                if !self.syms.get(func).is_func() {
+                if !is_func[func as usize] {
                     continue;
                 }
                 // pass 1: back-pointers and table discovery (and the dynamic branches,
@@ -1511,6 +1517,7 @@ impl Program<'_, '_> {
                 dynamic.clear();
                 let fs = self.syms.get(func);
                 let mut cur = self.insns.at(fs.sec, fs.offset);
+                let run = self.insns.section_range(fs.sec);
                 let mut n = 0;
                 while let Some(id) = cur {
                     n += 1;
@@ -1520,7 +1527,13 @@ impl Program<'_, '_> {
                     cur = self.next_same_func(id);
                     let a = &self.attrs[id.idx()];
                     if let Some(d) = a.jump_dest.get().map(InsnId) {
-                        if self.insn(d).offset > self.insn(id).offset {
+                        // a later offset: within a section, a later id (no lookup of `d`)
+                        let later = if self.is_real(id) && self.is_real(d) && run.contains(&d.0) {
+                            d.0 > id.0
+                        } else {
+                            self.insn(d).offset > self.insn(id).offset
+                        };
+                        if later {
                             self.first_jump_src.entry(d).or_insert(id);
                         }
                     }

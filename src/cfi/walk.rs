@@ -311,11 +311,17 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
     // (the per-instruction arrays of a large object are filled on all threads)
     let (cfi, visited) = if parallel {
         (
-            (0..n).into_par_iter().map(|_| AtomicU32::new(NO_STATE)).collect(),
+            (0..n)
+                .into_par_iter()
+                .map(|_| AtomicU32::new(NO_STATE))
+                .collect(),
             (0..n).into_par_iter().map(|_| AtomicU8::new(0)).collect(),
         )
     } else {
-        (atomics(n, NO_STATE), (0..n).map(|_| AtomicU8::new(0)).collect())
+        (
+            atomics(n, NO_STATE),
+            (0..n).map(|_| AtomicU8::new(0)).collect(),
+        )
     };
     let sh = Shared {
         cfi,
@@ -416,11 +422,14 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
 /// objtool's `validate_functions()` loop as a list: every function symbol of every
 /// executable section, in symbol-list order.
 fn function_items(p: &Program<'_, '_>, parallel: bool) -> Vec<Item> {
+    // the symbol types side by side (the lists are in address order: reading each symbol
+    // for its type is a cache miss per symbol)
+    let types: Vec<u8> = p.syms.syms.iter().map(|s| s.ty).collect();
     let item = |&s: &SymIdx| {
-        let sym = p.syms.get(s);
-        if sym.ty != elf::STT_FUNC {
+        if types[s as usize] != elf::STT_FUNC {
             return None;
         }
+        let sym = p.syms.get(s);
         if sym.len == 0 {
             return Some(Item::MissingSize(s));
         }
