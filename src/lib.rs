@@ -18,3 +18,5 @@ pub mod report;
 pub mod write;
 
 pub use error::{Error, Result};
+#[cfg(test)]
+mod testing;

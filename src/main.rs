@@ -236,6 +236,9 @@ fn check_one(
             }
             print!("{s}");
         }
+        if args.stats {
+            print_stats(&out.stats, t0);
+        }
         return Ok(out.findings.warning_count() > 0);
     }
     let changed = rows.is_some() || !out.nopped.is_empty();

@@ -154,19 +154,7 @@ pub fn unwind_check(p: &Program<'_, '_>, w: &Walk, abi: OrcAbi, f: &mut Findings
         for sg in streams {
             let s = &p.groups[sg as usize];
             let sstart = u64::from(p.insn(s.first).offset);
-            let mut insns = Vec::new();
-            if let Some(last) = s.last {
-                let mut cur = Some(s.first);
-                while let Some(i) = cur {
-                    insns.push(i);
-                    if i == last {
-                        break;
-                    }
-                    cur = p.next_same_sec(i);
-                }
-            }
-            insns.extend(s.nop);
-            for i in insns {
+            for i in p.group_insns(s) {
                 let own = w.cfi[i.idx()];
                 if own == NO_STATE
                     || p.attr(i).kind != InsnKind::Call && p.attr(i).kind != InsnKind::CallDynamic

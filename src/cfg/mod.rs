@@ -340,6 +340,23 @@ impl<'a, 'data> Program<'a, 'data> {
         self.insns.at(c.sec, c.offset)
     }
 
+    /// The instructions of an alternative group: its byte range, then its padding NOP.
+    pub fn group_insns(&self, grp: &AltGroup) -> Vec<InsnId> {
+        let mut insns = Vec::new();
+        if let Some(last) = grp.last {
+            let mut cur = Some(grp.first);
+            while let Some(i) = cur {
+                insns.push(i);
+                if i == last {
+                    break;
+                }
+                cur = self.next_same_sec(i);
+            }
+        }
+        insns.extend(grp.nop);
+        insns
+    }
+
     /// [`Program::func_insns`] without collecting them.
     pub fn func_insns_iter(&self, func: SymIdx) -> impl Iterator<Item = InsnId> + '_ {
         let f = self.syms.get(func);

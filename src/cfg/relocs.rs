@@ -144,13 +144,8 @@ mod tests {
     /// The indexed lookup answers as a scan of all relocations does.
     #[test]
     fn in_range_matches_a_scan() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut rand = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::testing::XorShift::new(0x2545_f491_4f6c_dd1du64);
+        let mut rand = move |n: u64| rng.below(n);
         for round in 0..200 {
             let n = rand(60) as usize;
             let spread = [16, 300, 5000, 1 << 40][round % 4];

@@ -620,13 +620,8 @@ mod list_order_tests {
 
     #[test]
     fn list_order_is_objtools() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rand = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15u64);
+        let mut rand = move |n: u64| rng.below(n);
         for _ in 0..500 {
             let nsec = 1 + rand(3) as usize;
             let n = rand(40) as usize;

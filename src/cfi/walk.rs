@@ -470,21 +470,7 @@ fn alt_owners(p: &Program<'_, '_>) -> Vec<SymIdx> {
     let mut owners = vec![UNSET; p.cfi_arrays.len()];
     for grp in &p.groups {
         let slot = &mut owners[grp.cfi_array as usize];
-        let mut insns = Vec::new();
-        if let Some(last) = grp.last {
-            let mut cur = Some(grp.first);
-            while let Some(i) = cur {
-                insns.push(i);
-                if i == last {
-                    break;
-                }
-                cur = p.next_same_sec(i);
-            }
-        } else {
-            insns.push(grp.first);
-        }
-        insns.extend(grp.nop);
-        for i in insns {
+        for i in p.group_insns(grp) {
             let o = owner(p, i);
             *slot = if *slot == UNSET || *slot == o {
                 o

@@ -788,13 +788,8 @@ mod tests {
     /// branch lists and first error, whether the pieces meet or not.
     #[test]
     fn pieces_decode_like_one() {
-        let mut seed = 0x853c_49e6_748f_ea9bu64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut rng = crate::testing::XorShift::new(0x853c_49e6_748f_ea9b);
+        let mut rand = move || rng.next();
         // code-like bytes: common opcodes with random operands, some junk, some padding
         let snippets: [&[u8]; 10] = [
             &[0x55],
