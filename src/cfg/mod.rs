@@ -188,7 +188,7 @@ pub struct Program<'a, 'data> {
     pub insns: InsnTable,
     pub attrs: Vec<Attr>,
     pub syms: Symbols<'data>,
-    pub relocs: Relocs,
+    pub relocs: Relocs<'data>,
     pub alts: HashMap<InsnId, Vec<Alt>>,
     /// The alternative group of each instruction that has one (flagged in its `Attr`).
     alt_group_of: HashMap<InsnId, u32>,
@@ -474,7 +474,7 @@ impl<'a, 'data> Program<'a, 'data> {
         let rsec = self.obj.section_by_name(name.as_bytes())?;
         let target = SecId(self.obj.section(rsec).ok()?.sh_info(LE));
         let t = self.relocs.table(target)?;
-        (t.rela_sec == rsec).then(|| (name.to_owned(), t.relocs.clone()))
+        (t.rela_sec == rsec).then(|| (name.to_owned(), t.iter().collect()))
     }
 
     fn sym_sec_off(&self, r: &Reloc) -> (SecId, u64) {
@@ -489,7 +489,7 @@ pub fn build<'a, 'data>(
     opts: &'a Options,
     insns: InsnTable,
     syms: Symbols<'data>,
-    relocs: Relocs,
+    relocs: Relocs<'data>,
     findings: &mut Findings,
 ) -> Result<Program<'a, 'data>, Fatal> {
     let nsec = obj.section_count();
@@ -628,12 +628,12 @@ impl Program<'_, '_> {
         };
         let data = self.obj.section_data(sec).unwrap_or(&[]);
         let mut out = Vec::new();
-        for (idx, r) in t.relocs.iter().enumerate() {
+        for (idx, r) in t.iter().enumerate() {
             let at = idx * 8 + 4;
             let ty = data
                 .get(at..at + 4)
                 .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-            let (rsec, off) = self.sym_sec_off(r);
+            let (rsec, off) = self.sym_sec_off(&r);
             let mut insn = self.insns.at(rsec, off);
             if ty == ANNOTYPE_REACHABLE {
                 insn = match insn {
@@ -1400,7 +1400,7 @@ impl Program<'_, '_> {
     fn table_reloc(&self, t: (SecId, u32)) -> Reloc {
         self.relocs
             .table(t.0)
-            .map(|tt| tt.relocs[t.1 as usize])
+            .map(|tt| tt.get(t.1 as usize))
             .unwrap_or(Reloc {
                 offset: 0,
                 sym: 0,
@@ -1474,8 +1474,8 @@ impl Program<'_, '_> {
         };
         let mut prev_offset = 0u64;
         let mut targets = Vec::new();
-        for k in table.1..t.relocs.len() as u32 {
-            let r = t.relocs[k as usize];
+        for k in table.1..t.len() as u32 {
+            let r = t.get(k as usize);
             if k != table.1 && Some((table.0, k)) == next_table {
                 break;
             }

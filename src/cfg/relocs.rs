@@ -6,7 +6,7 @@
 use object::read::elf::Rela as _;
 
 use super::symbols::SymIdx;
-use crate::elf::{LE, Object, SecId};
+use crate::elf::{LE, Object, Rela, SecId};
 use crate::error::Result;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,11 +20,20 @@ pub struct Reloc {
 /// Offset-index granularity: 256-byte blocks.
 const BLOCK_SHIFT: u32 = 8;
 
-/// The relocations of one section, in file order, with an offset index.
-pub struct RelocTable {
+/// Where a table's relocations are: the object's own records, read in place (or, in unit
+/// tests, a list made by hand).
+enum Records<'data> {
+    Mapped(&'data [Rela]),
+    #[cfg(test)]
+    Owned(Vec<Reloc>),
+}
+
+/// The relocations of one section, in file order, with an offset index. The records are
+/// read where they are in the object (not copied).
+pub struct RelocTable<'data> {
     pub rela_sec: SecId,
-    pub relocs: Vec<Reloc>,
-    /// Indices into `relocs`, sorted by (offset, index descending).
+    records: Records<'data>,
+    /// Indices of the relocations, sorted by (offset, index descending).
     by_offset: Vec<u32>,
     /// For each 256-byte block of offsets: the first position in `by_offset` whose offset
     /// is at or after the block's start (plus one final entry). Empty when the offsets are
@@ -32,32 +41,79 @@ pub struct RelocTable {
     blocks: Vec<u32>,
 }
 
-impl RelocTable {
-    fn new(rela_sec: SecId, relocs: Vec<Reloc>) -> Self {
-        let mut by_offset: Vec<u32> = (0..relocs.len() as u32).collect();
-        by_offset.sort_by_key(|&k| (relocs[k as usize].offset, std::cmp::Reverse(k)));
-        let max = by_offset.last().map_or(0, |&k| relocs[k as usize].offset);
+impl<'data> RelocTable<'data> {
+    fn new(rela_sec: SecId, records: Records<'data>) -> Self {
+        let mut t = RelocTable {
+            rela_sec,
+            records,
+            by_offset: Vec::new(),
+            blocks: Vec::new(),
+        };
+        let offset = |k: u32| t.offset(k as usize);
+        let n = t.len();
+        let mut by_offset: Vec<u32> = (0..n as u32).collect();
+        by_offset.sort_by_key(|&k| (offset(k), std::cmp::Reverse(k)));
+        let max = by_offset.last().map_or(0, |&k| offset(k));
         let nblocks = max >> BLOCK_SHIFT;
         let mut blocks = Vec::new();
         // (a hostile offset far out must not make the index huge)
-        if nblocks <= 4 * relocs.len() as u64 + 1024 {
+        if nblocks <= 4 * n as u64 + 1024 {
             blocks.reserve(nblocks as usize + 2);
             let mut i = 0;
             for b in 0..=nblocks {
-                while i < by_offset.len() && relocs[by_offset[i] as usize].offset < b << BLOCK_SHIFT
-                {
+                while i < by_offset.len() && offset(by_offset[i]) < b << BLOCK_SHIFT {
                     i += 1;
                 }
                 blocks.push(i as u32);
             }
             blocks.push(by_offset.len() as u32);
         }
-        RelocTable {
-            rela_sec,
-            relocs,
-            by_offset,
-            blocks,
+        t.by_offset = by_offset;
+        t.blocks = blocks;
+        t
+    }
+
+    /// How many relocations the table has.
+    pub fn len(&self) -> usize {
+        match &self.records {
+            Records::Mapped(r) => r.len(),
+            #[cfg(test)]
+            Records::Owned(r) => r.len(),
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Relocation `k` in file order.
+    pub fn get(&self, k: usize) -> Reloc {
+        match &self.records {
+            Records::Mapped(r) => {
+                let r = &r[k];
+                Reloc {
+                    offset: r.r_offset(LE),
+                    sym: r.r_sym(LE, false),
+                    ty: r.r_type(LE, false),
+                    addend: r.r_addend(LE),
+                }
+            }
+            #[cfg(test)]
+            Records::Owned(r) => r[k],
+        }
+    }
+
+    fn offset(&self, k: usize) -> u64 {
+        match &self.records {
+            Records::Mapped(r) => r[k].r_offset(LE),
+            #[cfg(test)]
+            Records::Owned(r) => r[k].offset,
+        }
+    }
+
+    /// The relocations in file order.
+    pub fn iter(&self) -> impl Iterator<Item = Reloc> + '_ {
+        (0..self.len()).map(|k| self.get(k))
     }
 
     /// The relocation at exactly `off` (the last one in the file, when several).
@@ -75,24 +131,25 @@ impl RelocTable {
             _ => (0, self.by_offset.len()),
         };
         let slice = &self.by_offset[lo..hi];
-        let i = slice.partition_point(|&k| self.relocs[k as usize].offset < off);
+        let i = slice.partition_point(|&k| self.offset(k as usize) < off);
         // the first one at or after `off` may be in a later block
         let k = match slice.get(i) {
             Some(&k) => k,
             None => *self.by_offset.get(hi)?,
         };
-        (self.relocs[k as usize].offset < off.saturating_add(len)).then_some(k)
+        (self.offset(k as usize) < off.saturating_add(len)).then_some(k)
     }
 }
 
 #[derive(Default)]
-pub struct Relocs {
-    per_sec: Vec<Option<RelocTable>>,
+pub struct Relocs<'data> {
+    per_sec: Vec<Option<RelocTable<'data>>>,
 }
 
-impl Relocs {
-    pub fn read(obj: &Object<'_>, nsyms: usize) -> Result<Self> {
-        let mut per_sec: Vec<Option<RelocTable>> = (0..obj.section_count()).map(|_| None).collect();
+impl<'data> Relocs<'data> {
+    pub fn read(obj: &Object<'data>, nsyms: usize) -> Result<Self> {
+        let mut per_sec: Vec<Option<RelocTable<'data>>> =
+            (0..obj.section_count()).map(|_| None).collect();
         for target in obj.section_ids() {
             let Some(rela_sec) = obj.rela_section_for(target) else {
                 continue;
@@ -102,38 +159,32 @@ impl Relocs {
                 continue;
             }
             let records = obj.rela_records(rela_sec)?;
-            let mut relocs = Vec::with_capacity(records.len());
-            for r in records {
-                let sym = r.r_sym(LE, false);
-                if sym as usize >= nsyms {
-                    return Err(crate::Error::malformed(format!(
-                        "relocation symbol index {sym} out of range ({nsyms} symbols)"
-                    )));
-                }
-                relocs.push(Reloc {
-                    offset: r.r_offset(LE),
-                    sym,
-                    ty: r.r_type(LE, false),
-                    addend: r.r_addend(LE),
-                });
+            if let Some(sym) = records
+                .iter()
+                .map(|r| r.r_sym(LE, false))
+                .find(|&sym| sym as usize >= nsyms)
+            {
+                return Err(crate::Error::malformed(format!(
+                    "relocation symbol index {sym} out of range ({nsyms} symbols)"
+                )));
             }
-            per_sec[target.0 as usize] = Some(RelocTable::new(rela_sec, relocs));
+            per_sec[target.0 as usize] = Some(RelocTable::new(rela_sec, Records::Mapped(records)));
         }
         Ok(Relocs { per_sec })
     }
 
-    pub fn table(&self, sec: SecId) -> Option<&RelocTable> {
+    pub fn table(&self, sec: SecId) -> Option<&RelocTable<'data>> {
         self.per_sec.get(sec.0 as usize)?.as_ref()
     }
 
     pub fn at(&self, sec: SecId, off: u64) -> Option<Reloc> {
         let t = self.table(sec)?;
-        t.at(off).map(|k| t.relocs[k as usize])
+        t.at(off).map(|k| t.get(k as usize))
     }
 
     pub fn in_range(&self, sec: SecId, off: u64, len: u64) -> Option<Reloc> {
         let t = self.table(sec)?;
-        t.in_range(off, len).map(|k| t.relocs[k as usize])
+        t.in_range(off, len).map(|k| t.get(k as usize))
     }
 }
 
@@ -157,7 +208,7 @@ mod tests {
                     addend: 0,
                 })
                 .collect();
-            let t = RelocTable::new(SecId(1), relocs.clone());
+            let t = RelocTable::new(SecId(1), Records::Owned(relocs.clone()));
             for _ in 0..200 {
                 let off = if n > 0 && rand(2) == 0 {
                     relocs[rand(n as u64) as usize]
