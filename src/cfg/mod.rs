@@ -389,7 +389,8 @@ impl<'a, 'data> Program<'a, 'data> {
         out
     }
 
-    /// The ids of [`Program::sym_insns`] (consecutive).
+    /// The instructions starting inside a symbol's range, as consecutive ids (objtool's
+    /// `sym_for_each_insn`).
     pub fn sym_range(&self, sym: SymIdx) -> std::ops::Range<u32> {
         let s = self.syms.get(sym);
         let Some(start) = self.insns.at(s.sec, s.offset) else {
@@ -405,18 +406,6 @@ impl<'a, 'data> Program<'a, 'data> {
             .take_while(|i| u64::from(i.offset) < end)
             .count();
         start.0..start.0 + n as u32
-    }
-
-    /// The instructions starting inside a symbol's range (`sym_for_each_insn`).
-    pub fn sym_insns(&self, sym: SymIdx) -> impl Iterator<Item = InsnId> + '_ {
-        let s = self.syms.get(sym);
-        let end = s.end();
-        let start = self.insns.at(s.sec, s.offset);
-        let range = self.insns.section_range(s.sec);
-        start
-            .into_iter()
-            .flat_map(move |st| (st.0..range.end).map(InsnId))
-            .take_while(move |&i| u64::from(self.insns.get(i).offset) < end)
     }
 
     /// objtool: `offstr()` — `func+0x12`, `sym+0x4`, or `sec+0x40`; with `--sec-address`
@@ -955,25 +944,29 @@ impl Program<'_, '_> {
         if self.insn_func(first) == NO_SYM {
             return false;
         }
-        if self.func_insns_iter(func).next().is_none() {
-            return false;
-        }
-        if self
-            .func_insns_iter(func)
-            .any(|i| self.attrs[i.idx()].kind == InsnKind::Return)
-        {
-            return false;
-        }
+        // one pass: any return makes it return; else the first sibling call decides
+        let mut any = false;
+        let mut first_sibling = None;
         for i in self.func_insns_iter(func) {
-            if self.is_sibling_call(i) {
-                let Some(dest) = self.attrs[i.idx()].jump_dest.get().map(InsnId) else {
-                    return false;
-                };
-                if recursion == 5 {
-                    return false;
-                }
-                return self.dead_end_function(self.insn_func(dest), recursion + 1);
+            any = true;
+            if self.attrs[i.idx()].kind == InsnKind::Return {
+                return false;
             }
+            if first_sibling.is_none() && self.is_sibling_call(i) {
+                first_sibling = Some(i);
+            }
+        }
+        if !any {
+            return false;
+        }
+        if let Some(i) = first_sibling {
+            let Some(dest) = self.attrs[i.idx()].jump_dest.get().map(InsnId) else {
+                return false;
+            };
+            if recursion == 5 {
+                return false;
+            }
+            return self.dead_end_function(self.insn_func(dest), recursion + 1);
         }
         true
     }
