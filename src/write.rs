@@ -92,7 +92,7 @@ pub fn add_orc(obj: &Object<'_>, rows: &[OrcRow], opts: &WriteOptions) -> Result
     }
     let layout = plan(obj, rows, opts)?;
     let mut buffer = SparseBuffer::default();
-    layout.emit(obj, &mut buffer, None)?;
+    layout.emit(obj, &mut buffer, None, false)?;
     buffer.into_vec()
 }
 
@@ -120,6 +120,12 @@ fn plan<'data>(obj: &Object<'data>, rows: &[OrcRow], opts: &WriteOptions) -> Res
     Ok(layout)
 }
 
+/// Bytes written to the output at an offset from where they are (not through the buffer).
+type InPlace<'a> = (usize, &'a [u8]);
+
+/// New section contents at least this large are written to the file from where they are.
+const DIRECT_MIN_BYTES: usize = 1 << 16;
+
 /// Objects smaller than this are written from memory rather than copied file to file.
 const COPY_MIN_BYTES: usize = 1 << 20;
 
@@ -146,25 +152,26 @@ pub fn write_orc_file(
     let input = input.filter(|_| obj.data().len() >= COPY_MIN_BYTES);
     replace_file_with(target, opts.sync, &mut |file: &mut File| {
         let mut buffer = SparseBuffer::default();
-        let copies = match &layout {
-            Some(l) => l.emit(obj, &mut buffer, input.map(|_| obj.data()))?,
+        let (copies, direct) = match &layout {
+            Some(l) => l.emit(obj, &mut buffer, input.map(|_| obj.data()), true)?,
             None => match input {
                 // unchanged: one copy of the whole file
                 Some(_) => {
                     buffer.resize(obj.data().len());
-                    vec![Copy {
+                    let all = Copy {
                         to: 0,
                         from: 0,
                         len: obj.data().len(),
-                    }]
+                    };
+                    (vec![all], Vec::new())
                 }
                 None => {
                     buffer.write_bytes(obj.data());
-                    Vec::new()
+                    (Vec::new(), Vec::new())
                 }
             },
         };
-        buffer.write_to(file, input, &copies)?;
+        buffer.write_to(file, input, &copies, &direct)?;
         patch(file)
     })
 }
@@ -923,15 +930,19 @@ impl<'data> Layout<'data> {
 
     /// Writes the file through `object`'s writer into `buffer`. With `source` (the bytes
     /// of the input file), sections whose data is an unchanged slice of it are left as
-    /// gaps and returned as ranges to copy.
-    fn emit(
-        &self,
+    /// gaps and returned as ranges to copy. With `direct`, large new section contents are
+    /// left as gaps too and returned with their offsets, to be written from where they are
+    /// (not copied into the buffer first).
+    fn emit<'s>(
+        &'s self,
         obj: &Object<'_>,
         buffer: &mut SparseBuffer,
         source: Option<&[u8]>,
-    ) -> Result<Vec<Copy>> {
+        direct: bool,
+    ) -> Result<(Vec<Copy>, Vec<InPlace<'s>>)> {
         let out = &self.out;
         let mut copies: Vec<Copy> = Vec::new();
+        let mut in_place: Vec<InPlace<'s>> = Vec::new();
         let input = obj.header();
         let mut w = Writer::new(Endianness::Little, true, buffer);
         w.reserve_file_header();
@@ -985,6 +996,10 @@ impl<'data> Layout<'data> {
                     }
                     w.pad_until(self.offsets[i] + s.data.len());
                 }
+                None if direct && s.data.len() >= DIRECT_MIN_BYTES => {
+                    in_place.push((self.offsets[i], &s.data[..]));
+                    w.pad_until(self.offsets[i] + s.data.len());
+                }
                 None => w.write(&s.data),
             }
         }
@@ -992,7 +1007,7 @@ impl<'data> Layout<'data> {
         for s in out.iter().skip(1) {
             w.write(object::bytes_of(&s.header));
         }
-        Ok(copies)
+        Ok((copies, in_place))
     }
 }
 
@@ -1044,12 +1059,21 @@ impl SparseBuffer {
     }
 
     /// Writes the pieces and the copied ranges into `file` (the gaps read as zeros).
-    fn write_to(&self, file: &mut File, input: Option<&File>, copies: &[Copy]) -> Result<()> {
+    fn write_to(
+        &self,
+        file: &mut File,
+        input: Option<&File>,
+        copies: &[Copy],
+        direct: &[InPlace<'_>],
+    ) -> Result<()> {
         use std::io::{Seek, SeekFrom};
         use std::os::unix::fs::FileExt as _;
         let io = |e: std::io::Error| Error::Other(format!("can't write the output: {e}"));
         file.set_len(self.len as u64).map_err(io)?;
         for (at, bytes) in &self.pieces {
+            file.write_all_at(bytes, *at as u64).map_err(io)?;
+        }
+        for (at, bytes) in direct {
             file.write_all_at(bytes, *at as u64).map_err(io)?;
         }
         if let Some(mut src) = input {
