@@ -119,6 +119,13 @@ fn orc_text(e: [u8; 6], abi: OrcAbi) -> String {
 /// Returns the number of findings.
 pub fn unwind_check(p: &Program<'_, '_>, w: &Walk, abi: OrcAbi, f: &mut Findings) -> usize {
     let mut found = 0;
+    // each original group's replacements, in group order
+    let mut replacements: Vec<Vec<u32>> = vec![Vec::new(); p.groups.len()];
+    for (i, x) in p.groups.iter().enumerate() {
+        if let Some(og) = x.orig_group.filter(|&og| (og as usize) < p.groups.len()) {
+            replacements[og as usize].push(i as u32);
+        }
+    }
     for (g, grp) in p.groups.iter().enumerate() {
         if grp.orig_group.is_some() {
             continue;
@@ -144,13 +151,7 @@ pub fn unwind_check(p: &Program<'_, '_>, w: &Walk, abi: OrcAbi, f: &mut Findings
         let entry = |id: StateId| entry_for((id != NO_STATE).then(|| w.states.get(id)), abi).ok();
         let start = u64::from(p.insn(grp.first).offset);
         // every stream of this site: the original and each replacement
-        let streams = std::iter::once(g as u32).chain(
-            p.groups
-                .iter()
-                .enumerate()
-                .filter(|(_, x)| x.orig_group == Some(g as u32))
-                .map(|(i, _)| i as u32),
-        );
+        let streams = std::iter::once(g as u32).chain(replacements[g].iter().copied());
         for sg in streams {
             let s = &p.groups[sg as usize];
             let sstart = u64::from(p.insn(s.first).offset);
