@@ -1537,8 +1537,9 @@ impl Program<'_, '_> {
                     cur = self.next_same_func(id);
                     let a = &self.attrs[id.idx()];
                     if let Some(d) = a.jump_dest.get().map(InsnId) {
-                        // a later offset: within a section, a later id (no lookup of `d`)
-                        let later = if self.is_real(id) && self.is_real(d) && run.contains(&d.0) {
+                        // a later offset: within one section, a later id (no lookup of `d`)
+                        let same_sec = run.contains(&id.0) && run.contains(&d.0);
+                        let later = if self.is_real(id) && self.is_real(d) && same_sec {
                             d.0 > id.0
                         } else {
                             self.insn(d).offset > self.insn(id).offset
