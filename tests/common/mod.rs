@@ -48,8 +48,16 @@ fn run(cmd: &mut Command) {
 }
 
 /// Assembles `src` (GNU as syntax, x86-64) into `out`.
+/// Assembles `src` into `out`; `.include` files are found next to `src` (the rule fixtures
+/// share tests/fixtures/cfi/kernel-macros.inc).
 pub fn assemble(src: &Path, out: &Path) {
-    run(Command::new("as").arg("-o").arg(out).arg(src));
+    let dir = src.parent().unwrap_or(Path::new("."));
+    run(Command::new("as")
+        .arg("-I")
+        .arg(dir)
+        .arg("-o")
+        .arg(out)
+        .arg(src));
 }
 
 /// Assembles assembly text into `dir/name.o`.
