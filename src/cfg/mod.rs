@@ -26,7 +26,8 @@ use crate::report::{Findings, Report};
 use relocs::{Reloc, Relocs};
 use symbols::{NO_SYM, SymIdx, Symbols};
 
-/// Objects with fewer instructions are built on one thread.
+/// Objects with fewer instructions are built, walked and generated on one thread
+/// ([`Program::parallel`]).
 const PARALLEL_MIN_INSNS: usize = 100_000;
 /// Instructions per batch of [`Program::lookups`] (bounds the memory of its results).
 const LOOKUP_BATCH: usize = 1 << 18;
@@ -357,6 +358,12 @@ impl<'a, 'data> Program<'a, 'data> {
         insns
     }
 
+    /// Whether the stages after decoding use all threads: for a large object, or when
+    /// `--force-parallel` asks (the output is the same either way).
+    pub fn parallel(&self) -> bool {
+        self.insns.insns.len() >= PARALLEL_MIN_INSNS || self.opts.force_parallel
+    }
+
     /// [`Program::func_insns`] without collecting them.
     pub fn func_insns_iter(&self, func: SymIdx) -> impl Iterator<Item = InsnId> + '_ {
         let f = self.syms.get(func);
@@ -376,17 +383,7 @@ impl<'a, 'data> Program<'a, 'data> {
 
     /// The instructions of a function and then of its `.cold` part (`func_for_each_insn`).
     pub fn func_insns(&self, func: SymIdx) -> Vec<InsnId> {
-        let f = self.syms.get(func);
-        let mut out = Vec::new();
-        let mut cur = self.insns.at(f.sec, f.offset);
-        while let Some(i) = cur {
-            out.push(i);
-            if out.len() > self.insns.insns.len() {
-                break; // a cold-part cycle in hostile input
-            }
-            cur = self.next_same_func(i);
-        }
-        out
+        self.func_insns_iter(func).collect()
     }
 
     /// The instructions starting inside a symbol's range, as consecutive ids (objtool's
@@ -1000,7 +997,7 @@ impl Program<'_, '_> {
         mut prepare: impl FnMut(&mut Self, &[T]),
         mut apply: impl FnMut(&mut Self, InsnId, T) -> Step,
     ) -> Step {
-        let parallel = self.insns.insns.len() >= PARALLEL_MIN_INSNS || self.opts.force_parallel;
+        let parallel = self.parallel();
         for batch in ids.chunks(LOOKUP_BATCH) {
             let found: Vec<T> = if parallel {
                 use rayon::prelude::*;
@@ -1261,7 +1258,7 @@ impl Program<'_, '_> {
             .collect();
         todo.sort_unstable();
         todo.dedup();
-        let parallel = self.insns.insns.len() >= PARALLEL_MIN_INSNS || self.opts.force_parallel;
+        let parallel = self.parallel();
         let answers: Vec<bool> = if parallel {
             use rayon::prelude::*;
             todo.par_iter()

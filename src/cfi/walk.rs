@@ -49,8 +49,6 @@ const CHUNK_LOCAL_MASK: u32 = (1 << CHUNK_SHIFT) - 1;
 const MAX_CHUNKS: usize = 1024;
 /// Chunks per thread: enough for work stealing to even out large functions.
 const CHUNKS_PER_THREAD: usize = 8;
-/// Objects with fewer instructions are walked on one thread.
-const PARALLEL_MIN_INSNS: usize = 100_000;
 
 /// Interned CFI states: equal states share one id.
 #[derive(Default)]
@@ -305,8 +303,7 @@ struct ChunkOut {
 /// Runs the whole validation (functions, then hints, then the unreachable check).
 pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
     let n = p.attrs.len();
-    let parallel =
-        (n >= PARALLEL_MIN_INSNS || p.opts.force_parallel) && rayon::current_num_threads() > 1;
+    let parallel = p.parallel() && rayon::current_num_threads() > 1;
     let atomics = |len: usize, v: u32| (0..len).map(|_| AtomicU32::new(v)).collect::<Vec<_>>();
     // (the per-instruction arrays of a large object are filled on all threads)
     let (cfi, visited) = if parallel {
@@ -1244,7 +1241,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             sh.visited[k].load(Relaxed) == 0
                 && !(a.ignore() || a.kind == InsnKind::Nop || a.kind == InsnKind::Trap)
         };
-        let candidates: Vec<u32> = if p.nreal >= PARALLEL_MIN_INSNS || p.opts.force_parallel {
+        let candidates: Vec<u32> = if p.parallel() {
             (0..p.nreal)
                 .into_par_iter()
                 .with_min_len(1 << 14)

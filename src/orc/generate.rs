@@ -125,7 +125,7 @@ pub fn generate(
             k = end;
         }
     }
-    let parallel = p.insns.insns.len() >= 1 << 17 || p.opts.force_parallel;
+    let parallel = p.parallel();
     let run = |(secid, range): &(SecId, std::ops::Range<u32>)| {
         generate_piece(p, w, &entry, *secid, range.clone())
     };
