@@ -546,16 +546,12 @@ fn decode_section(
         let len = if st == 0 { head_len } else { size };
         st.saturating_add(len + overlap).min(data.len())
     };
-    let mut head = t.take_piece();
-    let base = head.insns.len();
     if starts.is_empty() {
         // one piece: no threads (starting rayon's pool costs more than a small section)
-        decode_span(&mut head, sec, data, 0, data.len(), false);
-        let error = head.errors.first().copied();
-        let n = head.insns.len();
-        t.restore_piece(head, n);
-        return error.map_or(Ok(()), err);
+        return decode_linear_into(t, sec, data, 0);
     }
+    let mut head = t.take_piece();
+    let base = head.insns.len();
     let ((), rest): ((), Vec<Piece>) = rayon::join(
         || decode_span(&mut head, sec, data, 0, stop_of(0), false),
         || {
@@ -579,8 +575,8 @@ fn decode_section(
     };
     // the head in the table is the true stream up to where the next piece takes over
     let mut rest = rest.into_iter().zip(&starts);
+    // (`None` while the head, in `head`, is the piece being followed)
     let mut pending: Option<(Piece, usize)> = None;
-    let mut in_head = true;
     loop {
         let (prev, from): (&Piece, usize) = match &pending {
             None => (&head, base),
@@ -607,21 +603,19 @@ fn decode_section(
             None
         });
         let to = meet.map_or(u64::MAX, |(x, _)| u64::from(prev.insns[x].offset));
-        let keep = match (error_in(prev, from, to), meet) {
-            (Some(e), _) => Some(prev.insns.partition_point(|i| u64::from(i.offset) < e)),
-            (None, Some((x, _))) => Some(x),
-            (None, None) => None,
-        };
-        let keep_all = prev.insns.len();
         let error = error_in(prev, from, to);
+        // the true part of `prev` ends at the error, else where the next piece takes over
+        let keep = match (error, meet) {
+            (Some(e), _) => prev.insns.partition_point(|i| u64::from(i.offset) < e),
+            (None, Some((x, _))) => x,
+            (None, None) => prev.insns.len(),
+        }
+        .max(from);
         let prev_end = prev.end;
-        // move the true part of `prev` into the table
-        if in_head {
-            let h = std::mem::take(&mut head);
-            t.restore_piece(h, keep.unwrap_or(keep_all).max(base));
-            in_head = false;
-        } else if let Some((p, from)) = pending.take() {
-            t.append(&p, from, keep.unwrap_or(keep_all).max(from));
+        // move it into the table
+        match pending.take() {
+            None => t.restore_piece(std::mem::take(&mut head), keep),
+            Some((p, from)) => t.append(&p, from, keep),
         }
         if let Some(e) = error {
             return err(e);
@@ -629,20 +623,26 @@ fn decode_section(
         match (next, meet) {
             (None, _) => return Ok(()),
             (Some((piece, _)), Some((_, y))) => pending = Some((piece, y)),
-            (Some(_), None) => {
-                // no meeting point: the rest of the section linearly
-                let mut p = t.take_piece();
-                decode_span(&mut p, sec, data, prev_end, data.len(), false);
-                let error = p.errors.first().copied();
-                let n = p.insns.len();
-                t.restore_piece(p, n);
-                return match error {
-                    Some(e) => err(e),
-                    None => Ok(()),
-                };
-            }
+            // no meeting point: the rest of the section linearly
+            (Some(_), None) => return decode_linear_into(t, sec, data, prev_end),
         }
     }
+}
+
+/// Decodes `data[start..]` linearly straight into the table; the first bytes that are no
+/// instruction are the section's decode error.
+fn decode_linear_into(
+    t: &mut InsnTable,
+    sec: SecId,
+    data: &[u8],
+    start: usize,
+) -> Result<(), DecodeError> {
+    let mut p = t.take_piece();
+    decode_span(&mut p, sec, data, start, data.len(), false);
+    let error = p.errors.first().copied();
+    let n = p.insns.len();
+    t.restore_piece(p, n);
+    error.map_or(Ok(()), |offset| Err(DecodeError { sec, offset }))
 }
 
 /// Decodes linearly from `start` while the next instruction starts before `stop`,
