@@ -190,6 +190,28 @@ const INSN_LAST: u8 = 4;
 /// Address-index granularity: 256-byte blocks.
 const BLOCK_SHIFT: u32 = 8;
 
+/// The address index of one 256-byte block of a section: which bytes start an instruction
+/// (one bit each), and the id of the first instruction starting in the block. The id of an
+/// instruction is `first` plus the number of starts before it in the block, so a lookup
+/// reads this one record and never the instructions themselves.
+#[derive(Clone, Copy, Default)]
+struct Block {
+    first: u32,
+    starts: [u64; 4],
+}
+
+impl Block {
+    fn find(&self, byte: usize) -> Option<u32> {
+        let (w, bit) = (byte >> 6, byte & 63);
+        let word = self.starts[w];
+        if word >> bit & 1 == 0 {
+            return None;
+        }
+        let before: u32 = self.starts[..w].iter().map(|x| x.count_ones()).sum();
+        Some(self.first + before + (word & ((1u64 << bit) - 1)).count_ones())
+    }
+}
+
 impl Insn {
     pub fn is_iret(&self) -> bool {
         self.flags & INSN_IRET != 0
@@ -215,10 +237,8 @@ pub struct InsnTable {
     pub ops: Vec<PackedOp>,
     /// For each section: the range of its instructions in `insns`.
     pub by_section: Vec<(u32, u32)>,
-    /// For each section: for each 256-byte block, the first instruction starting at or
-    /// after the block's start (plus one final entry), so an address lookup searches a
-    /// few dozen entries instead of the whole table.
-    blocks: Vec<Vec<u32>>,
+    /// For each section: the address index of each of its 256-byte blocks.
+    blocks: Vec<Vec<Block>>,
     /// (first instruction id, section) of each section with instructions, in id order.
     sec_starts: Vec<(u32, SecId)>,
     /// Number of decoded instructions; synthetic ones follow.
@@ -262,32 +282,28 @@ impl InsnTable {
 
     /// The instruction that starts exactly at `offset` in `sec`.
     pub fn at(&self, sec: SecId, offset: u64) -> Option<InsnId> {
-        let r = self.section_range(sec);
         let blocks = self.blocks.get(sec.0 as usize)?;
-        let b = usize::try_from(offset >> BLOCK_SHIFT).ok()?;
-        let (lo, hi) = match (blocks.get(b), blocks.get(b + 1)) {
-            (Some(&lo), Some(&hi)) => (lo, hi),
-            _ => (r.start, r.end),
-        };
-        let slice = &self.insns[lo as usize..hi as usize];
-        let i = slice.partition_point(|x| u64::from(x.offset) < offset);
-        (i < slice.len() && u64::from(slice[i].offset) == offset).then(|| InsnId(lo + i as u32))
+        let block = blocks.get(usize::try_from(offset >> BLOCK_SHIFT).ok()?)?;
+        block
+            .find((offset & ((1 << BLOCK_SHIFT) - 1)) as usize)
+            .map(InsnId)
     }
 
-    /// Builds the block index of `sec` (after its instructions were decoded).
+    /// Builds the address index of `sec` (after its instructions were decoded).
     fn index_blocks(&mut self, sec: SecId, size: u64) {
         let r = self.section_range(sec);
-        let nblocks = (size >> BLOCK_SHIFT) as usize + 1;
-        let mut idx = Vec::with_capacity(nblocks + 1);
-        let mut k = r.start;
-        for b in 0..nblocks as u64 {
-            let start = b << BLOCK_SHIFT;
-            while k < r.end && u64::from(self.insns[k as usize].offset) < start {
-                k += 1;
+        let mut idx = vec![Block::default(); (size >> BLOCK_SHIFT) as usize + 1];
+        let mut last = usize::MAX;
+        for id in r {
+            let offset = self.insns[id as usize].offset as usize;
+            let (b, byte) = (offset >> BLOCK_SHIFT, offset & ((1 << BLOCK_SHIFT) - 1));
+            let Some(block) = idx.get_mut(b) else { break };
+            if b != last {
+                block.first = id;
+                last = b;
             }
-            idx.push(k);
+            block.starts[byte >> 6] |= 1 << (byte & 63);
         }
-        idx.push(r.end);
         self.blocks[sec.0 as usize] = idx;
     }
 
@@ -756,6 +772,47 @@ mod tests {
         let mut t = InsnTable::default();
         let r = decode_section(SecId(1), data, pieces, overlap, &mut t).err();
         (t, r)
+    }
+
+    /// The address index finds exactly the decoded instruction starts, at every byte of a
+    /// section (and past its end), in sections of several blocks with a second section
+    /// before them in the table.
+    #[test]
+    fn address_index_finds_instruction_starts() {
+        let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        for round in 0..50 {
+            let mut t = InsnTable {
+                by_section: vec![(0, 0); 3],
+                blocks: vec![Vec::new(); 3],
+                ..InsnTable::default()
+            };
+            for sec in [SecId(2), SecId(1)] {
+                // one-, two- and some longer instructions, a few sections' worth of blocks
+                let mut data = Vec::new();
+                while data.len() < 100 + round * 37 {
+                    match rng.next() % 4 {
+                        0 => data.push(0x90),
+                        1 => data.extend_from_slice(&[0x5d, 0xc3]),
+                        2 => data.extend_from_slice(&[0x48, 0x83, 0xec, 0x18]),
+                        _ => data.extend_from_slice(&[0x0f, 0x1f, 0x80, 0, 0, 0, 0]),
+                    }
+                }
+                let start = t.insns.len() as u32;
+                decode_section(sec, &data, 1, 0, &mut t).unwrap();
+                t.by_section[sec.0 as usize] = (start, t.insns.len() as u32);
+                t.index_blocks(sec, data.len() as u64);
+                for offset in 0..data.len() as u64 + 300 {
+                    let want = t
+                        .section_range(sec)
+                        .find(|&k| u64::from(t.insns[k as usize].offset) == offset);
+                    assert_eq!(
+                        t.at(sec, offset),
+                        want.map(InsnId),
+                        "round {round} {offset}"
+                    );
+                }
+            }
+        }
     }
 
     /// Stored stack operations read back as they were made.
