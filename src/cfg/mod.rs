@@ -1504,73 +1504,151 @@ impl Program<'_, '_> {
         Ok(())
     }
 
-    /// objtool: `add_jump_table_alts()`.
+    /// objtool: `add_jump_table_alts()` (with `mark_func_jump_tables()`).
+    ///
+    /// objtool walks every function in symbol-list order, leaving on each forward jump's
+    /// destination a back-pointer to the jump (the first one stays) and, at each dynamic
+    /// jump, backtracking through those back-pointers to find its switch table. Only a
+    /// function whose walk can meet a dynamic jump searches, and a search reads only
+    /// back-pointers inside its own family ([`JumpTableScope`]). So only those functions
+    /// are walked here in full, in order; every other function replays, at its turn, the
+    /// back-pointers it leaves inside such families, collected beforehand on all threads.
+    /// Every back-pointer a search can read is written in objtool's order.
     fn add_jump_table_alts(&mut self, f: &mut Findings) -> Step {
         if !self.has_rodata {
             return Ok(());
         }
-        let mut dynamic = Vec::new();
-        // the symbol types side by side (the lists are in address order: reading each
-        // symbol for its type is a cache miss per symbol)
+        // the functions in walk order (the symbol types side by side: the lists are in
+        // address order, and reading each symbol for its type is a cache miss per symbol)
         let is_func: Vec<bool> = self.syms.syms.iter().map(|s| s.is_func()).collect();
-        for sec in 0..self.syms.lists.len() {
-            let list = self.syms.lists[sec].clone();
-            for func in list {
-                if !is_func[func as usize] {
-                    continue;
+        let order: Vec<SymIdx> = self
+            .syms
+            .lists
+            .iter()
+            .flatten()
+            .copied()
+            .filter(|&s| is_func[s as usize])
+            .collect();
+        drop(is_func);
+        let scope = JumpTableScope::new(self);
+        let replay = |p: &Self, func: SymIdx| -> Vec<(InsnId, InsnId)> {
+            if scope.search[func as usize] || !scope.writes_into_searched(p, func) {
+                return Vec::new();
+            }
+            let run = p.insns.section_range(p.syms.get(func).sec);
+            p.func_insns_iter(func)
+                .filter_map(|id| {
+                    let d = p.forward_dest(&run, id)?;
+                    scope.readable(p, d).then_some((d, id))
+                })
+                .collect()
+        };
+        let replays: Vec<Vec<(InsnId, InsnId)>> = if self.parallel() {
+            use rayon::prelude::*;
+            let this = &*self;
+            order.par_iter().map(|&func| replay(this, func)).collect()
+        } else {
+            order.iter().map(|&func| replay(self, func)).collect()
+        };
+        let mut dynamic = Vec::new();
+        for (&func, writes) in order.iter().zip(replays) {
+            if !scope.search[func as usize] {
+                // (no dynamic jump, so no table for pass 2 either)
+                for (d, src) in writes {
+                    self.first_jump_src.entry(d).or_insert(src);
                 }
-                // pass 1: back-pointers and table discovery (and the dynamic branches,
-                // the only instructions that can have a table)
-                dynamic.clear();
-                let fs = self.syms.get(func);
-                let mut cur = self.insns.at(fs.sec, fs.offset);
-                let run = self.insns.section_range(fs.sec);
-                let mut n = 0;
-                while let Some(id) = cur {
-                    n += 1;
-                    if n > self.insns.insns.len() + 1 {
-                        break; // a cold-part cycle in hostile input
-                    }
-                    cur = self.next_same_func(id);
-                    let a = &self.attrs[id.idx()];
-                    if let Some(d) = a.jump_dest.get().map(InsnId) {
-                        // a later offset: within one section, a later id (no lookup of `d`)
-                        let same_sec = run.contains(&id.0) && run.contains(&d.0);
-                        let later = if self.is_real(id) && self.is_real(d) && same_sec {
-                            d.0 > id.0
-                        } else {
-                            self.insn(d).offset > self.insn(id).offset
-                        };
-                        if later {
-                            self.first_jump_src.entry(d).or_insert(id);
-                        }
-                    }
-                    match a.kind {
-                        InsnKind::JumpDynamic => {}
-                        InsnKind::CallDynamic => {
-                            dynamic.push(id);
-                            continue;
-                        }
-                        _ => continue,
-                    }
-                    dynamic.push(id);
-                    if let Some(t) = self.find_jump_table(func, id) {
-                        self.jump_tables.insert(id, t);
-                    }
+                continue;
+            }
+            // pass 1: back-pointers and table discovery (and the dynamic branches, the
+            // only instructions that can have a table)
+            dynamic.clear();
+            let fs = self.syms.get(func);
+            let mut cur = self.insns.at(fs.sec, fs.offset);
+            let run = self.insns.section_range(fs.sec);
+            let mut n = 0;
+            while let Some(id) = cur {
+                n += 1;
+                if n > self.insns.insns.len() + 1 {
+                    break; // a cold-part cycle in hostile input
                 }
-                // pass 2: table contents
-                let jumps: Vec<InsnId> = dynamic
-                    .iter()
-                    .copied()
-                    .filter(|&i| self.jump_table(i).is_some())
-                    .collect();
-                for (n, &j) in jumps.iter().enumerate() {
-                    let next = jumps.get(n + 1).and_then(|&nj| self.jump_table(nj));
-                    self.add_jump_table(j, next, f)?;
+                cur = self.next_same_func(id);
+                if let Some(d) = self.forward_dest(&run, id) {
+                    self.first_jump_src.entry(d).or_insert(id);
                 }
+                match self.attrs[id.idx()].kind {
+                    InsnKind::JumpDynamic => {}
+                    InsnKind::CallDynamic => {
+                        dynamic.push(id);
+                        continue;
+                    }
+                    _ => continue,
+                }
+                dynamic.push(id);
+                if let Some(t) = self.find_jump_table(func, id) {
+                    self.jump_tables.insert(id, t);
+                }
+            }
+            // pass 2: table contents
+            let jumps: Vec<InsnId> = dynamic
+                .iter()
+                .copied()
+                .filter(|&i| self.jump_table(i).is_some())
+                .collect();
+            for (n, &j) in jumps.iter().enumerate() {
+                let next = jumps.get(n + 1).and_then(|&nj| self.jump_table(nj));
+                self.add_jump_table(j, next, f)?;
             }
         }
         Ok(())
+    }
+
+    /// The destination of `id` if it is a forward jump: the back-pointer the jump-table
+    /// walk of a function in the section whose instructions are `run` leaves.
+    fn forward_dest(&self, run: &std::ops::Range<u32>, id: InsnId) -> Option<InsnId> {
+        let d = self.attrs[id.idx()].jump_dest.get().map(InsnId)?;
+        // a later offset: within one section, a later id (no lookup of `d`)
+        let same_sec = run.contains(&id.0) && run.contains(&d.0);
+        let later = if self.is_real(id) && self.is_real(d) && same_sec {
+            d.0 > id.0
+        } else {
+            self.insn(d).offset > self.insn(id).offset
+        };
+        later.then_some(d)
+    }
+
+    /// Whether the instructions a function's walk visits (`func_for_each_insn`: from its
+    /// first instruction through its owner's run, then each `.cold` part's) may include
+    /// one that `insn` says yes to, or one owned by a symbol `owner` says yes to. Errs
+    /// on the side of yes: an owner stands for all its instructions, and a long chain of
+    /// parts (hostile input) is a yes.
+    fn func_walk_may_meet(
+        &self,
+        func: SymIdx,
+        insn: impl Fn(InsnId) -> bool,
+        owner: impl Fn(SymIdx) -> bool,
+    ) -> bool {
+        let f = self.syms.get(func);
+        let mut cur = self.insns.at(f.sec, f.offset);
+        for _ in 0..JUMP_TABLE_CHAIN_LIMIT {
+            let Some(id) = cur else { return false };
+            if insn(id) {
+                return true;
+            }
+            let o = self.insn_func(id);
+            if o == NO_SYM {
+                return false;
+            }
+            if owner(o) {
+                return true;
+            }
+            let c = self.syms.get(o).cfunc;
+            if c == o {
+                return false;
+            }
+            let cs = self.syms.get(c);
+            cur = self.insns.at(cs.sec, cs.offset);
+        }
+        true
     }
 
     /// objtool: `read_unwind_hints()`.
@@ -1781,6 +1859,115 @@ impl Program<'_, '_> {
     /// Is this one of the decoded instructions (not a synthetic NOP)?
     pub fn is_real(&self, id: InsnId) -> bool {
         id.idx() < self.nreal
+    }
+}
+
+/// Longest chain of `.cold` parts [`Program::func_walk_may_meet`] follows before it
+/// answers yes.
+const JUMP_TABLE_CHAIN_LIMIT: usize = 32;
+
+/// Which functions' jump-table walks matter (see [`Program::add_jump_table_alts`]).
+struct JumpTableScope {
+    /// Per symbol: a function whose walk may meet a dynamic jump, and so searches for
+    /// switch tables.
+    search: Vec<bool>,
+    /// Per symbol: its instructions may be visited by a search (its parent function
+    /// searches: a search stays among instructions whose function's parent is the
+    /// searching function).
+    readable: Vec<bool>,
+    /// Per symbol: owns a jump whose destination is readable.
+    writes: Vec<bool>,
+}
+
+impl JumpTableScope {
+    fn new(p: &Program<'_, '_>) -> Self {
+        let n = p.syms.syms.len();
+        // `insn_func` from a compact table (the symbols themselves are a cache miss each)
+        let is_func: Vec<bool> = p.syms.syms.iter().map(|s| s.is_func()).collect();
+        let func_of = |id: InsnId| {
+            let s = p.attrs[id.idx()].sym;
+            (s != NO_SYM && is_func[s as usize]).then_some(s)
+        };
+        // One look at each instruction that can matter: a dynamic jump is an indirect jump
+        // as decoded or a jump to a retpoline thunk (a branch), and only branches have a
+        // jump destination. Kept: the dynamic jumps, and the jumps into another symbol's
+        // instructions.
+        let is_dynamic = |id: InsnId| p.attrs[id.idx()].kind == InsnKind::JumpDynamic;
+        let jumps_across = |id: InsnId| {
+            let a = &p.attrs[id.idx()];
+            a.jump_dest
+                .get()
+                .is_some_and(|d| p.attrs[d as usize].sym != a.sym)
+        };
+        let look = |&id: &InsnId| (is_dynamic(id) || jumps_across(id)).then_some(id);
+        let ids = [&p.insns.indirect_jumps[..], &p.insns.branches[..]];
+        let seen: Vec<InsnId> = if p.parallel() {
+            use rayon::prelude::*;
+            ids.par_iter()
+                .flat_map(|list| list.par_iter().filter_map(look))
+                .collect()
+        } else {
+            ids.iter()
+                .flat_map(|list| list.iter().filter_map(look))
+                .collect()
+        };
+        let mut has_dynamic = vec![false; n];
+        for &id in &seen {
+            if let Some(o) = func_of(id).filter(|_| is_dynamic(id)) {
+                has_dynamic[o as usize] = true;
+            }
+        }
+        let searches = |s: SymIdx| {
+            is_func[s as usize] && p.func_walk_may_meet(s, is_dynamic, |o| has_dynamic[o as usize])
+        };
+        let search: Vec<bool> = if p.parallel() {
+            use rayon::prelude::*;
+            (0..n as SymIdx).into_par_iter().map(searches).collect()
+        } else {
+            (0..n as SymIdx).map(searches).collect()
+        };
+        // (with the function test folded in)
+        let readable: Vec<bool> = p
+            .syms
+            .syms
+            .iter()
+            .zip(&is_func)
+            .map(|(s, &f)| f && s.pfunc != NO_SYM && search[s.pfunc as usize])
+            .collect();
+        let mut scope = JumpTableScope {
+            search,
+            readable,
+            writes: Vec::new(),
+        };
+        // a jump into its own symbol's instructions writes where they are readable
+        let mut writes = scope.readable.clone();
+        for &id in &seen {
+            let Some(d) = p.attrs[id.idx()].jump_dest.get() else {
+                continue;
+            };
+            if let Some(o) = func_of(id).filter(|_| scope.readable(p, InsnId(d))) {
+                writes[o as usize] = true;
+            }
+        }
+        scope.writes = writes;
+        scope
+    }
+
+    /// Whether a search may visit `id`.
+    fn readable(&self, p: &Program<'_, '_>, id: InsnId) -> bool {
+        let o = p.attrs[id.idx()].sym;
+        o != NO_SYM && self.readable[o as usize]
+    }
+
+    /// Whether the walk of `func` may leave a back-pointer a search can read.
+    fn writes_into_searched(&self, p: &Program<'_, '_>, func: SymIdx) -> bool {
+        let jumps_in = |id: InsnId| {
+            p.attrs[id.idx()]
+                .jump_dest
+                .get()
+                .is_some_and(|d| self.readable(p, InsnId(d)))
+        };
+        p.func_walk_may_meet(func, jumps_in, |o| self.writes[o as usize])
     }
 }
 

@@ -102,6 +102,30 @@ fn is_profiling_func(name: &str) -> bool {
         || name == "__tsan_atomic_signal_fence"
 }
 
+/// Where `.cold` starts in a symbol name (objtool: `strstr(name, ".cold")`).
+fn cold_suffix(name: &str) -> Option<usize> {
+    memchr::memmem::find(name.as_bytes(), b".cold")
+}
+
+/// Points each sized symbol at the last symbol with its section, offset, type and size
+/// (objtool points all earlier ones at each new one): sorted by that key and index, each
+/// run of equal keys ends with the alias of all its members.
+fn link_aliases(syms: &mut [Symbol<'_>]) {
+    let mut keys: Vec<(u32, u64, u8, u64, SymIdx)> = syms
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.len > 0)
+        .map(|(i, s)| (s.sec.0, s.offset, s.ty, s.len, i as SymIdx))
+        .collect();
+    keys.sort_unstable();
+    for run in keys.chunk_by(|a, b| (a.0, a.1, a.2, a.3) == (b.0, b.1, b.2, b.3)) {
+        let last = run[run.len() - 1].4;
+        for k in run {
+            syms[k.4 as usize].alias = last;
+        }
+    }
+}
+
 /// Each section's symbols in objtool's list order.
 ///
 /// objtool adds symbols in symbol-table order, each right after its predecessor in the
@@ -124,9 +148,16 @@ fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymIdx>> {
     let mut tree: Vec<u32> = Vec::new();
     let mut lists = Vec::with_capacity(nsec);
     for members in per_sec {
-        // members are in index order; `pos` is a symbol's place among them
-        let mut by_addr: Vec<u32> = (0..members.len() as u32).collect();
-        by_addr.sort_by_key(|&p| (syms[members[p as usize] as usize].offset, p));
+        // members are in index order; `pos` is a symbol's place among them (the keys
+        // gathered in that order: sorting by looking each symbol up is a cache miss per
+        // comparison)
+        let mut keyed: Vec<(u64, u32)> = members
+            .iter()
+            .enumerate()
+            .map(|(p, &i)| (syms[i as usize].offset, p as u32))
+            .collect();
+        keyed.sort_unstable();
+        let by_addr: Vec<u32> = keyed.into_iter().map(|(_, p)| p).collect();
         tree.clear();
         tree.resize(members.len() + 1, 0);
         for (rank, &pos) in by_addr.iter().enumerate() {
@@ -182,10 +213,6 @@ impl<'data> Symbols<'data> {
         let nsec = obj.section_count();
         let n = obj.symbol_count();
         let mut syms = Vec::with_capacity(n);
-        // (sec, offset, type, len) -> the last sized symbol with that key: every earlier
-        // one is its alias (objtool points all earlier ones at each new one)
-        let mut alias_keys: FxHashMap<(u32, u64, u8, u64), SymIdx> =
-            FxHashMap::with_capacity_and_hasher(n, Default::default());
         let mut num_files = 0;
         for i in 0..n {
             let id = SymId(i as u32);
@@ -221,16 +248,9 @@ impl<'data> Symbols<'data> {
                 cfunc: NO_SYM,
                 ..Default::default()
             };
-            if len > 0 {
-                alias_keys.insert((sec.0, offset, ty, len), idx);
-            }
             syms.push(sym);
         }
-        for s in syms.iter_mut().filter(|s| s.len > 0) {
-            if let Some(&last) = alias_keys.get(&(s.sec.0, s.offset, s.ty, s.len)) {
-                s.alias = last;
-            }
-        }
+        link_aliases(&mut syms);
         let lists = list_order(&syms, nsec);
         let mut symbols = Symbols {
             syms,
@@ -245,38 +265,50 @@ impl<'data> Symbols<'data> {
     }
 
     /// `.cold` children and their parents (objtool: end of `read_symbols()`).
+    ///
+    /// objtool visits the functions in list order, making each its own parent and child
+    /// unless a `.cold` part already named it, and linking each `.cold` part with the
+    /// function its name starts with. Parent names never contain `.cold`, so the defaults
+    /// can come first, in any order; the parts are then linked in list order.
     fn link_cold(&mut self) -> Result<()> {
-        // Last symbol of each name wins, as objtool's name hash returns the newest.
+        let mut is_cold = vec![false; self.syms.len()];
+        let mut any = false;
+        for (i, s) in self.syms.iter_mut().enumerate() {
+            if s.is_func() {
+                s.pfunc = i as SymIdx;
+                s.cfunc = i as SymIdx;
+                if cold_suffix(&s.name).is_some() {
+                    is_cold[i] = true;
+                    any = true;
+                }
+            }
+        }
+        if !any {
+            return Ok(());
+        }
         // Parent lookup by name (the last symbol of a name wins, as objtool's name hash
         // returns the newest), built only for the names `.cold` children need.
         let wanted: FxHashMap<&str, ()> = self
             .syms
             .iter()
-            .filter(|s| s.is_func())
-            .filter_map(|s| s.name.find(".cold").map(|p| (&s.name[..p], ())))
+            .zip(&is_cold)
+            .filter(|&(_, &c)| c)
+            .filter_map(|(s, _)| cold_suffix(&s.name).map(|p| (&s.name[..p], ())))
             .collect();
         let mut by_name: FxHashMap<String, SymIdx> = FxHashMap::default();
-        if !wanted.is_empty() {
-            for (i, s) in self.syms.iter().enumerate() {
-                if wanted.contains_key(&*s.name) {
-                    by_name.insert(s.name.to_string(), i as SymIdx);
-                }
+        for (i, s) in self.syms.iter().enumerate() {
+            if wanted.contains_key(&*s.name) {
+                by_name.insert(s.name.to_string(), i as SymIdx);
             }
         }
         drop(wanted);
         for sec in 0..self.lists.len() {
             for k in 0..self.lists[sec].len() {
                 let i = self.lists[sec][k] as usize;
-                if !self.syms[i].is_func() {
+                if !is_cold[i] {
                     continue;
                 }
-                if self.syms[i].pfunc == NO_SYM {
-                    self.syms[i].pfunc = i as SymIdx;
-                }
-                if self.syms[i].cfunc == NO_SYM {
-                    self.syms[i].cfunc = i as SymIdx;
-                }
-                let Some(pos) = self.syms[i].name.find(".cold") else {
+                let Some(pos) = cold_suffix(&self.syms[i].name) else {
                     continue;
                 };
                 let pname = &self.syms[i].name[..pos];
@@ -635,6 +667,47 @@ mod list_order_tests {
                 })
                 .collect();
             assert_eq!(list_order(&syms, nsec), reference(&syms, nsec), "{syms:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod alias_tests {
+    use super::*;
+
+    /// Aliases as objtool makes them: in symbol-table order, each sized symbol becomes the
+    /// alias of every earlier one with its section, offset, type and size.
+    #[test]
+    fn aliases_are_the_last_identical_symbol() {
+        let mut rng = crate::testing::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut rand = move |n: u64| rng.below(n);
+        for _ in 0..300 {
+            let n = rand(60) as usize;
+            let mut syms: Vec<Symbol> = (0..n)
+                .map(|i| Symbol {
+                    sec: SecId(rand(3) as u32),
+                    offset: rand(6),
+                    len: rand(3),
+                    ty: rand(2) as u8 + 1,
+                    alias: i as SymIdx,
+                    ..Default::default()
+                })
+                .collect();
+            let mut want: Vec<SymIdx> = (0..n as SymIdx).collect();
+            for j in 0..n {
+                if syms[j].len == 0 {
+                    continue;
+                }
+                for i in 0..j {
+                    let (a, b) = (&syms[i], &syms[j]);
+                    if (a.sec, a.offset, a.ty, a.len) == (b.sec, b.offset, b.ty, b.len) {
+                        want[i] = j as SymIdx;
+                    }
+                }
+            }
+            link_aliases(&mut syms);
+            let got: Vec<SymIdx> = syms.iter().map(|s| s.alias).collect();
+            assert_eq!(got, want, "{syms:?}");
         }
     }
 }

@@ -251,6 +251,8 @@ pub struct InsnTable {
     pub branches: Vec<InsnId>,
     /// The IRET instructions, in id order.
     pub irets: Vec<InsnId>,
+    /// The indirect jumps, in id order.
+    pub indirect_jumps: Vec<InsnId>,
 }
 
 /// A decode failure: objtool's fatal `can't decode instruction at <sec>:0x<off>`.
@@ -445,6 +447,7 @@ struct Piece {
     notes: Vec<Note>,
     branches: Vec<InsnId>,
     irets: Vec<InsnId>,
+    indirect_jumps: Vec<InsnId>,
     /// Where bytes were no instruction, in order (a piece that may start inside an
     /// instruction goes on a byte later; the first one inside the true stream is the
     /// section's decode error).
@@ -462,6 +465,7 @@ impl InsnTable {
             notes: std::mem::take(&mut self.notes),
             branches: std::mem::take(&mut self.branches),
             irets: std::mem::take(&mut self.irets),
+            indirect_jumps: std::mem::take(&mut self.indirect_jumps),
             errors: Vec::new(),
             end: 0,
         }
@@ -477,11 +481,10 @@ impl InsnTable {
                 p.notes.pop();
             }
             p.insns.truncate(keep);
-            while p.branches.last().is_some_and(|b| b.idx() >= keep) {
-                p.branches.pop();
-            }
-            while p.irets.last().is_some_and(|b| b.idx() >= keep) {
-                p.irets.pop();
+            for list in [&mut p.branches, &mut p.irets, &mut p.indirect_jumps] {
+                while list.last().is_some_and(|b| b.idx() >= keep) {
+                    list.pop();
+                }
             }
         }
         self.insns = p.insns;
@@ -489,6 +492,7 @@ impl InsnTable {
         self.notes = p.notes;
         self.branches = p.branches;
         self.irets = p.irets;
+        self.indirect_jumps = p.indirect_jumps;
     }
 
     /// Appends `piece.insns[from..to]` with their stack operations, notes and branch lists.
@@ -526,6 +530,7 @@ impl InsnTable {
         };
         rebase(&piece.branches, &mut self.branches);
         rebase(&piece.irets, &mut self.irets);
+        rebase(&piece.indirect_jumps, &mut self.indirect_jumps);
     }
 }
 
@@ -745,6 +750,9 @@ fn decode_span(
         if c.is_iret {
             piece.irets.push(id);
         }
+        if c.kind == InsnKind::JumpDynamic {
+            piece.indirect_jumps.push(id);
+        }
         let ops_start = piece.ops.len() as u32;
         let mut ops_len = 0;
         for op in c.ops.into_iter().flatten() {
@@ -848,7 +856,8 @@ mod tests {
         let mut rng = crate::testing::XorShift::new(0x853c_49e6_748f_ea9b);
         let mut rand = move || rng.next();
         // code-like bytes: common opcodes with random operands, some junk, some padding
-        let snippets: [&[u8]; 10] = [
+        let snippets: [&[u8]; 11] = [
+            &[0xff, 0xe0],
             &[0x55],
             &[0x48, 0x89, 0xe5],
             &[0x5d, 0xc3],
@@ -892,6 +901,7 @@ mod tests {
                     assert_eq!(got.notes, want.notes, "{ctx}");
                     assert_eq!(got.branches, want.branches, "{ctx}");
                     assert_eq!(got.irets, want.irets, "{ctx}");
+                    assert_eq!(got.indirect_jumps, want.indirect_jumps, "{ctx}");
                 }
             }
         }
