@@ -8,6 +8,7 @@ use object::read::elf::Rela as _;
 use super::symbols::SymIdx;
 use crate::elf::{LE, Object, Rela, SecId};
 use crate::error::Result;
+use crate::offsets::OffsetIndex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reloc {
@@ -16,9 +17,6 @@ pub struct Reloc {
     pub ty: u32,
     pub addend: i64,
 }
-
-/// Offset-index granularity: 256-byte blocks.
-const BLOCK_SHIFT: u32 = 8;
 
 /// Where a table's relocations are: the object's own records, read in place (or, in unit
 /// tests, a list made by hand).
@@ -33,12 +31,12 @@ enum Records<'data> {
 pub struct RelocTable<'data> {
     pub rela_sec: SecId,
     records: Records<'data>,
-    /// Indices of the relocations, sorted by (offset, index descending).
+    /// For each offset with relocations, in offset order: the last of them in the file
+    /// (the one objtool's lookups find).
     by_offset: Vec<u32>,
-    /// For each 256-byte block of offsets: the first position in `by_offset` whose offset
-    /// is at or after the block's start (plus one final entry). Empty when the offsets are
-    /// too sparse for it to pay (then lookups search all of `by_offset`).
-    blocks: Vec<u32>,
+    /// The offsets of `by_offset`, indexed; none when they are too sparse for it to pay
+    /// (then lookups binary-search `by_offset`).
+    index: Option<OffsetIndex>,
 }
 
 impl<'data> RelocTable<'data> {
@@ -47,29 +45,19 @@ impl<'data> RelocTable<'data> {
             rela_sec,
             records,
             by_offset: Vec::new(),
-            blocks: Vec::new(),
+            index: None,
         };
         let offset = |k: u32| t.offset(k as usize);
         let n = t.len();
         let mut by_offset: Vec<u32> = (0..n as u32).collect();
         by_offset.sort_by_key(|&k| (offset(k), std::cmp::Reverse(k)));
-        let max = by_offset.last().map_or(0, |&k| offset(k));
-        let nblocks = max >> BLOCK_SHIFT;
-        let mut blocks = Vec::new();
+        by_offset.dedup_by_key(|&mut k| offset(k));
+        let size = by_offset.last().map_or(0, |&k| offset(k).saturating_add(1));
         // (a hostile offset far out must not make the index huge)
-        if nblocks <= 4 * n as u64 + 1024 {
-            blocks.reserve(nblocks as usize + 2);
-            let mut i = 0;
-            for b in 0..=nblocks {
-                while i < by_offset.len() && offset(by_offset[i]) < b << BLOCK_SHIFT {
-                    i += 1;
-                }
-                blocks.push(i as u32);
-            }
-            blocks.push(by_offset.len() as u32);
+        if size / 256 <= 4 * n as u64 + 1024 {
+            t.index = Some(OffsetIndex::new(by_offset.iter().map(|&k| offset(k)), size));
         }
         t.by_offset = by_offset;
-        t.blocks = blocks;
         t
     }
 
@@ -123,21 +111,20 @@ impl<'data> RelocTable<'data> {
 
     /// The relocation with the lowest offset inside `[off, off + len)`.
     pub fn in_range(&self, off: u64, len: u64) -> Option<u32> {
-        let b = usize::try_from(off >> BLOCK_SHIFT).unwrap_or(usize::MAX);
-        let (lo, hi) = match (self.blocks.get(b), self.blocks.get(b + 1)) {
-            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
-            // past the last block: nothing at or after `off`, unless there is no index
-            _ if !self.blocks.is_empty() => return None,
-            _ => (0, self.by_offset.len()),
+        let pos = match &self.index {
+            Some(index) => index.first_in(off, len)? as usize,
+            None => {
+                let pos = self
+                    .by_offset
+                    .partition_point(|&k| self.offset(k as usize) < off);
+                let k = *self.by_offset.get(pos)?;
+                if self.offset(k as usize) >= off.saturating_add(len) {
+                    return None;
+                }
+                pos
+            }
         };
-        let slice = &self.by_offset[lo..hi];
-        let i = slice.partition_point(|&k| self.offset(k as usize) < off);
-        // the first one at or after `off` may be in a later block
-        let k = match slice.get(i) {
-            Some(&k) => k,
-            None => *self.by_offset.get(hi)?,
-        };
-        (self.offset(k as usize) < off.saturating_add(len)).then_some(k)
+        Some(self.by_offset[pos])
     }
 }
 

@@ -11,6 +11,7 @@ use object::elf;
 use object::read::elf::SectionHeader as _;
 
 use crate::elf::{LE, Object, SecId};
+use crate::offsets::OffsetIndex;
 use x86::DecodeNote;
 
 /// objtool's `enum insn_type`.
@@ -187,31 +188,6 @@ const INSN_FIRST: u8 = 2;
 /// The last decoded instruction of its section.
 const INSN_LAST: u8 = 4;
 
-/// Address-index granularity: 256-byte blocks.
-const BLOCK_SHIFT: u32 = 8;
-
-/// The address index of one 256-byte block of a section: which bytes start an instruction
-/// (one bit each), and the id of the first instruction starting in the block. The id of an
-/// instruction is `first` plus the number of starts before it in the block, so a lookup
-/// reads this one record and never the instructions themselves.
-#[derive(Clone, Copy, Default)]
-struct Block {
-    first: u32,
-    starts: [u64; 4],
-}
-
-impl Block {
-    fn find(&self, byte: usize) -> Option<u32> {
-        let (w, bit) = (byte >> 6, byte & 63);
-        let word = self.starts[w];
-        if word >> bit & 1 == 0 {
-            return None;
-        }
-        let before: u32 = self.starts[..w].iter().map(|x| x.count_ones()).sum();
-        Some(self.first + before + (word & ((1u64 << bit) - 1)).count_ones())
-    }
-}
-
 impl Insn {
     pub fn is_iret(&self) -> bool {
         self.flags & INSN_IRET != 0
@@ -237,8 +213,8 @@ pub struct InsnTable {
     pub ops: Vec<PackedOp>,
     /// For each section: the range of its instructions in `insns`.
     pub by_section: Vec<(u32, u32)>,
-    /// For each section: the address index of each of its 256-byte blocks.
-    blocks: Vec<Vec<Block>>,
+    /// For each section: its instructions' offsets.
+    starts: Vec<OffsetIndex>,
     /// (first instruction id, section) of each section with instructions, in id order.
     sec_starts: Vec<(u32, SecId)>,
     /// Number of decoded instructions; synthetic ones follow.
@@ -284,29 +260,17 @@ impl InsnTable {
 
     /// The instruction that starts exactly at `offset` in `sec`.
     pub fn at(&self, sec: SecId, offset: u64) -> Option<InsnId> {
-        let blocks = self.blocks.get(sec.0 as usize)?;
-        let block = blocks.get(usize::try_from(offset >> BLOCK_SHIFT).ok()?)?;
-        block
-            .find((offset & ((1 << BLOCK_SHIFT) - 1)) as usize)
-            .map(InsnId)
+        let ordinal = self.starts.get(sec.0 as usize)?.find(offset)?;
+        Some(InsnId(self.section_range(sec).start + ordinal))
     }
 
     /// Builds the address index of `sec` (after its instructions were decoded).
-    fn index_blocks(&mut self, sec: SecId, size: u64) {
+    fn index_starts(&mut self, sec: SecId, size: u64) {
         let r = self.section_range(sec);
-        let mut idx = vec![Block::default(); (size >> BLOCK_SHIFT) as usize + 1];
-        let mut last = usize::MAX;
-        for id in r {
-            let offset = self.insns[id as usize].offset as usize;
-            let (b, byte) = (offset >> BLOCK_SHIFT, offset & ((1 << BLOCK_SHIFT) - 1));
-            let Some(block) = idx.get_mut(b) else { break };
-            if b != last {
-                block.first = id;
-                last = b;
-            }
-            block.starts[byte >> 6] |= 1 << (byte & 63);
-        }
-        self.blocks[sec.0 as usize] = idx;
+        let offsets = self.insns[r.start as usize..r.end as usize]
+            .iter()
+            .map(|i| u64::from(i.offset));
+        self.starts[sec.0 as usize] = OffsetIndex::new(offsets, size);
     }
 
     /// The next instruction in the same section (none for a synthetic one).
@@ -391,7 +355,9 @@ pub enum Threads {
 pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeError> {
     let mut t = InsnTable {
         by_section: vec![(0, 0); obj.section_count()],
-        blocks: vec![Vec::new(); obj.section_count()],
+        starts: (0..obj.section_count())
+            .map(|_| OffsetIndex::default())
+            .collect(),
         ..Default::default()
     };
     // x86-64 kernel code averages 3.3 bytes an instruction and one stack operation per four
@@ -424,7 +390,7 @@ pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeErr
             decode_section(sec, data, pieces, PIECE_OVERLAP, &mut t)?;
             let end = t.insns.len() as u32;
             t.by_section[sec.0 as usize] = (start, end);
-            t.index_blocks(sec, data.len() as u64);
+            t.index_starts(sec, data.len() as u64);
             if end > start {
                 t.sec_starts.push((start, sec));
                 t.insns[start as usize].flags |= INSN_FIRST;
@@ -791,7 +757,7 @@ mod tests {
         for round in 0..50 {
             let mut t = InsnTable {
                 by_section: vec![(0, 0); 3],
-                blocks: vec![Vec::new(); 3],
+                starts: (0..3).map(|_| OffsetIndex::default()).collect(),
                 ..InsnTable::default()
             };
             for sec in [SecId(2), SecId(1)] {
@@ -808,7 +774,7 @@ mod tests {
                 let start = t.insns.len() as u32;
                 decode_section(sec, &data, 1, 0, &mut t).unwrap();
                 t.by_section[sec.0 as usize] = (start, t.insns.len() as u32);
-                t.index_blocks(sec, data.len() as u64);
+                t.index_starts(sec, data.len() as u64);
                 for offset in 0..data.len() as u64 + 300 {
                     let want = t
                         .section_range(sec)
