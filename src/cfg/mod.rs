@@ -258,7 +258,7 @@ impl<'a, 'data> Program<'a, 'data> {
     /// objtool: `insn_func()` — the owner if it is a function.
     pub fn insn_func(&self, id: InsnId) -> SymIdx {
         let s = self.attrs[id.idx()].sym;
-        if s != NO_SYM && self.syms.get(s).is_func() {
+        if s != NO_SYM && self.syms.is_func(s) {
             s
         } else {
             NO_SYM
@@ -768,7 +768,7 @@ impl Program<'_, '_> {
             let i = self.insns.insns[k];
             let sec = self.insns.sec_of(InsnId(k as u32));
             if let Some(s) = self.syms.containing(sec, u64::from(i.offset)) {
-                if self.syms.get(s).is_func() {
+                if self.syms.is_func(s) {
                     self.attrs[k].kind = InsnKind::Other;
                     self.attrs[k].set_ops_removed(false);
                     self.insns.insns[k].ops_start = self.insns.ops.len() as u32;
@@ -1286,7 +1286,7 @@ impl Program<'_, '_> {
                     self.warn_insn(f, id, "unannotated intra-function call");
                     return Err(Fatal);
                 }
-                if self.insn_func(id) != NO_SYM && !self.syms.get(self.call_dest(id)).is_func() {
+                if self.insn_func(id) != NO_SYM && !self.syms.is_func(self.call_dest(id)) {
                     self.warn_insn(f, id, "unsupported call to non-function");
                     return Err(Fatal);
                 }
@@ -1518,18 +1518,15 @@ impl Program<'_, '_> {
         if !self.has_rodata {
             return Ok(());
         }
-        // the functions in walk order (the symbol types side by side: the lists are in
-        // address order, and reading each symbol for its type is a cache miss per symbol)
-        let is_func: Vec<bool> = self.syms.syms.iter().map(|s| s.is_func()).collect();
+        // the functions in walk order
         let order: Vec<SymIdx> = self
             .syms
             .lists
             .iter()
             .flatten()
             .copied()
-            .filter(|&s| is_func[s as usize])
+            .filter(|&s| self.syms.is_func(s))
             .collect();
-        drop(is_func);
         let scope = JumpTableScope::new(self);
         let replay = |p: &Self, func: SymIdx| -> Vec<(InsnId, InsnId)> {
             if scope.search[func as usize] || !scope.writes_into_searched(p, func) {
@@ -1882,12 +1879,7 @@ struct JumpTableScope {
 impl JumpTableScope {
     fn new(p: &Program<'_, '_>) -> Self {
         let n = p.syms.syms.len();
-        // `insn_func` from a compact table (the symbols themselves are a cache miss each)
-        let is_func: Vec<bool> = p.syms.syms.iter().map(|s| s.is_func()).collect();
-        let func_of = |id: InsnId| {
-            let s = p.attrs[id.idx()].sym;
-            (s != NO_SYM && is_func[s as usize]).then_some(s)
-        };
+        let func_of = |id: InsnId| Some(p.insn_func(id)).filter(|&s| s != NO_SYM);
         // One look at each instruction that can matter: a dynamic jump is an indirect jump
         // as decoded or a jump to a retpoline thunk (a branch), and only branches have a
         // jump destination. Kept: the dynamic jumps, and the jumps into another symbol's
@@ -1918,7 +1910,7 @@ impl JumpTableScope {
             }
         }
         let searches = |s: SymIdx| {
-            is_func[s as usize] && p.func_walk_may_meet(s, is_dynamic, |o| has_dynamic[o as usize])
+            p.syms.is_func(s) && p.func_walk_may_meet(s, is_dynamic, |o| has_dynamic[o as usize])
         };
         let search: Vec<bool> = if p.parallel() {
             use rayon::prelude::*;
@@ -1931,8 +1923,10 @@ impl JumpTableScope {
             .syms
             .syms
             .iter()
-            .zip(&is_func)
-            .map(|(s, &f)| f && s.pfunc != NO_SYM && search[s.pfunc as usize])
+            .enumerate()
+            .map(|(i, s)| {
+                p.syms.is_func(i as SymIdx) && s.pfunc != NO_SYM && search[s.pfunc as usize]
+            })
             .collect();
         let mut scope = JumpTableScope {
             search,

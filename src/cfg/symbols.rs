@@ -86,6 +86,9 @@ impl Intervals {
 
 pub struct Symbols<'data> {
     pub syms: Vec<Symbol<'data>>,
+    /// Per symbol: a function? (A compact copy of the type test: the analysis asks it of
+    /// an instruction's owner at every step, and a symbol record is a cache miss.)
+    funcs: Vec<bool>,
     /// Per section: its symbols in objtool's list order.
     pub lists: Vec<Vec<SymIdx>>,
     /// Per section: sized non-section symbols.
@@ -252,8 +255,10 @@ impl<'data> Symbols<'data> {
         }
         link_aliases(&mut syms);
         let lists = list_order(&syms, nsec);
+        let funcs = syms.iter().map(Symbol::is_func).collect();
         let mut symbols = Symbols {
             syms,
+            funcs,
             lists,
             sized: Vec::new(),
             num_files,
@@ -379,6 +384,11 @@ impl<'data> Symbols<'data> {
 
     pub fn get(&self, i: SymIdx) -> &Symbol<'data> {
         &self.syms[i as usize]
+    }
+
+    /// Whether symbol `i` is a function (`get(i).is_func()`, from a compact table).
+    pub fn is_func(&self, i: SymIdx) -> bool {
+        self.funcs[i as usize]
     }
 
     /// objtool: `find_symbol_containing()` — sized, non-section.
