@@ -94,11 +94,10 @@ enum Thunk {
 /// A call's destination as found by [`Program::call_target`].
 #[derive(Clone, Copy)]
 enum CallTarget {
-    NotACall,
     /// No relocation: the function at the displacement's target (or none).
     Direct(SymIdx),
-    /// A section-relative relocation: the function there (or none), and the address.
-    Section(SymIdx, SecId, u64),
+    /// A section-relative relocation: the function there (or none).
+    Section(SymIdx),
     Retpoline,
     Sym(SymIdx),
 }
@@ -562,10 +561,10 @@ pub fn build<'a, 'data>(
     if opts.stackval || opts.orc || opts.uaccess || opts.noinstr || opts.hack_jump_label {
         special::add_special_section_alts(&mut p, findings)?;
     }
-    p.add_jump_destinations(findings)?;
+    let calls = p.add_jump_destinations(findings)?;
     p.read_intra_function_calls(findings)?;
     p.annotate(&annotations, Phase::IntraFunctionCalls, findings)?;
-    p.add_call_destinations(findings)?;
+    p.add_call_destinations(calls, findings)?;
     p.add_dead_ends(findings)?;
     p.add_jump_table_alts(findings)?;
     p.read_unwind_hints(findings)?;
@@ -968,13 +967,14 @@ impl Program<'_, '_> {
         true
     }
 
-    fn is_first_func_insn(&self, id: InsnId, sym: SymIdx) -> bool {
+    /// objtool: `is_first_func_insn()`, for `id` at `offset`.
+    fn is_first_func_insn(&self, id: InsnId, offset: u64, sym: SymIdx) -> bool {
         let s = self.syms.get(sym);
-        let i = self.insn(id);
-        if u64::from(i.offset) == s.offset {
+        if offset == s.offset {
             return true;
         }
         if self.opts.ibt {
+            let i = self.insn(id);
             if let Some(prev) = self.prev_same_sec(id) {
                 if self.attrs[prev.idx()].sym == self.attrs[id.idx()].sym
                     && self.attrs[prev.idx()].kind == InsnKind::Endbr
@@ -994,7 +994,6 @@ impl Program<'_, '_> {
         &mut self,
         ids: &[InsnId],
         lookup: impl Fn(&Self, InsnId) -> T + Sync,
-        mut prepare: impl FnMut(&mut Self, &[T]),
         mut apply: impl FnMut(&mut Self, InsnId, T) -> Step,
     ) -> Step {
         let parallel = self.parallel();
@@ -1010,7 +1009,6 @@ impl Program<'_, '_> {
             } else {
                 batch.iter().map(|&id| lookup(self, id)).collect()
             };
-            prepare(self, &found);
             for (&id, t) in batch.iter().zip(found) {
                 apply(self, id, t)?;
             }
@@ -1043,11 +1041,10 @@ impl Program<'_, '_> {
                 }
             }
         };
+        // (the destination starts at `off`: its record is not read)
         let dest = self.insns.at(sec, off).map(|dest| {
             let dsym = self.attrs[dest.idx()].sym;
-            let thunk = if dsym != NO_SYM
-                && u64::from(self.insn(dest).offset) == self.syms.get(dsym).offset
-            {
+            let thunk = if dsym != NO_SYM && off == self.syms.get(dsym).offset {
                 let ds = self.syms.get(dsym);
                 if ds.retpoline_thunk {
                     Some(Thunk::Retpoline)
@@ -1069,7 +1066,7 @@ impl Program<'_, '_> {
             let (fs, ts) = (self.attrs[id.idx()].sym, dsym);
             let sibling = if fs != NO_SYM
                 && ts != NO_SYM
-                && self.is_first_func_insn(dest, ts)
+                && self.is_first_func_insn(dest, off, ts)
                 && self.syms.get(ts).ty != elf::STT_NOTYPE
             {
                 (fs, ts)
@@ -1087,27 +1084,43 @@ impl Program<'_, '_> {
         JumpTarget::Addr(sec, off, dest)
     }
 
-    /// objtool: `add_jump_destinations()`.
-    fn add_jump_destinations(&mut self, f: &mut Findings) -> Step {
+    /// objtool: `add_jump_destinations()`. The destinations are looked up in parallel and
+    /// applied in order. The call destinations are looked up in the same pass (they read
+    /// nothing the analysis changes, and the lookup of an instruction is mostly the cache
+    /// misses of reaching it) and returned, in order, for [`Program::add_call_destinations`].
+    fn add_jump_destinations(
+        &mut self,
+        f: &mut Findings,
+    ) -> Result<Vec<(InsnId, CallTarget)>, Fatal> {
+        enum Target {
+            Jump(JumpTarget),
+            Call(CallTarget),
+            Neither,
+        }
         let branches = std::mem::take(&mut self.insns.branches);
         let lookup = |p: &Self, id: InsnId| {
             let a = &p.attrs[id.idx()];
-            if a.jump_dest.get().is_some() || !a.kind.is_static_jump() {
-                JumpTarget::None
+            if a.kind == InsnKind::Call {
+                Target::Call(p.call_target(id))
+            } else if a.jump_dest.get().is_some() || !a.kind.is_static_jump() {
+                Target::Neither
             } else {
-                p.jump_target(id)
+                Target::Jump(p.jump_target(id))
             }
         };
         // the parent functions, which this step changes, kept compact for the sibling test
         let mut pfunc: Vec<SymIdx> = self.syms.syms.iter().map(|s| s.pfunc).collect();
-        let r = self.lookups(
-            &branches,
-            lookup,
-            |_, _| {},
-            |p, id, target| p.add_jump_destination(id, target, &mut pfunc, f),
-        );
+        let mut calls = Vec::new();
+        let r = self.lookups(&branches, lookup, |p, id, target| match target {
+            Target::Jump(t) => p.add_jump_destination(id, t, &mut pfunc, f),
+            Target::Call(t) => {
+                calls.push((id, t));
+                Ok(())
+            }
+            Target::Neither => Ok(()),
+        });
         self.insns.branches = branches;
-        r
+        r.map(|()| calls)
     }
 
     fn add_jump_destination(
@@ -1211,7 +1224,7 @@ impl Program<'_, '_> {
                 let s = self.syms.get(r.sym);
                 if s.ty == elf::STT_SECTION {
                     let off = (r.addend as u64).wrapping_add(4);
-                    CallTarget::Section(self.find_call_destination(s.sec, off), s.sec, off)
+                    CallTarget::Section(self.find_call_destination(s.sec, off))
                 } else if s.retpoline_thunk {
                     CallTarget::Retpoline
                 } else {
@@ -1221,38 +1234,33 @@ impl Program<'_, '_> {
         }
     }
 
-    /// objtool: `add_call_destinations()`. The destinations are looked up in parallel;
-    /// whether each called function returns is answered once per function (in parallel)
-    /// before the calls are annotated in order (it depends on returns and sibling calls
-    /// only, which this step does not change).
-    fn add_call_destinations(&mut self, f: &mut Findings) -> Step {
-        let branches = std::mem::take(&mut self.insns.branches);
-        let lookup = |p: &Self, id: InsnId| {
-            if p.attrs[id.idx()].kind == InsnKind::Call {
-                p.call_target(id)
-            } else {
-                CallTarget::NotACall
+    /// objtool: `add_call_destinations()`, with the destinations [`Program::add_jump_destinations`]
+    /// looked up. Whether each called function returns is answered once per function (in
+    /// parallel) before the calls are annotated in order (it depends on returns and sibling
+    /// calls only, which this step does not change).
+    fn add_call_destinations(
+        &mut self,
+        calls: Vec<(InsnId, CallTarget)>,
+        f: &mut Findings,
+    ) -> Step {
+        for batch in calls.chunks(LOOKUP_BATCH) {
+            self.precompute_dead_ends(batch);
+            for &(id, target) in batch {
+                self.add_call_destination(id, target, f)?;
             }
-        };
-        let r = self.lookups(
-            &branches,
-            lookup,
-            |p, targets| p.precompute_dead_ends(targets),
-            |p, id, target| p.add_call_destination(id, target, f),
-        );
-        self.insns.branches = branches;
-        r
+        }
+        Ok(())
     }
 
     /// Answers "does this function never return" for the call targets of a batch not yet
     /// in the memo, in parallel (`dead_end_function()` reads returns and sibling calls,
     /// which the call step does not change, so answering early is answering the same).
-    fn precompute_dead_ends(&mut self, targets: &[CallTarget]) {
-        let mut todo: Vec<SymIdx> = targets
+    fn precompute_dead_ends(&mut self, calls: &[(InsnId, CallTarget)]) {
+        let mut todo: Vec<SymIdx> = calls
             .iter()
-            .filter_map(|t| match *t {
-                CallTarget::Direct(s) | CallTarget::Section(s, ..) | CallTarget::Sym(s) => Some(s),
-                CallTarget::NotACall | CallTarget::Retpoline => None,
+            .filter_map(|&(_, t)| match t {
+                CallTarget::Direct(s) | CallTarget::Section(s) | CallTarget::Sym(s) => Some(s),
+                CallTarget::Retpoline => None,
             })
             .filter(|&s| s != NO_SYM && !self.dead_end_memo.contains_key(&s))
             .collect();
@@ -1276,7 +1284,6 @@ impl Program<'_, '_> {
             return Ok(());
         }
         match target {
-            CallTarget::NotACall => {}
             CallTarget::Direct(dest) => {
                 self.add_call_dest(id, dest, false, f);
                 if self.attrs[k].ignore() {
@@ -1291,8 +1298,13 @@ impl Program<'_, '_> {
                     return Err(Fatal);
                 }
             }
-            CallTarget::Section(dest, sec, off) => {
+            CallTarget::Section(dest) => {
                 if dest == NO_SYM {
+                    // (the address again from the relocation, for the message)
+                    let (sec, off) = self
+                        .reloc_of(id)
+                        .map(|r| (self.syms.get(r.sym).sec, (r.addend as u64).wrapping_add(4)))
+                        .unwrap_or_default();
                     let msg = format!(
                         "can't find call dest symbol at {}+0x{off:x}",
                         self.sec_names[sec.0 as usize]
