@@ -721,9 +721,11 @@ fn decode_span(
         }
         let ops_start = piece.ops.len() as u32;
         let mut ops_len = 0;
-        for op in c.ops.into_iter().flatten() {
-            piece.ops.push(op.into());
-            ops_len += 1;
+        for op in &c.ops {
+            if let Some(op) = *op {
+                piece.ops.push(op.into());
+                ops_len += 1;
+            }
         }
         piece.insns.push(Insn {
             offset: offset as u32,
