@@ -6,6 +6,10 @@
 const SHIFT: u32 = 8;
 const BLOCK_BYTES: u64 = 1 << SHIFT;
 
+/// Sets at least this large are indexed on all threads, in runs of this many blocks.
+const PARALLEL_MIN: usize = 1 << 17;
+const PARALLEL_RUN: usize = 1 << 12;
+
 #[derive(Clone, Copy, Default)]
 struct Block {
     /// Ordinal of the first offset at or after the block's start.
@@ -22,29 +26,46 @@ pub struct OffsetIndex {
 }
 
 impl OffsetIndex {
-    /// Indexes `offsets` (strictly increasing; those at or past `size` are left out). Memory is 40 bytes per
-    /// 256 bytes of `size`: callers keep `size` proportionate to the number of offsets.
-    pub fn new(offsets: impl IntoIterator<Item = u64>, size: u64) -> Self {
+    /// Indexes the `n` offsets `offset(0..n)` (strictly increasing; those at or past
+    /// `size` are left out). Memory is 40 bytes per 256 bytes of `size`: callers keep
+    /// `size` proportionate to `n`. A large set is indexed on all threads, each filling
+    /// its own run of blocks.
+    pub fn new(n: usize, offset: impl Fn(usize) -> u64 + Sync, size: u64) -> Self {
         let nblocks = usize::try_from(size.div_ceil(BLOCK_BYTES)).unwrap_or(0);
         let mut blocks = vec![Block::default(); nblocks];
-        let mut n = 0u32;
-        let mut next_block = 0;
-        for off in offsets {
-            if off >= size {
-                break;
+        // the first ordinal at or after `off`
+        let ordinal_at = |off: u64| {
+            let (mut lo, mut hi) = (0, n);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if offset(mid) < off {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
             }
-            let b = (off >> SHIFT) as usize;
-            // blocks up to this one start at this ordinal (empty ones included)
-            while next_block <= b {
-                blocks[next_block].first = n;
-                next_block += 1;
+            lo
+        };
+        let fill = |first_block: usize, run: &mut [Block]| {
+            let mut k = ordinal_at(first_block as u64 * BLOCK_BYTES);
+            for (b, block) in (first_block..).zip(run.iter_mut()) {
+                block.first = k as u32;
+                let end = ((b as u64 + 1) * BLOCK_BYTES).min(size);
+                while k < n && offset(k) < end {
+                    let byte = offset(k) & (BLOCK_BYTES - 1);
+                    block.present[(byte >> 6) as usize] |= 1 << (byte & 63);
+                    k += 1;
+                }
             }
-            let byte = off & (BLOCK_BYTES - 1);
-            blocks[b].present[(byte >> 6) as usize] |= 1 << (byte & 63);
-            n += 1;
-        }
-        for block in &mut blocks[next_block..] {
-            block.first = n;
+        };
+        if n >= PARALLEL_MIN {
+            use rayon::prelude::*;
+            blocks
+                .par_chunks_mut(PARALLEL_RUN)
+                .enumerate()
+                .for_each(|(c, run)| fill(c * PARALLEL_RUN, run));
+        } else {
+            fill(0, &mut blocks);
         }
         OffsetIndex { blocks, size }
     }
@@ -93,7 +114,7 @@ mod tests {
             let size = [0, 1, 63, 64, 255, 256, 700, 3000][round % 8];
             let density = 1 + rng.below(40);
             let offsets: Vec<u64> = (0..size + 5).filter(|_| rng.below(density) == 0).collect();
-            let ix = OffsetIndex::new(offsets.iter().copied(), size);
+            let ix = OffsetIndex::new(offsets.len(), |k| offsets[k], size);
             let kept: Vec<u64> = offsets.iter().copied().filter(|&o| o < size).collect();
             for off in 0..size + 300 {
                 let want = kept.iter().position(|&o| o == off).map(|p| p as u32);
@@ -106,6 +127,26 @@ mod tests {
                     assert_eq!(ix.first_in(off, len), want, "round {round} {off}+{len}");
                 }
             }
+        }
+    }
+
+    /// A set large enough to be indexed on several threads answers like a search too
+    /// (runs of blocks meet without gaps or double counts).
+    #[test]
+    fn parallel_index_matches_a_search() {
+        let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        let size = 3 << 20;
+        let offsets: Vec<u64> = (0..size).filter(|_| rng.below(8) == 0).collect();
+        assert!(offsets.len() >= PARALLEL_MIN);
+        let ix = OffsetIndex::new(offsets.len(), |k| offsets[k], size);
+        for _ in 0..200_000 {
+            let off = rng.below(size + 1000);
+            let len = rng.below(20);
+            let p = offsets.partition_point(|&o| o < off);
+            let want_find = (offsets.get(p) == Some(&off)).then_some(p as u32);
+            let want_first = offsets.get(p).filter(|&&o| o < off + len).map(|_| p as u32);
+            assert_eq!(ix.find(off), want_find, "find {off}");
+            assert_eq!(ix.first_in(off, len), want_first, "{off}+{len}");
         }
     }
 }

@@ -55,7 +55,8 @@ impl<'data> RelocTable<'data> {
         let size = by_offset.last().map_or(0, |&k| offset(k).saturating_add(1));
         // (a hostile offset far out must not make the index huge)
         if size / 256 <= 4 * n as u64 + 1024 {
-            t.index = Some(OffsetIndex::new(by_offset.iter().map(|&k| offset(k)), size));
+            let index = OffsetIndex::new(by_offset.len(), |p| offset(by_offset[p]), size);
+            t.index = Some(index);
         }
         t.by_offset = by_offset;
         t

@@ -267,10 +267,9 @@ impl InsnTable {
     /// Builds the address index of `sec` (after its instructions were decoded).
     fn index_starts(&mut self, sec: SecId, size: u64) {
         let r = self.section_range(sec);
-        let offsets = self.insns[r.start as usize..r.end as usize]
-            .iter()
-            .map(|i| u64::from(i.offset));
-        self.starts[sec.0 as usize] = OffsetIndex::new(offsets, size);
+        let insns = &self.insns[r.start as usize..r.end as usize];
+        let index = OffsetIndex::new(insns.len(), |k| u64::from(insns[k].offset), size);
+        self.starts[sec.0 as usize] = index;
     }
 
     /// The next instruction in the same section (none for a synthetic one).
@@ -461,8 +460,11 @@ impl InsnTable {
         self.indirect_jumps = p.indirect_jumps;
     }
 
-    /// Appends `piece.insns[from..to]` with their stack operations, notes and branch lists.
+    /// Appends `piece.insns[from..to]` with their stack operations, notes and branch lists
+    /// (the instructions and operations copied on all threads: a piece is a large part
+    /// of a large section, and the copy writes memory never touched before).
     fn append(&mut self, piece: &Piece, from: usize, to: usize) {
+        use rayon::prelude::*;
         let insns = &piece.insns[from..to];
         let (Some(first), Some(last)) = (insns.first(), insns.last()) else {
             return;
@@ -471,12 +473,12 @@ impl InsnTable {
         let ops_to = last.ops_start as usize + last.ops_len as usize;
         let ops_base = self.ops.len() as u32;
         self.ops
-            .extend_from_slice(&piece.ops[ops_from as usize..ops_to]);
+            .par_extend(piece.ops[ops_from as usize..ops_to].par_iter().copied());
         let base = self.insns.len();
-        self.insns.extend_from_slice(insns);
-        for i in &mut self.insns[base..] {
-            i.ops_start = i.ops_start - ops_from + ops_base;
-        }
+        self.insns.par_extend(insns.par_iter().map(|&i| Insn {
+            ops_start: i.ops_start - ops_from + ops_base,
+            ..i
+        }));
         let (lo, hi) = (first.offset, last.offset);
         self.notes.extend(
             piece
