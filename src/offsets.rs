@@ -23,6 +23,8 @@ struct Block {
 pub struct OffsetIndex {
     blocks: Vec<Block>,
     size: u64,
+    /// How many offsets are indexed (those below `size`).
+    count: u32,
 }
 
 impl OffsetIndex {
@@ -67,7 +69,14 @@ impl OffsetIndex {
         } else {
             fill(0, &mut blocks);
         }
-        OffsetIndex { blocks, size }
+        let count = blocks.last().map_or(0, |b| {
+            b.first + b.present.iter().map(|x| x.count_ones()).sum::<u32>()
+        });
+        OffsetIndex {
+            blocks,
+            size,
+            count,
+        }
     }
 
     /// The ordinal of `off`, if it is one of the offsets.
@@ -95,6 +104,19 @@ impl OffsetIndex {
         None
     }
 
+    /// How many of the offsets are below `off`.
+    pub fn rank(&self, off: u64) -> u32 {
+        if off >= self.size {
+            return self.count;
+        }
+        let byte = off & (BLOCK_BYTES - 1);
+        Self::ordinal(
+            &self.blocks[(off >> SHIFT) as usize],
+            (byte >> 6) as usize,
+            byte & 63,
+        )
+    }
+
     fn ordinal(block: &Block, w: usize, bit: u64) -> u32 {
         let before: u32 = block.present[..w].iter().map(|x| x.count_ones()).sum();
         block.first + before + (block.present[w] & ((1u64 << bit) - 1)).count_ones()
@@ -119,6 +141,8 @@ mod tests {
             for off in 0..size + 300 {
                 let want = kept.iter().position(|&o| o == off).map(|p| p as u32);
                 assert_eq!(ix.find(off), want, "round {round} find {off}");
+                let below = kept.iter().filter(|&&o| o < off).count() as u32;
+                assert_eq!(ix.rank(off), below, "round {round} rank {off}");
                 for len in [0, 1, 2, 15, 64, 65, 300] {
                     let want = kept
                         .iter()
@@ -146,6 +170,7 @@ mod tests {
             let want_find = (offsets.get(p) == Some(&off)).then_some(p as u32);
             let want_first = offsets.get(p).filter(|&&o| o < off + len).map(|_| p as u32);
             assert_eq!(ix.find(off), want_find, "find {off}");
+            assert_eq!(ix.rank(off), p.min(offsets.len()) as u32, "rank {off}");
             assert_eq!(ix.first_in(off, len), want_first, "{off}+{len}");
         }
     }

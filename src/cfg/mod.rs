@@ -29,6 +29,10 @@ use symbols::{NO_SYM, SymIdx, Symbols};
 /// Objects with fewer instructions are built, walked and generated on one thread
 /// ([`Program::parallel`]).
 const PARALLEL_MIN_INSNS: usize = 100_000;
+
+/// A large section's owners are painted in this many stretches side by side (each
+/// stretch looks at every owner's range).
+const OWNER_STRETCHES: usize = 16;
 /// Instructions per batch of [`Program::lookups`] (bounds the memory of its results).
 const LOOKUP_BATCH: usize = 1 << 18;
 
@@ -392,16 +396,8 @@ impl<'a, 'data> Program<'a, 'data> {
         let Some(start) = self.insns.at(s.sec, s.offset) else {
             return 0..0;
         };
-        let range = self.insns.section_range(s.sec);
-        let end = s.end();
-        // (a linear scan: the range is about to be visited anyway, and a binary search
-        // over the rest of a large section costs a cache miss per step)
-        let tail = &self.insns.insns[start.idx()..range.end as usize];
-        let n = tail
-            .iter()
-            .take_while(|i| u64::from(i.offset) < end)
-            .count();
-        start.0..start.0 + n as u32
+        let end = self.insns.first_from(s.sec, s.end());
+        start.0..end.0.max(start.0)
     }
 
     /// objtool: `offstr()` — `func+0x12`, `sym+0x4`, or `sec+0x40`; with `--sec-address`
@@ -731,8 +727,10 @@ impl Program<'_, '_> {
                 continue;
             }
             let secid = SecId(sec as u32);
-            let list = self.syms.lists[sec].clone();
-            for s in list {
+            // each owner's instructions, in list order (a later symbol takes the
+            // instructions of an earlier one it overlaps)
+            let mut owners: Vec<(SymIdx, std::ops::Range<u32>)> = Vec::new();
+            for &s in &self.syms.lists[sec] {
                 if !matches!(types[s as usize], elf::STT_NOTYPE | elf::STT_FUNC) {
                     continue;
                 }
@@ -751,10 +749,33 @@ impl Program<'_, '_> {
                     f.warn(format!("{}(): can't find starting instruction", sym.name));
                     return Err(Fatal);
                 }
-                let range = self.sym_range(s);
-                for a in &mut self.attrs[range.start as usize..range.end as usize] {
-                    a.sym = s;
+                owners.push((s, self.sym_range(s)));
+            }
+            let run = self.insns.section_range(secid);
+            let parallel = self.parallel();
+            let attrs = &mut self.attrs[run.start as usize..run.end as usize];
+            // (in list order within each stretch of the section: the stretches side by
+            // side for a large one)
+            let paint = |first: u32, stretch: &mut [Attr]| {
+                let end = first + stretch.len() as u32;
+                for (s, r) in &owners {
+                    let (a, b) = (r.start.max(first), r.end.min(end));
+                    if a < b {
+                        for attr in &mut stretch[(a - first) as usize..(b - first) as usize] {
+                            attr.sym = *s;
+                        }
+                    }
                 }
+            };
+            if parallel {
+                use rayon::prelude::*;
+                let len = attrs.len().div_ceil(OWNER_STRETCHES).max(1);
+                attrs
+                    .par_chunks_mut(len)
+                    .enumerate()
+                    .for_each(|(k, stretch)| paint(run.start + (k * len) as u32, stretch));
+            } else {
+                paint(run.start, attrs);
             }
         }
         Ok(())

@@ -258,6 +258,16 @@ impl InsnTable {
         a..b
     }
 
+    /// The first instruction of `sec` at or after `offset` (the section's end if none).
+    pub fn first_from(&self, sec: SecId, offset: u64) -> InsnId {
+        let r = self.section_range(sec);
+        let rank = self
+            .starts
+            .get(sec.0 as usize)
+            .map_or(0, |s| s.rank(offset));
+        InsnId(r.start + rank.min(r.end - r.start))
+    }
+
     /// The instruction that starts exactly at `offset` in `sec`.
     pub fn at(&self, sec: SecId, offset: u64) -> Option<InsnId> {
         let ordinal = self.starts.get(sec.0 as usize)?.find(offset)?;
