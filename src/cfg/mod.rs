@@ -10,6 +10,7 @@ pub mod special;
 pub mod symbols;
 
 use rustc_hash::FxHashMap as HashMap;
+use std::borrow::Cow;
 
 use object::elf;
 use object::read::elf::SectionHeader as _;
@@ -108,6 +109,14 @@ enum CallTarget {
     Sym(SymIdx),
 }
 
+/// What adding a call's destination does to it ([`Program::call_effect`]).
+struct CallEffect {
+    attr: Attr,
+    warning: Option<Cow<'static, str>>,
+    /// The analysis stops after the warning.
+    fatal: bool,
+}
+
 /// One way out of an instruction besides its normal flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Alt {
@@ -127,9 +136,9 @@ pub struct AltGroup {
     pub cfi_array: u32,
 }
 
-/// Per-instruction analysis attributes (mutable while the model is built). 20 bytes: kept
+/// Per-instruction analysis attributes (mutable while the model is built). 16 bytes: kept
 /// for every instruction of a `vmlinux.o`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Attr {
     pub kind: InsnKind,
     pub instr: i8,
@@ -859,32 +868,80 @@ impl Program<'_, '_> {
     /// objtool: `add_call_dest()` — set the destination, drop the call's push, and do the
     /// call-site bookkeeping that matters for validation (dead ends, NOPed calls).
     fn add_call_dest(&mut self, id: InsnId, dest: SymIdx, sibling: bool, f: &mut Findings) {
-        self.attrs[id.idx()].call_dest = dest;
-        if dest == NO_SYM {
-            return;
-        }
-        self.attrs[id.idx()].set_ops_removed(true);
-        self.annotate_call_site(id, sibling, f);
+        self.update_attr(id, f, |p, a| p.add_call_dest_to(id, a, dest, sibling));
     }
 
-    fn annotate_call_site(&mut self, id: InsnId, sibling: bool, f: &mut Findings) {
-        let mut sym = self.call_dest(id);
+    fn add_retpoline_call(&mut self, id: InsnId, f: &mut Findings) {
+        self.update_attr(id, f, |p, a| p.add_retpoline_call_to(id, a));
+    }
+
+    /// Applies `change` to a copy of `id`'s attributes, stores it, and prints the warning
+    /// the change gives (the changes below read the model and change only `id`, so they
+    /// can also be worked out side by side and stored in order).
+    fn update_attr(
+        &mut self,
+        id: InsnId,
+        f: &mut Findings,
+        change: impl FnOnce(&Self, &mut Attr) -> Option<&'static str>,
+    ) {
+        let mut a = self.attrs[id.idx()];
+        let warning = change(self, &mut a);
+        self.attrs[id.idx()] = a;
+        if let Some(w) = warning {
+            self.warn_insn(f, id, w);
+        }
+    }
+
+    /// [`Program::add_call_dest`] on `a`, a copy of `id`'s attributes.
+    fn add_call_dest_to(
+        &self,
+        id: InsnId,
+        a: &mut Attr,
+        dest: SymIdx,
+        sibling: bool,
+    ) -> Option<&'static str> {
+        a.call_dest = dest;
+        if dest == NO_SYM {
+            return None;
+        }
+        a.set_ops_removed(true);
+        self.annotate_call_site_to(id, a, sibling)
+    }
+
+    /// [`Program::add_retpoline_call`] on `a`, a copy of `id`'s attributes.
+    fn add_retpoline_call_to(&self, id: InsnId, a: &mut Attr) -> Option<&'static str> {
+        a.kind = match a.kind {
+            InsnKind::Call => InsnKind::CallDynamic,
+            InsnKind::JumpUnconditional => InsnKind::JumpDynamic,
+            InsnKind::JumpConditional => InsnKind::JumpDynamicConditional,
+            _ => return None,
+        };
+        a.set_retpoline_safe(true);
+        a.set_ops_removed(true);
+        self.annotate_call_site_to(id, a, false)
+    }
+
+    /// objtool: `annotate_call_site()` on `a`, a copy of `id`'s attributes; returns its
+    /// warning.
+    fn annotate_call_site_to(
+        &self,
+        id: InsnId,
+        a: &mut Attr,
+        sibling: bool,
+    ) -> Option<&'static str> {
+        let mut sym = a.call_dest;
         if sym == NO_SYM {
-            match self.reloc_of(id) {
-                Some(r) => sym = r.sym,
-                None => return,
-            }
+            sym = self.reloc_of(id)?.sym;
         }
         let sec = self.insns.sec_of(id);
         if self.sec_names[sec.0 as usize] == ".altinstr_replacement" {
-            return;
+            return None;
         }
         let s = self.syms.get(sym);
         if s.static_call_tramp || s.retpoline_thunk {
-            return;
+            return None;
         }
         if self.opts.hack_noinstr && self.sec_noinstr[sec.0 as usize] && s.profiling_func {
-            let a = self.attr_mut(id);
             a.kind = if sibling {
                 InsnKind::Return
             } else {
@@ -893,43 +950,24 @@ impl Program<'_, '_> {
             if sibling {
                 a.set_retpoline_safe(true);
             }
-            return;
+            return None;
         }
         if self.opts.mcount && s.fentry {
-            if sibling {
-                self.warn_insn(f, id, "tail call to __fentry__ !?!?");
-            }
             if self.opts.mnop {
-                self.attr_mut(id).kind = InsnKind::Nop;
+                a.kind = InsnKind::Nop;
             }
-            return;
+            return sibling.then_some("tail call to __fentry__ !?!?");
         }
         if !sibling {
             let dead = match self.dead_end_memo.get(&sym) {
                 Some(&d) => d,
-                None => {
-                    let d = self.dead_end_function(sym, 0);
-                    self.dead_end_memo.insert(sym, d);
-                    d
-                }
+                None => self.dead_end_function(sym, 0),
             };
             if dead {
-                self.attr_mut(id).set_dead_end(true);
+                a.set_dead_end(true);
             }
         }
-    }
-
-    fn add_retpoline_call(&mut self, id: InsnId, f: &mut Findings) {
-        let a = self.attr_mut(id);
-        a.kind = match a.kind {
-            InsnKind::Call => InsnKind::CallDynamic,
-            InsnKind::JumpUnconditional => InsnKind::JumpDynamic,
-            InsnKind::JumpConditional => InsnKind::JumpDynamicConditional,
-            _ => return,
-        };
-        a.set_retpoline_safe(true);
-        a.set_ops_removed(true);
-        self.annotate_call_site(id, false, f);
+        None
     }
 
     fn add_return_call(&mut self, id: InsnId) {
@@ -1268,8 +1306,29 @@ impl Program<'_, '_> {
     ) -> Step {
         for batch in calls.chunks(LOOKUP_BATCH) {
             self.precompute_dead_ends(batch);
-            for &(id, target) in batch {
-                self.add_call_destination(id, target, f)?;
+            // each call's effect reads the model and changes only that call
+            let effects: Vec<CallEffect> = if self.parallel() {
+                use rayon::prelude::*;
+                let this = &*self;
+                batch
+                    .par_iter()
+                    .with_min_len(1024)
+                    .map(|&(id, target)| this.call_effect(id, target))
+                    .collect()
+            } else {
+                batch
+                    .iter()
+                    .map(|&(id, target)| self.call_effect(id, target))
+                    .collect()
+            };
+            for (&(id, _), e) in batch.iter().zip(effects) {
+                self.attrs[id.idx()] = e.attr;
+                if let Some(w) = e.warning {
+                    self.warn_insn(f, id, &w);
+                }
+                if e.fatal {
+                    return Err(Fatal);
+                }
             }
         }
         Ok(())
@@ -1301,25 +1360,33 @@ impl Program<'_, '_> {
         self.dead_end_memo.extend(todo.into_iter().zip(answers));
     }
 
-    fn add_call_destination(&mut self, id: InsnId, target: CallTarget, f: &mut Findings) -> Step {
-        let k = id.idx();
-        if self.attrs[k].kind != InsnKind::Call {
-            return Ok(());
+    /// What adding the destination of call `id` does: its new attributes, and the warning
+    /// it gives (and whether the analysis stops there). Reads the model, changes nothing.
+    fn call_effect(&self, id: InsnId, target: CallTarget) -> CallEffect {
+        let mut a = self.attrs[id.idx()];
+        let effect = |warning: Option<Cow<'static, str>>, fatal: bool, a: Attr| CallEffect {
+            attr: a,
+            warning,
+            fatal,
+        };
+        if a.kind != InsnKind::Call {
+            return effect(None, false, a);
         }
-        match target {
+        let warning = match target {
             CallTarget::Direct(dest) => {
-                self.add_call_dest(id, dest, false, f);
-                if self.attrs[k].ignore() {
-                    return Ok(());
+                let w = self
+                    .add_call_dest_to(id, &mut a, dest, false)
+                    .map(Cow::Borrowed);
+                if a.ignore() {
+                    return effect(w, false, a);
                 }
-                if self.call_dest(id) == NO_SYM {
-                    self.warn_insn(f, id, "unannotated intra-function call");
-                    return Err(Fatal);
+                if a.call_dest == NO_SYM {
+                    return effect(Some("unannotated intra-function call".into()), true, a);
                 }
-                if self.insn_func(id) != NO_SYM && !self.syms.is_func(self.call_dest(id)) {
-                    self.warn_insn(f, id, "unsupported call to non-function");
-                    return Err(Fatal);
+                if self.insn_func(id) != NO_SYM && !self.syms.is_func(a.call_dest) {
+                    return effect(Some("unsupported call to non-function".into()), true, a);
                 }
+                w
             }
             CallTarget::Section(dest) => {
                 if dest == NO_SYM {
@@ -1332,15 +1399,17 @@ impl Program<'_, '_> {
                         "can't find call dest symbol at {}+0x{off:x}",
                         self.sec_names[sec.0 as usize]
                     );
-                    self.warn_insn(f, id, &msg);
-                    return Err(Fatal);
+                    return effect(Some(msg.into()), true, a);
                 }
-                self.add_call_dest(id, dest, false, f);
+                self.add_call_dest_to(id, &mut a, dest, false)
+                    .map(Cow::Borrowed)
             }
-            CallTarget::Retpoline => self.add_retpoline_call(id, f),
-            CallTarget::Sym(sym) => self.add_call_dest(id, sym, false, f),
-        }
-        Ok(())
+            CallTarget::Retpoline => self.add_retpoline_call_to(id, &mut a).map(Cow::Borrowed),
+            CallTarget::Sym(sym) => self
+                .add_call_dest_to(id, &mut a, sym, false)
+                .map(Cow::Borrowed),
+        };
+        effect(warning, false, a)
     }
 
     /// Where a hint's or an annotation's relocation points: a section symbol plus addend,
