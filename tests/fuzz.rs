@@ -51,6 +51,13 @@ fn exercise(bytes: &[u8]) {
             );
         }
     }
+    // again with every parallel stage on (pieces, parallel indexes, owner stretches, call
+    // effects, parallel walks): small inputs never take those paths by themselves
+    let forced = orctool::options::Options {
+        force_parallel: true,
+        ..opts
+    };
+    let _ = orctool::check::check(&obj, &forced, OrcAbi::V6_12);
     if let Ok(index) = Symbols::read(&obj) {
         for sec in obj.section_ids() {
             for off in [0, 1, 0x40, u64::MAX] {
