@@ -38,6 +38,8 @@ const OWNER_STRETCHES: usize = 16;
 /// that the records a batch's lookups touched are still cached when it is applied (1 << 18
 /// cost vmlinux.o's build ~9 ms more), large enough for a few parallel tasks.
 const LOOKUP_BATCH: usize = 1 << 14;
+/// Fewest lookups of a batch per parallel task.
+const LOOKUP_MIN_TASK: usize = 4096;
 
 /// The analysis stopped: objtool's fatal `return -1` (already reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,6 +378,22 @@ impl<'a, 'data> Program<'a, 'data> {
     /// `--force-parallel` asks (the output is the same either way).
     pub fn parallel(&self) -> bool {
         self.insns.insns.len() >= PARALLEL_MIN_INSNS || self.opts.force_parallel
+    }
+
+    /// `items.iter().map(f).collect()`, on all threads when [`Program::parallel`] (in
+    /// tasks of at least `min_len` items); the result is in the order of `items` either way.
+    pub fn map_all<I: Sync, T: Send>(
+        &self,
+        items: &[I],
+        min_len: usize,
+        f: impl Fn(&I) -> T + Sync + Send,
+    ) -> Vec<T> {
+        if self.parallel() {
+            use rayon::prelude::*;
+            items.par_iter().with_min_len(min_len).map(f).collect()
+        } else {
+            items.iter().map(f).collect()
+        }
     }
 
     /// [`Program::func_insns`] without collecting them.
@@ -1048,30 +1066,22 @@ impl Program<'_, '_> {
         false
     }
 
-    /// Runs `lookup` on each instruction of `ids` (read-only: on several threads for a
-    /// large object) and hands the results to `apply` in the order of `ids`, a batch at a
-    /// time, stopping at the first error.
-    fn lookups<T: Send>(
+    /// A batch at a time: `prepare` (in order), then `lookup` on each of the batch's items
+    /// (read-only: on several threads for a large object), then `apply` on the results in
+    /// the order of `items`, stopping at the first error.
+    fn lookups<I: Copy + Sync, T: Send>(
         &mut self,
-        ids: &[InsnId],
-        lookup: impl Fn(&Self, InsnId) -> T + Sync,
-        mut apply: impl FnMut(&mut Self, InsnId, T) -> Step,
+        items: &[I],
+        mut prepare: impl FnMut(&mut Self, &[I]),
+        lookup: impl Fn(&Self, I) -> T + Sync + Send,
+        mut apply: impl FnMut(&mut Self, I, T) -> Step,
     ) -> Step {
-        let parallel = self.parallel();
-        for batch in ids.chunks(LOOKUP_BATCH) {
-            let found: Vec<T> = if parallel {
-                use rayon::prelude::*;
-                let this = &*self;
-                batch
-                    .par_iter()
-                    .with_min_len(4096)
-                    .map(|&id| lookup(this, id))
-                    .collect()
-            } else {
-                batch.iter().map(|&id| lookup(self, id)).collect()
-            };
-            for (&id, t) in batch.iter().zip(found) {
-                apply(self, id, t)?;
+        for batch in items.chunks(LOOKUP_BATCH) {
+            prepare(self, batch);
+            let this = &*self;
+            let found = this.map_all(batch, LOOKUP_MIN_TASK, |&i| lookup(this, i));
+            for (&i, t) in batch.iter().zip(found) {
+                apply(self, i, t)?;
             }
         }
         Ok(())
@@ -1172,14 +1182,19 @@ impl Program<'_, '_> {
         // the parent functions, which this step changes, kept compact for the sibling test
         let mut pfunc: Vec<SymIdx> = self.syms.syms.iter().map(|s| s.pfunc).collect();
         let mut calls = Vec::new();
-        let r = self.lookups(&branches, lookup, |p, id, target| match target {
-            Target::Jump(t) => p.add_jump_destination(id, t, &mut pfunc, f),
-            Target::Call(t) => {
-                calls.push((id, t));
-                Ok(())
-            }
-            Target::Neither => Ok(()),
-        });
+        let r = self.lookups(
+            &branches,
+            |_, _| {},
+            lookup,
+            |p, id, target| match target {
+                Target::Jump(t) => p.add_jump_destination(id, t, &mut pfunc, f),
+                Target::Call(t) => {
+                    calls.push((id, t));
+                    Ok(())
+                }
+                Target::Neither => Ok(()),
+            },
+        );
         self.insns.branches = branches;
         r.map(|()| calls)
     }
@@ -1304,34 +1319,19 @@ impl Program<'_, '_> {
         calls: Vec<(InsnId, CallTarget)>,
         f: &mut Findings,
     ) -> Step {
-        for batch in calls.chunks(LOOKUP_BATCH) {
-            self.precompute_dead_ends(batch);
-            // each call's effect reads the model and changes only that call
-            let effects: Vec<CallEffect> = if self.parallel() {
-                use rayon::prelude::*;
-                let this = &*self;
-                batch
-                    .par_iter()
-                    .with_min_len(1024)
-                    .map(|&(id, target)| this.call_effect(id, target))
-                    .collect()
-            } else {
-                batch
-                    .iter()
-                    .map(|&(id, target)| self.call_effect(id, target))
-                    .collect()
-            };
-            for (&(id, _), e) in batch.iter().zip(effects) {
-                self.attrs[id.idx()] = e.attr;
+        // each call's effect reads the model and changes only that call
+        self.lookups(
+            &calls,
+            |p, batch| p.precompute_dead_ends(batch),
+            |p, (id, target)| p.call_effect(id, target),
+            |p, (id, _), e| {
+                p.attrs[id.idx()] = e.attr;
                 if let Some(w) = e.warning {
-                    self.warn_insn(f, id, &w);
+                    p.warn_insn(f, id, &w);
                 }
-                if e.fatal {
-                    return Err(Fatal);
-                }
-            }
-        }
-        Ok(())
+                if e.fatal { Err(Fatal) } else { Ok(()) }
+            },
+        )
     }
 
     /// Answers "does this function never return" for the call targets of a batch not yet
@@ -1348,15 +1348,7 @@ impl Program<'_, '_> {
             .collect();
         todo.sort_unstable();
         todo.dedup();
-        let parallel = self.parallel();
-        let answers: Vec<bool> = if parallel {
-            use rayon::prelude::*;
-            todo.par_iter()
-                .map(|&s| self.dead_end_function(s, 0))
-                .collect()
-        } else {
-            todo.iter().map(|&s| self.dead_end_function(s, 0)).collect()
-        };
+        let answers = self.map_all(&todo, 1, |&s| self.dead_end_function(s, 0));
         self.dead_end_memo.extend(todo.into_iter().zip(answers));
     }
 
@@ -1644,13 +1636,7 @@ impl Program<'_, '_> {
                 })
                 .collect()
         };
-        let replays: Vec<Vec<(InsnId, InsnId)>> = if self.parallel() {
-            use rayon::prelude::*;
-            let this = &*self;
-            order.par_iter().map(|&func| replay(this, func)).collect()
-        } else {
-            order.iter().map(|&func| replay(self, func)).collect()
-        };
+        let replays = self.map_all(&order, 1, |&func| replay(self, func));
         let mut dynamic = Vec::new();
         for (&func, writes) in order.iter().zip(replays) {
             if !scope.search[func as usize] {
