@@ -1238,10 +1238,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         // only what the walks left, so they are asked on all threads)
         let sh = self.sh;
         let candidate = |k: usize| {
-            let a = &p.attrs[k];
-            sh.visited[k].load(Relaxed) == 0
-                && !(a.ignore() || a.kind == InsnKind::Nop || a.kind == InsnKind::Trap)
-                && !ignore_unreachable(p, sh, InsnId(k as u32))
+            sh.visited[k].load(Relaxed) == 0 && !ignore_unreachable(p, sh, InsnId(k as u32))
         };
         let candidates: Vec<u32> = if p.parallel() {
             (0..p.nreal)
