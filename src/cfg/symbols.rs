@@ -277,18 +277,14 @@ impl<'data> Symbols<'data> {
     /// can come first, in any order; the parts are then linked in list order.
     fn link_cold(&mut self) -> Result<()> {
         let mut is_cold = vec![false; self.syms.len()];
-        let mut any = false;
         for (i, s) in self.syms.iter_mut().enumerate() {
             if s.is_func() {
                 s.pfunc = i as SymIdx;
                 s.cfunc = i as SymIdx;
-                if cold_suffix(&s.name).is_some() {
-                    is_cold[i] = true;
-                    any = true;
-                }
+                is_cold[i] = cold_suffix(&s.name).is_some();
             }
         }
-        if !any {
+        if !is_cold.contains(&true) {
             return Ok(());
         }
         // Parent lookup by name (the last symbol of a name wins, as objtool's name hash
