@@ -171,11 +171,12 @@ pub fn check_with(
         return Ok(out);
     }
     let w: Walk = walk::validate(&program, &mut out.findings);
+    crate::alt::explain::explain_conflicts(&program, &w, &mut out.findings);
     if opts.alt_unwind_check {
-        crate::alt::unwind_check(&program, &w, abi, &mut out.findings);
+        crate::orc::unwind_check::unwind_check(&program, &w, abi, &mut out.findings);
     }
     out.stats.lap("walk", &mut t, &opts);
-    out.stats.states = w.states.states.len();
+    out.stats.states = w.states.len();
     out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
     if opts.orc {
         out.orc = generate::generate(&program, &w, abi, &mut out.findings).ok();

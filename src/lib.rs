@@ -11,6 +11,7 @@ pub mod check;
 pub mod decode;
 pub mod elf;
 pub mod error;
+pub mod ids;
 pub mod offsets;
 pub mod options;
 pub mod orc;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::cfg::symbols::{NO_SYM, SymIdx};
+use crate::ids::SymId;
 
 /// What a line is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,6 +14,10 @@ pub enum Kind {
     Backtrace,
     /// orctool's explanation of the warning before it, printed with `--verbose`.
     Detail,
+    /// The place of the explanation of the `stack layout conflict in alternatives`
+    /// warning before it: `text` is the location until `alt::explain` fills it in after
+    /// the walk (it becomes a [`Kind::Detail`]).
+    ConflictDetail,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,11 +54,10 @@ impl Findings {
     }
 
     /// An instruction warning: printed unless the owner symbol already has one; marks it.
-    pub fn warn_insn(&mut self, owner: SymIdx, loc: &str, msg: &str) {
-        let slot = if owner == NO_SYM || !self.dedup {
-            None
-        } else {
-            self.warned.get_mut(owner as usize)
+    pub fn warn_insn(&mut self, owner: Option<SymId>, loc: &str, msg: &str) {
+        let slot = match owner {
+            Some(s) if self.dedup => self.warned.get_mut(s.index()),
+            _ => None,
         };
         match slot {
             Some(w) if *w => {}
@@ -86,8 +89,15 @@ impl Findings {
         });
     }
 
-    pub fn is_warned(&self, owner: SymIdx) -> bool {
-        owner != NO_SYM && self.warned.get(owner as usize).copied().unwrap_or(false)
+    pub fn explain_later(&mut self, loc: &str) {
+        self.lines.push(Line {
+            kind: Kind::ConflictDetail,
+            text: loc.to_owned(),
+        });
+    }
+
+    pub fn is_warned(&self, owner: Option<SymId>) -> bool {
+        owner.is_some_and(|s| self.warned.get(s.index()).copied().unwrap_or(false))
     }
 
     /// The text as printed on stderr for `file`.
@@ -101,20 +111,20 @@ impl Findings {
                 Kind::Backtrace if backtrace || verbose => {
                     let _ = writeln!(out, "{file}: warning: orctool:   {}", l.text);
                 }
-                Kind::Detail if verbose => {
+                Kind::Detail | Kind::ConflictDetail if verbose => {
                     let _ = writeln!(out, "{file}: warning: orctool:   {}", l.text);
                 }
-                Kind::Backtrace | Kind::Detail => {}
+                Kind::Backtrace | Kind::Detail | Kind::ConflictDetail => {}
             }
         }
         out
     }
 
     /// Appends what a [`Local`] sink collected, as if it had been reported here.
-    pub fn absorb(&mut self, lines: Vec<Line>, warned: &[SymIdx]) {
+    pub fn absorb(&mut self, lines: Vec<Line>, warned: &[SymId]) {
         self.lines.extend(lines);
         for &s in warned {
-            if let Some(w) = self.warned.get_mut(s as usize) {
+            if let Some(w) = self.warned.get_mut(s.index()) {
                 *w = true;
             }
         }
@@ -132,17 +142,19 @@ impl Findings {
 /// work done beside others.
 pub trait Report {
     fn warn(&mut self, text: String);
-    fn warn_insn(&mut self, owner: SymIdx, loc: &str, msg: &str);
+    fn warn_insn(&mut self, owner: Option<SymId>, loc: &str, msg: &str);
     fn backtrace(&mut self, loc: &str, what: &str);
     fn detail(&mut self, loc: &str, text: &str);
-    fn is_warned(&self, owner: SymIdx) -> bool;
+    /// A place for the explanation of a conflict, filled in after the walk.
+    fn explain_later(&mut self, loc: &str);
+    fn is_warned(&self, owner: Option<SymId>) -> bool;
 }
 
 impl Report for Findings {
     fn warn(&mut self, text: String) {
         Findings::warn(self, text);
     }
-    fn warn_insn(&mut self, owner: SymIdx, loc: &str, msg: &str) {
+    fn warn_insn(&mut self, owner: Option<SymId>, loc: &str, msg: &str) {
         Findings::warn_insn(self, owner, loc, msg);
     }
     fn backtrace(&mut self, loc: &str, what: &str) {
@@ -151,7 +163,10 @@ impl Report for Findings {
     fn detail(&mut self, loc: &str, text: &str) {
         Findings::detail(self, loc, text);
     }
-    fn is_warned(&self, owner: SymIdx) -> bool {
+    fn explain_later(&mut self, loc: &str) {
+        Findings::explain_later(self, loc);
+    }
+    fn is_warned(&self, owner: Option<SymId>) -> bool {
         Findings::is_warned(self, owner)
     }
 }
@@ -163,7 +178,7 @@ impl Report for Findings {
 pub struct Local<'a> {
     base: &'a Findings,
     pub lines: Vec<Line>,
-    pub warned: Vec<SymIdx>,
+    pub warned: Vec<SymId>,
 }
 
 impl<'a> Local<'a> {
@@ -184,12 +199,12 @@ impl Report for Local<'_> {
     fn warn(&mut self, text: String) {
         self.push(Kind::Warning, text);
     }
-    fn warn_insn(&mut self, owner: SymIdx, loc: &str, msg: &str) {
-        if owner != NO_SYM && self.base.dedup && (owner as usize) < self.base.warned.len() {
+    fn warn_insn(&mut self, owner: Option<SymId>, loc: &str, msg: &str) {
+        if let Some(s) = owner.filter(|s| self.base.dedup && s.index() < self.base.warned.len()) {
             if self.is_warned(owner) {
                 return;
             }
-            self.warned.push(owner);
+            self.warned.push(s);
         }
         self.push(Kind::Warning, format!("{loc}: {msg}"));
     }
@@ -199,7 +214,10 @@ impl Report for Local<'_> {
     fn detail(&mut self, loc: &str, text: &str) {
         self.push(Kind::Detail, format!("{loc}: {text}"));
     }
-    fn is_warned(&self, owner: SymIdx) -> bool {
-        self.base.is_warned(owner) || self.warned.contains(&owner)
+    fn explain_later(&mut self, loc: &str) {
+        self.push(Kind::ConflictDetail, loc.to_owned());
+    }
+    fn is_warned(&self, owner: Option<SymId>) -> bool {
+        self.base.is_warned(owner) || owner.is_some_and(|s| self.warned.contains(&s))
     }
 }

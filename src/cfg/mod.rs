@@ -5,6 +5,7 @@
 //! function of this module; a fatal error (objtool's `return -1`) stops the build and is
 //! returned as [`Fatal`] after being reported.
 
+pub mod hints;
 pub mod relocs;
 pub mod special;
 pub mod symbols;
@@ -15,15 +16,13 @@ use std::borrow::Cow;
 use object::elf;
 use object::read::elf::SectionHeader as _;
 
-use crate::cfi::state::{
-    CFI_DI, CFI_DX, CFI_R10, CFI_R13, CFI_SP, CFI_SP_INDIRECT, CFI_UNDEFINED, CfiState,
-    UNWIND_HINT_TYPE_FUNC, UNWIND_HINT_TYPE_REGS_PARTIAL, UNWIND_HINT_TYPE_RESTORE,
-    UNWIND_HINT_TYPE_SAVE, UNWIND_HINT_TYPE_UNDEFINED,
-};
+use crate::decode::regs::CFI_SP;
 use crate::decode::{Insn, InsnId, InsnKind, InsnTable, StackOp};
 use crate::elf::{LE, Object, SecId};
+use crate::ids::{AltGroupId, StreamId, SymId, Table};
 use crate::options::Options;
 use crate::report::{Findings, Report};
+use hints::Hint;
 use relocs::{Reloc, Relocs};
 use symbols::{NO_SYM, SymIdx, Symbols};
 
@@ -126,16 +125,40 @@ pub struct Alt {
     pub skip_orig: bool,
 }
 
-/// An alternative group: the original byte range or one replacement.
+/// One instruction stream of a patch site: the original byte range or one replacement
+/// (objtool's `struct alt_group`).
 #[derive(Clone, Debug)]
-pub struct AltGroup {
-    /// `None` for the original group itself.
-    pub orig_group: Option<u32>,
+pub struct AltStream {
+    /// The site it belongs to (whose CFI array it shares).
+    pub group: AltGroupId,
+    /// The stream whose bytes it replaces; `None` for an original. (A replacement of an
+    /// instruction that is itself in a replacement has that replacement as parent.)
+    pub parent: Option<StreamId>,
+    /// 0 for an original; n for the n-th replacement of its parent, in `.altinstructions`
+    /// order.
+    pub number: u32,
     pub first: InsnId,
     pub last: Option<InsnId>,
+    /// The synthetic NOP padding a shorter replacement to the original's length.
     pub nop: Option<InsnId>,
-    /// Index of the shared per-byte CFI array (one per original group).
-    pub cfi_array: u32,
+}
+
+impl AltStream {
+    pub fn is_orig(&self) -> bool {
+        self.parent.is_none()
+    }
+}
+
+/// One patch site of `.altinstructions`: the original and its replacements, which share
+/// one CFI array of `len` slots (one per byte of the original). Built once by the
+/// special-section pass; the walk, the unwind check and ORC generation read it.
+#[derive(Clone, Debug)]
+pub struct AltGroup {
+    pub orig: StreamId,
+    /// The replacements of `orig`, in `.altinstructions` order.
+    pub alternatives: Vec<StreamId>,
+    /// The original's length in bytes.
+    pub len: u32,
 }
 
 /// Per-instruction analysis attributes (mutable while the model is built). 16 bytes: kept
@@ -207,19 +230,20 @@ pub struct Program<'a, 'data> {
     pub syms: Symbols<'data>,
     pub relocs: Relocs<'data>,
     pub alts: HashMap<InsnId, Vec<Alt>>,
-    /// The alternative group of each instruction that has one (flagged in its `Attr`).
-    alt_group_of: HashMap<InsnId, u32>,
-    /// The states unwind hints give instructions.
-    pub hint_cfi: HashMap<InsnId, CfiState>,
+    /// The alternative stream of each instruction that has one (flagged in its `Attr`).
+    stream_of: HashMap<InsnId, StreamId>,
+    /// The unwind hints, in file order (`cfi::hint` makes their states).
+    pub hints: Vec<(InsnId, Hint)>,
     /// Switch tables of indirect jumps: (table section, relocation index).
     pub jump_tables: HashMap<InsnId, (SecId, u32)>,
     /// objtool's `first_jump_src`: the first forward jump to an instruction.
     first_jump_src: HashMap<InsnId, InsnId>,
     /// Memoised `dead_end_function()` results while call destinations are added.
     dead_end_memo: HashMap<SymIdx, bool>,
-    pub groups: Vec<AltGroup>,
-    /// Length (slots) of each shared alternative CFI array.
-    pub cfi_arrays: Vec<u32>,
+    /// The patch sites of `.altinstructions`.
+    pub alt_groups: Table<AltGroupId, AltGroup>,
+    /// Their instruction streams.
+    pub streams: Table<StreamId, AltStream>,
     pub sec_names: Vec<String>,
     pub sec_exec: Vec<bool>,
     pub sec_text: Vec<bool>,
@@ -248,18 +272,30 @@ impl<'a, 'data> Program<'a, 'data> {
         &mut self.attrs[id.idx()]
     }
 
-    /// The alternative group an instruction belongs to.
-    pub fn alt_group(&self, id: InsnId) -> Option<u32> {
+    /// The alternative stream an instruction belongs to.
+    pub fn alt_stream(&self, id: InsnId) -> Option<StreamId> {
         if self.attrs[id.idx()].in_alt_group() {
-            self.alt_group_of.get(&id).copied()
+            self.stream_of.get(&id).copied()
         } else {
             None
         }
     }
 
-    pub fn set_alt_group(&mut self, id: InsnId, g: u32) {
+    pub fn set_alt_stream(&mut self, id: InsnId, s: StreamId) {
         self.attrs[id.idx()].set_in_alt_group(true);
-        self.alt_group_of.insert(id, g);
+        self.stream_of.insert(id, s);
+    }
+
+    /// A stream's length in bytes: from its first instruction to the end of its last.
+    pub fn stream_bytes(&self, s: &AltStream) -> u64 {
+        let last = s.last.unwrap_or(s.first);
+        self.insn(last).end() - u64::from(self.insn(s.first).offset)
+    }
+
+    /// The stream and site an instruction belongs to.
+    pub fn alt_site(&self, id: InsnId) -> Option<(&AltStream, &AltGroup)> {
+        let s = &self.streams[self.alt_stream(id)?];
+        Some((s, &self.alt_groups[s.group]))
     }
 
     /// The stack operations the walk applies.
@@ -305,11 +341,10 @@ impl<'a, 'data> Program<'a, 'data> {
         if self.jump_table(id).is_some() {
             return true;
         }
-        match self.alt_group(id) {
-            Some(g) => match self.groups[g as usize].orig_group {
-                Some(og) => self.jump_table(self.groups[og as usize].first).is_some(),
-                None => false,
-            },
+        match self.alt_site(id) {
+            Some((s, _)) => s
+                .parent
+                .is_some_and(|p| self.jump_table(self.streams[p].first).is_some()),
             None => false,
         }
     }
@@ -358,7 +393,7 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// The instructions of an alternative group: its byte range, then its padding NOP.
-    pub fn group_insns(&self, grp: &AltGroup) -> Vec<InsnId> {
+    pub fn group_insns(&self, grp: &AltStream) -> Vec<InsnId> {
         let mut insns = Vec::new();
         if let Some(last) = grp.last {
             let mut cur = Some(grp.first);
@@ -462,9 +497,18 @@ impl<'a, 'data> Program<'a, 'data> {
         self.loc(self.insns.sec_of(id), u64::from(i.offset))
     }
 
+    /// A symbol index as an optional [`SymId`] (`NO_SYM` is none).
+    pub fn sym_id(&self, s: SymIdx) -> Option<SymId> {
+        (s != NO_SYM).then_some(SymId(s))
+    }
+
     /// `WARN_INSN(insn, …)`.
     pub fn warn_insn(&self, f: &mut impl Report, id: InsnId, msg: &str) {
-        f.warn_insn(self.attrs[id.idx()].sym, &self.insn_loc(id), msg);
+        f.warn_insn(
+            self.sym_id(self.attrs[id.idx()].sym),
+            &self.insn_loc(id),
+            msg,
+        );
     }
 
     fn reloc_of(&self, id: InsnId) -> Option<Reloc> {
@@ -552,13 +596,13 @@ pub fn build<'a, 'data>(
         syms,
         relocs,
         alts: HashMap::default(),
-        alt_group_of: HashMap::default(),
-        hint_cfi: HashMap::default(),
+        stream_of: HashMap::default(),
+        hints: Vec::new(),
         jump_tables: HashMap::default(),
         first_jump_src: HashMap::default(),
         dead_end_memo: HashMap::default(),
-        groups: Vec::new(),
-        cfi_arrays: Vec::new(),
+        alt_groups: Table::new(),
+        streams: Table::new(),
         sec_names,
         sec_exec,
         sec_text,
@@ -1739,102 +1783,6 @@ impl Program<'_, '_> {
     }
 
     /// objtool: `read_unwind_hints()`.
-    fn read_unwind_hints(&mut self, f: &mut Findings) -> Step {
-        let Some(sec) = self.obj.section_by_name(b".discard.unwind_hints") else {
-            return Ok(());
-        };
-        let Some(t) = self.relocs.table(sec) else {
-            f.warn("missing .rela.discard.unwind_hints section");
-            return Err(Fatal);
-        };
-        let rname = self.sec_names[t.rela_sec.0 as usize].clone();
-        let data = self.obj.section_data(sec).unwrap_or(&[]);
-        if data.len() % 12 != 0 {
-            f.warn("struct unwind_hint size mismatch");
-            return Err(Fatal);
-        }
-        self.has_hints = true;
-        let mut scratch = CfiState::blank();
-        for (i, h) in data.chunks_exact(12).enumerate() {
-            let Some(r) = self.relocs.at(sec, i as u64 * 12) else {
-                f.warn(format!("can't find reloc for unwind_hints[{i}]"));
-                return Err(Fatal);
-            };
-            let (target_sec, off) = self.label_target(&r, &rname, f)?;
-            let Some(id) = self.insns.at(target_sec, off) else {
-                f.warn(format!("can't find insn for unwind_hints[{i}]"));
-                return Err(Fatal);
-            };
-            let sp_offset = i16::from_le_bytes([h[4], h[5]]);
-            let sp_reg = h[6];
-            let ty = h[7];
-            let signal = h[8] != 0;
-            self.attrs[id.idx()].set_hint(true);
-            match ty {
-                UNWIND_HINT_TYPE_UNDEFINED => {
-                    self.hint_cfi.insert(id, CfiState::force_undefined());
-                    continue;
-                }
-                UNWIND_HINT_TYPE_SAVE => {
-                    let a = &mut self.attrs[id.idx()];
-                    a.set_hint(false);
-                    a.set_save(true);
-                    continue;
-                }
-                UNWIND_HINT_TYPE_RESTORE => {
-                    self.attrs[id.idx()].set_restore(true);
-                    continue;
-                }
-                _ => {}
-            }
-            if ty == UNWIND_HINT_TYPE_REGS_PARTIAL && self.opts.ibt {
-                let i = *self.insn(id);
-                if let Some(s) = self
-                    .syms
-                    .by_offset(self.insns.sec_of(id), u64::from(i.offset))
-                {
-                    if self.syms.get(s).bind == elf::STB_GLOBAL
-                        && self.attrs[id.idx()].kind != InsnKind::Endbr
-                        && !self.attrs[id.idx()].noendbr()
-                    {
-                        self.warn_insn(f, id, "UNWIND_HINT_IRET_REGS without ENDBR");
-                    }
-                }
-            }
-            if ty == UNWIND_HINT_TYPE_FUNC {
-                self.hint_cfi.insert(id, CfiState::func_entry());
-                continue;
-            }
-            if let Some(c) = self.hint_cfi.get(&id) {
-                scratch = c.clone();
-            }
-            let base = match sp_reg {
-                0 => CFI_UNDEFINED,
-                5 => CFI_SP,
-                4 => crate::cfi::state::CFI_BP,
-                9 => CFI_SP_INDIRECT,
-                6 => CFI_R10,
-                7 => CFI_R13,
-                3 => CFI_DI,
-                2 => CFI_DX,
-                _ => {
-                    self.warn_insn(
-                        f,
-                        id,
-                        &format!("unsupported unwind_hint sp base reg {sp_reg}"),
-                    );
-                    return Err(Fatal);
-                }
-            };
-            scratch.cfa.base = base;
-            scratch.cfa.offset = i32::from(sp_offset);
-            scratch.ty = ty;
-            scratch.signal = signal;
-            self.hint_cfi.insert(id, scratch.clone());
-        }
-        Ok(())
-    }
-
     /// The instructions an annotation section's relocations point at (section symbol +
     /// addend, as objtool requires); `bad` is objtool's message for one that points
     /// nowhere.

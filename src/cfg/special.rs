@@ -5,7 +5,7 @@
 //! (arch/x86/special.c), `add_special_section_alts()`, `handle_group_alt()` and
 //! `handle_jump_alt()` (check.c). Entry layouts are data, one row per kernel ABI.
 
-use super::{Alt, AltGroup, Fatal, Packed, Program, Step};
+use super::{Alt, AltGroup, AltStream, Fatal, Packed, Program, Step};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
 use crate::report::Findings;
@@ -255,11 +255,10 @@ fn handle_group_alt(
     new: Option<InsnId>,
     f: &mut Findings,
 ) -> Result<InsnId, Fatal> {
-    let orig_group = match p.alt_group(orig) {
+    let (group, parent) = match p.alt_stream(orig) {
         None => {
-            let g = p.groups.len() as u32;
-            let array = p.cfi_arrays.len() as u32;
-            p.cfi_arrays.push(u32::from(sa.orig_len));
+            let group = p.alt_groups.next_id();
+            let stream = p.streams.next_id();
             let end = sa.orig_off + u64::from(sa.orig_len);
             let mut last = orig;
             let mut cur = Some(orig);
@@ -267,7 +266,7 @@ fn handle_group_alt(
                 if u64::from(p.insn(i).offset) >= end {
                     break;
                 }
-                p.set_alt_group(i, g);
+                p.set_alt_stream(i, stream);
                 last = i;
                 cur = p.next_same_sec(i);
             }
@@ -279,29 +278,33 @@ fn handle_group_alt(
                 p.warn_insn(f, orig, &msg);
                 return Err(Fatal);
             }
-            p.groups.push(AltGroup {
-                orig_group: None,
+            p.streams.push(AltStream {
+                group,
+                parent: None,
+                number: 0,
                 first: orig,
                 last: Some(last),
                 nop: None,
-                cfi_array: array,
             });
-            g
+            p.alt_groups.push(AltGroup {
+                orig: stream,
+                alternatives: Vec::new(),
+                len: u32::from(sa.orig_len),
+            });
+            (group, stream)
         }
-        Some(g) => {
-            let grp = &p.groups[g as usize];
-            let last = grp.last.unwrap_or(grp.first);
-            let glen = p.insn(last).end() - u64::from(p.insn(grp.first).offset);
+        Some(s) => {
+            let grp = &p.streams[s];
+            let glen = p.stream_bytes(grp);
             if glen != u64::from(sa.orig_len) {
                 let msg = format!("weirdly overlapping alternative! {glen} != {}", sa.orig_len);
                 p.warn_insn(f, orig, &msg);
                 return Err(Fatal);
             }
-            g
+            (grp.group, s)
         }
     };
-    let array = p.groups[orig_group as usize].cfi_array;
-    let new_group = p.groups.len() as u32;
+    let new_stream = p.streams.next_id();
     let orig_sym = p.attrs[orig.idx()].sym;
     let orig_ignore_alts = p.attrs[orig.idx()].ignore_alts();
     let mut nop = None;
@@ -314,7 +317,7 @@ fn handle_group_alt(
         let a = &mut p.attrs[n.idx()];
         a.sym = orig_sym;
         a.set_ignore(orig_ignore_alts);
-        p.set_alt_group(n, new_group);
+        p.set_alt_stream(n, new_stream);
         nop = Some(n);
     }
     let (first, last) = if sa.new_len == 0 {
@@ -335,9 +338,9 @@ fn handle_group_alt(
             a.set_ignore(orig_ignore_alts);
             a.sym = orig_sym;
             let is_jump = a.kind.is_static_jump();
-            p.set_alt_group(i, new_group);
+            p.set_alt_stream(i, new_stream);
             if is_jump && p.insns.get(i).immediate != 0 && p.jump_target_off(i) == end {
-                let og_last = p.groups[orig_group as usize].last;
+                let og_last = p.streams[parent].last;
                 let dest = og_last.and_then(|l| p.next_same_sec(l));
                 match dest {
                     Some(d) => p.attrs[i.idx()].jump_dest = Packed::some(d.0),
@@ -358,13 +361,27 @@ fn handle_group_alt(
         }
         (start, last)
     };
-    p.groups.push(AltGroup {
-        orig_group: Some(orig_group),
+    let site = &p.alt_groups[group];
+    let number = 1 + if site.orig == parent {
+        site.alternatives.len()
+    } else {
+        // a replacement of a replacement (rare): count its siblings
+        p.streams
+            .values()
+            .filter(|s| s.parent == Some(parent))
+            .count()
+    } as u32;
+    p.streams.push(AltStream {
+        group,
+        parent: Some(parent),
+        number,
         first,
         last,
         nop,
-        cfi_array: array,
     });
+    if p.alt_groups[group].orig == parent {
+        p.alt_groups[group].alternatives.push(new_stream);
+    }
     Ok(first)
 }
 

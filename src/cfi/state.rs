@@ -7,40 +7,12 @@
 
 use std::fmt;
 
-pub const CFI_AX: i8 = 0;
-pub const CFI_CX: i8 = 1;
-pub const CFI_DX: i8 = 2;
-pub const CFI_BX: i8 = 3;
-pub const CFI_SP: i8 = 4;
-pub const CFI_BP: i8 = 5;
-pub const CFI_SI: i8 = 6;
-pub const CFI_DI: i8 = 7;
-pub const CFI_R10: i8 = 10;
-pub const CFI_R12: i8 = 12;
-pub const CFI_R13: i8 = 13;
-pub const CFI_R14: i8 = 14;
-pub const CFI_R15: i8 = 15;
-pub const CFI_RA: i8 = 16;
-pub const CFI_NUM_REGS: usize = 17;
-
-/// Pseudo-bases: not saved / unknown.
-pub const CFI_UNDEFINED: i8 = -1;
-/// Relative to the canonical frame address.
-pub const CFI_CFA: i8 = -2;
-/// CFA = [SP] + offset (stack swizzle).
-pub const CFI_SP_INDIRECT: i8 = -3;
-/// CFA = [BP + offset] (DRAP register spilled to the frame).
-pub const CFI_BP_INDIRECT: i8 = -4;
-
-/// UNWIND_HINT_TYPE_* (6.12 numbering), also the ORC type of a state.
-pub const UNWIND_HINT_TYPE_UNDEFINED: u8 = 0;
-pub const UNWIND_HINT_TYPE_END_OF_STACK: u8 = 1;
-pub const UNWIND_HINT_TYPE_CALL: u8 = 2;
-pub const UNWIND_HINT_TYPE_REGS: u8 = 3;
-pub const UNWIND_HINT_TYPE_REGS_PARTIAL: u8 = 4;
-pub const UNWIND_HINT_TYPE_FUNC: u8 = 5;
-pub const UNWIND_HINT_TYPE_SAVE: u8 = 6;
-pub const UNWIND_HINT_TYPE_RESTORE: u8 = 7;
+pub use crate::cfg::hints::{
+    UNWIND_HINT_TYPE_CALL, UNWIND_HINT_TYPE_END_OF_STACK, UNWIND_HINT_TYPE_FUNC,
+    UNWIND_HINT_TYPE_REGS, UNWIND_HINT_TYPE_REGS_PARTIAL, UNWIND_HINT_TYPE_RESTORE,
+    UNWIND_HINT_TYPE_SAVE, UNWIND_HINT_TYPE_UNDEFINED,
+};
+pub use crate::decode::regs::*;
 
 /// A location: `base` (a register number or a pseudo-base) plus `offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

@@ -4,6 +4,7 @@
 //! offset order, so "next instruction" is `id + 1` within the section and an address lookup
 //! is a binary search.
 
+pub mod regs;
 pub mod x86;
 
 use iced_x86::{Decoder, DecoderOptions, EncodingKind, Instruction, OpKind};
@@ -154,15 +155,7 @@ impl PackedOp {
     }
 }
 
-/// Index of an instruction in [`InsnTable`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct InsnId(pub u32);
-
-impl InsnId {
-    pub fn idx(self) -> usize {
-        self.0 as usize
-    }
-}
+pub use crate::ids::InsnId;
 
 /// One decoded instruction, as decoded (the analysis keeps its own, mutable, attributes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

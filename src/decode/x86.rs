@@ -7,8 +7,8 @@
 //! the branch displacement. `classify` is a pure function of the bytes; the one rule that
 //! needs the symbol table (`iret` inside a function) is applied by the caller.
 
+use super::regs::{CFI_BP, CFI_SP};
 use super::{InsnKind, Op, StackOp};
-use crate::cfi::state::{CFI_BP, CFI_SP};
 
 /// Diagnostics objtool prints while decoding (never counted as warnings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

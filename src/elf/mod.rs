@@ -18,13 +18,7 @@ pub type Sym = elf::Sym64<LittleEndian>;
 pub type Rela = elf::Rela64<LittleEndian>;
 pub const LE: LittleEndian = LittleEndian;
 
-/// Index of a section in the section header table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SecId(pub u32);
-
-/// Index of a symbol in `.symtab`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SymId(pub u32);
+pub use crate::ids::{SecId, SymId};
 
 /// What kind of ELF file this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,9 +8,8 @@
 use super::entry::{OrcAbi, OrcEntry, OrcReg, OrcType};
 use crate::cfg::Program;
 use crate::cfi::state::*;
-use crate::cfi::walk::{NO_STATE, StateId, Walk};
-use crate::decode::InsnId;
-use crate::elf::SecId;
+use crate::cfi::walk::Walk;
+use crate::ids::{InsnId, SecId, StateId};
 use crate::report::Findings;
 pub use crate::write::OrcRow;
 
@@ -94,18 +93,17 @@ pub fn generate(
     // every distinct state's entry, once
     let entries: Vec<Result<[u8; 6], String>> = w
         .states
-        .states
+        .states()
         .iter()
         .map(|s| entry_for(Some(s), abi))
         .collect();
-    let entry = |id: StateId| -> Result<[u8; 6], &str> {
-        if id == NO_STATE {
-            Ok([0; 6])
-        } else {
-            entries[id as usize]
+    let entry = |id: Option<StateId>| -> Result<[u8; 6], &str> {
+        match id {
+            None => Ok([0; 6]),
+            Some(id) => entries[id.index()]
                 .as_ref()
                 .copied()
-                .map_err(String::as_str)
+                .map_err(String::as_str),
         }
     };
     let mut pieces = Vec::new();
@@ -118,7 +116,7 @@ pub fn generate(
         while k < range.end {
             // a piece ends at an instruction outside every alternative group
             let mut end = k.saturating_add(PIECE_INSNS).min(range.end);
-            while end < range.end && p.alt_group(InsnId(end)).is_some() {
+            while end < range.end && p.alt_stream(InsnId(end)).is_some() {
                 end += 1;
             }
             pieces.push((SecId(sec as u32), k..end));
@@ -176,7 +174,7 @@ pub fn generate(
 fn generate_piece<'e>(
     p: &Program<'_, '_>,
     w: &Walk,
-    entry: &impl Fn(StateId) -> Result<[u8; 6], &'e str>,
+    entry: &impl Fn(Option<StateId>) -> Result<[u8; 6], &'e str>,
     secid: SecId,
     range: std::ops::Range<u32>,
 ) -> Piece {
@@ -199,7 +197,7 @@ fn generate_piece<'e>(
     while k < range.end {
         let insn = InsnId(k);
         let i = p.insn(insn);
-        match p.alt_group(insn) {
+        match p.alt_site(insn) {
             None => {
                 match entry(w.cfi[insn.idx()]) {
                     Ok(e) => emit(&mut out, u64::from(i.offset), e),
@@ -210,19 +208,18 @@ fn generate_piece<'e>(
                 }
                 k += 1;
             }
-            Some(g) => {
-                let grp = &p.groups[g as usize];
-                let last = grp.last.unwrap_or(grp.first);
-                let len = p.insn(last).end() - u64::from(p.insn(grp.first).offset);
-                let array = &w.alt_cfi[grp.cfi_array as usize];
+            Some((stream, _)) => {
+                let last = stream.last.unwrap_or(stream.first);
+                let len = p.stream_bytes(stream);
+                let array = &w.alt_cfi[stream.group.index()];
                 for off in 0..len {
-                    let Some(&id) = array.get(off as usize) else {
+                    let Some(&slot) = array.get(off as usize) else {
                         break;
                     };
-                    if id == NO_STATE {
+                    if slot.is_none() {
                         continue;
                     }
-                    match entry(id) {
+                    match entry(slot) {
                         Ok(e) => emit(&mut out, u64::from(i.offset) + off, e),
                         Err(m) => {
                             out.error = Some((insn, m.to_owned()));

@@ -1,8 +1,10 @@
-//! ORC: the entry format of both kernel ABIs, ABI detection and objtool's dump.
+//! ORC: the entry format of both kernel ABIs, ABI detection, generation from the walk's
+//! states, the alternatives' unwind check and objtool's dump.
 
 pub mod dump;
 pub mod entry;
 pub mod generate;
+pub mod unwind_check;
 
 pub use entry::{ORC_ENTRY_SIZE, OrcAbi, OrcEntry, OrcReg, OrcType};
 

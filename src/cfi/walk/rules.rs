@@ -1,0 +1,104 @@
+//! What calls, sibling calls and returns must satisfy on a path (objtool:
+//! `validate_call()`, `validate_sibling_call()`, `validate_return()`), and the uaccess
+//! rule they share (`func_uaccess_safe()`).
+
+use super::{WalkState, Walker};
+use crate::cfg::symbols::{NO_SYM, SymIdx};
+use crate::decode::InsnKind;
+use crate::ids::InsnId;
+use crate::report::Report;
+
+impl<R: Report> Walker<'_, '_, '_, R> {
+    /// objtool: `is_special_call()` — calls that need no frame (`__fentry__`, embedded
+    /// instructions).
+    pub(super) fn is_special_call(&self, insn: InsnId) -> bool {
+        let p = self.p;
+        if p.attr(insn).kind != InsnKind::Call {
+            return false;
+        }
+        let d = p.call_dest(insn);
+        d != NO_SYM && (p.syms.get(d).fentry || p.syms.get(d).embedded_insn)
+    }
+
+    /// objtool: `call_dest_name()`.
+    fn call_dest_name(&self, insn: InsnId) -> String {
+        let d = self.p.call_dest(insn);
+        if d != NO_SYM {
+            self.p.syms.get(d).name.to_string()
+        } else {
+            "{dynamic}".to_owned()
+        }
+    }
+
+    /// objtool: `func_uaccess_safe()`.
+    pub(super) fn uaccess_safe(&self, func: SymIdx) -> bool {
+        func != NO_SYM && self.p.syms.get(func).uaccess_safe
+    }
+
+    /// objtool: `validate_call()`.
+    pub(super) fn validate_call(&mut self, insn: InsnId, state: &WalkState) -> bool {
+        if state.uaccess && !self.uaccess_safe(self.p.call_dest(insn)) {
+            let msg = format!(
+                "call to {}() with UACCESS enabled",
+                self.call_dest_name(insn)
+            );
+            self.warn_insn(insn, &msg);
+            return false;
+        }
+        if state.df {
+            let msg = format!("call to {}() with DF set", self.call_dest_name(insn));
+            self.warn_insn(insn, &msg);
+            return false;
+        }
+        true
+    }
+
+    /// objtool: `validate_sibling_call()`.
+    pub(super) fn validate_sibling_call(&mut self, insn: InsnId, state: &WalkState) -> bool {
+        if self.p.insn_func(insn) != NO_SYM && state.cfi.has_modified_stack_frame() {
+            self.warn_insn(
+                insn,
+                "sibling call from callable instruction with modified stack frame",
+            );
+            return false;
+        }
+        self.validate_call(insn, state)
+    }
+
+    /// objtool: `validate_return()`.
+    pub(super) fn validate_return(
+        &mut self,
+        func: SymIdx,
+        insn: InsnId,
+        state: &WalkState,
+    ) -> bool {
+        if state.noinstr && state.instr > 0 {
+            self.warn_insn(insn, "return with instrumentation enabled");
+            return false;
+        }
+        if state.uaccess && !self.uaccess_safe(func) {
+            self.warn_insn(insn, "return with UACCESS enabled");
+            return false;
+        }
+        if !state.uaccess && self.uaccess_safe(func) {
+            self.warn_insn(
+                insn,
+                "return with UACCESS disabled from a UACCESS-safe function",
+            );
+            return false;
+        }
+        if state.df {
+            self.warn_insn(insn, "return with DF set");
+            return false;
+        }
+        if func != NO_SYM && state.cfi.has_modified_stack_frame() {
+            self.warn_insn(insn, "return with modified stack frame");
+            return false;
+        }
+        if state.cfi.bp_scratch {
+            self.warn_insn(insn, "BP used as a scratch register");
+            return false;
+        }
+        true
+    }
+}
