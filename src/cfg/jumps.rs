@@ -1,0 +1,258 @@
+//! Jump destinations: direct jumps inside and between functions, jumps to thunks, sibling
+//! calls, and the link between a function and its `.cold` part.
+//!
+//! objtool: `add_jump_destinations()`.
+
+use object::elf;
+
+use super::calls::*;
+use super::program::*;
+use super::symbols::{NO_SYM, SymIdx};
+use crate::decode::{InsnId, InsnKind};
+use crate::elf::SecId;
+use crate::report::Findings;
+
+/// A direct jump's destination as found by [`Program::jump_target`].
+#[derive(Clone, Copy)]
+pub(super) enum JumpTarget {
+    /// Nothing to resolve.
+    None,
+    /// A jump to a retpoline thunk: an indirect jump.
+    Retpoline,
+    /// A jump to the return thunk: a return.
+    Return,
+    /// A relocation to a symbol from inside a function: a sibling call to it.
+    Sibling(SymIdx),
+    /// An address, and what is known of the instruction there if there is one.
+    Addr(SecId, u64, Option<Dest>),
+}
+
+/// What a direct jump's destination instruction is, from data this step does not change.
+#[derive(Clone, Copy)]
+pub(super) struct Dest {
+    insn: InsnId,
+    /// The destination starts a retpoline thunk or the return thunk.
+    thunk: Option<Thunk>,
+    /// The function of the destination.
+    dfunc: SymIdx,
+    /// The jump goes from a function into a `.cold` part: objtool links them.
+    cold_link: bool,
+    /// The symbols of the jump and of its destination when the jump is a sibling call
+    /// unless both have the same parent function (`NO_SYM` otherwise).
+    sibling: (SymIdx, SymIdx),
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum Thunk {
+    Retpoline,
+    Return,
+}
+
+impl Program<'_, '_> {
+    /// objtool: `is_first_func_insn()`, for `id` at `offset`.
+    pub(super) fn is_first_func_insn(&self, id: InsnId, offset: u64, sym: SymIdx) -> bool {
+        let s = self.syms.get(sym);
+        if offset == s.offset {
+            return true;
+        }
+        if self.opts.ibt {
+            let i = self.insn(id);
+            if let Some(prev) = self.prev_same_sec(id) {
+                if self.attrs[prev.idx()].sym == self.attrs[id.idx()].sym
+                    && self.attrs[prev.idx()].kind == InsnKind::Endbr
+                    && u64::from(i.offset) == s.offset + u64::from(self.insn(prev).len)
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Where a direct jump goes, from its relocation or its displacement.
+    pub(super) fn jump_target(&self, id: InsnId) -> JumpTarget {
+        let func = self.insn_func(id);
+        let (sec, off) = match self.reloc_of(id) {
+            None => (self.insns.sec_of(id), self.jump_target_off(id)),
+            Some(r) => {
+                let s = self.syms.get(r.sym);
+                if s.ty == elf::STT_SECTION {
+                    (s.sec, (r.addend as u64).wrapping_add(4))
+                } else if s.retpoline_thunk {
+                    return JumpTarget::Retpoline;
+                } else if s.return_thunk {
+                    return JumpTarget::Return;
+                } else if func != NO_SYM {
+                    return JumpTarget::Sibling(r.sym);
+                } else if s.sec.0 != 0 {
+                    (
+                        s.sec,
+                        s.offset.wrapping_add((r.addend as u64).wrapping_add(4)),
+                    )
+                } else {
+                    return JumpTarget::None;
+                }
+            }
+        };
+        // (the destination starts at `off`: its record is not read)
+        let dest = self.insns.at(sec, off).map(|dest| {
+            let dsym = self.attrs[dest.idx()].sym;
+            let thunk = if dsym != NO_SYM && off == self.syms.get(dsym).offset {
+                let ds = self.syms.get(dsym);
+                if ds.retpoline_thunk {
+                    Some(Thunk::Retpoline)
+                } else if ds.return_thunk {
+                    Some(Thunk::Return)
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            let dfunc = self.insn_func(dest);
+            let cold_link = func != NO_SYM
+                && dfunc != NO_SYM
+                && func != dfunc
+                && !self.syms.get(func).name.contains(".cold")
+                && self.syms.get(dfunc).name.contains(".cold");
+            // objtool: `jump_is_sibling_call()` up to its parent comparison
+            let (fs, ts) = (self.attrs[id.idx()].sym, dsym);
+            let sibling = if fs != NO_SYM
+                && ts != NO_SYM
+                && self.is_first_func_insn(dest, off, ts)
+                && self.syms.get(ts).ty != elf::STT_NOTYPE
+            {
+                (fs, ts)
+            } else {
+                (NO_SYM, NO_SYM)
+            };
+            Dest {
+                insn: dest,
+                thunk,
+                dfunc,
+                cold_link,
+                sibling,
+            }
+        });
+        JumpTarget::Addr(sec, off, dest)
+    }
+
+    /// objtool: `add_jump_destinations()`. The destinations are looked up in parallel and
+    /// applied in order. The call destinations are looked up in the same pass (they read
+    /// nothing the analysis changes, and the lookup of an instruction is mostly the cache
+    /// misses of reaching it) and returned, in order, for [`Program::add_call_destinations`].
+    pub(super) fn add_jump_destinations(
+        &mut self,
+        f: &mut Findings,
+    ) -> Result<Vec<(InsnId, CallTarget)>, Fatal> {
+        enum Target {
+            Jump(JumpTarget),
+            Call(CallTarget),
+            Neither,
+        }
+        let branches = std::mem::take(&mut self.insns.branches);
+        let lookup = |p: &Self, id: InsnId| {
+            let a = &p.attrs[id.idx()];
+            if a.kind == InsnKind::Call {
+                Target::Call(p.call_target(id))
+            } else if a.jump_dest.get().is_some() || !a.kind.is_static_jump() {
+                Target::Neither
+            } else {
+                Target::Jump(p.jump_target(id))
+            }
+        };
+        // the parent functions, which this step changes, kept compact for the sibling test
+        let mut pfunc: Vec<SymIdx> = self.syms.syms.iter().map(|s| s.pfunc).collect();
+        let mut calls = Vec::new();
+        let r = self.lookups(
+            &branches,
+            |_, _| {},
+            lookup,
+            |p, id, target| match target {
+                Target::Jump(t) => p.add_jump_destination(id, t, &mut pfunc, f),
+                Target::Call(t) => {
+                    calls.push((id, t));
+                    Ok(())
+                }
+                Target::Neither => Ok(()),
+            },
+        );
+        self.insns.branches = branches;
+        r.map(|()| calls)
+    }
+
+    pub(super) fn add_jump_destination(
+        &mut self,
+        id: InsnId,
+        target: JumpTarget,
+        pfunc: &mut [SymIdx],
+        f: &mut Findings,
+    ) -> Step {
+        let k = id.idx();
+        let func = self.insn_func(id);
+        if self.attrs[k].jump_dest.get().is_some() || !self.attrs[k].kind.is_static_jump() {
+            return Ok(());
+        }
+        let (dest_sec, dest_off, dest) = match target {
+            JumpTarget::None => return Ok(()),
+            JumpTarget::Retpoline => {
+                self.add_retpoline_call(id, f);
+                return Ok(());
+            }
+            JumpTarget::Return => {
+                self.add_return_call(id);
+                return Ok(());
+            }
+            JumpTarget::Sibling(sym) => {
+                self.add_call_dest(id, sym, true, f);
+                return Ok(());
+            }
+            JumpTarget::Addr(sec, off, dest) => (sec, off, dest),
+        };
+        let Some(dest) = dest else {
+            if let Some(s) = self.syms.by_offset(dest_sec, dest_off) {
+                if self.syms.get(s).embedded_insn {
+                    self.add_return_call(id);
+                    return Ok(());
+                }
+            }
+            if self.ignore_unreachables
+                && func != NO_SYM
+                && dest_sec == self.insns.sec_of(id)
+                && dest_off == self.syms.get(func).end()
+            {
+                return Ok(());
+            }
+            let msg = format!(
+                "can't find jump dest instruction at {}+0x{dest_off:x}",
+                self.sec_names[dest_sec.0 as usize]
+            );
+            self.warn_insn(f, id, &msg);
+            return Err(Fatal);
+        };
+        match dest.thunk {
+            Some(Thunk::Retpoline) => {
+                self.add_retpoline_call(id, f);
+                return Ok(());
+            }
+            Some(Thunk::Return) => {
+                self.add_return_call(id);
+                return Ok(());
+            }
+            None => {}
+        }
+        let dfunc = dest.dfunc;
+        if dest.cold_link {
+            self.syms.syms[func as usize].cfunc = dfunc;
+            self.syms.syms[dfunc as usize].pfunc = func;
+            pfunc[dfunc as usize] = func;
+        }
+        let (fs, ts) = dest.sibling;
+        if fs != NO_SYM && pfunc[fs as usize] != pfunc[ts as usize] {
+            self.add_call_dest(id, dfunc, true, f);
+            return Ok(());
+        }
+        self.attrs[k].jump_dest = Packed::some(dest.insn.0);
+        Ok(())
+    }
+}
