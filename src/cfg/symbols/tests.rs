@@ -1,0 +1,109 @@
+//! The symbol lists and aliases against objtool's own algorithms, on random symbol tables.
+
+mod list_order_tests {
+    use super::super::*;
+
+    /// objtool's insertion, as it is written: each symbol right after its predecessor in the
+    /// section's address tree (a linked list and an ordered map).
+    fn reference(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymIdx>> {
+        use std::collections::BTreeMap;
+        let n = syms.len();
+        let mut next = vec![NO_SYM; n];
+        let mut heads = vec![NO_SYM; nsec];
+        let mut trees: Vec<BTreeMap<(u64, SymIdx), ()>> = vec![BTreeMap::new(); nsec];
+        for (i, s) in syms.iter().enumerate() {
+            let idx = i as SymIdx;
+            let sec = s.sec.0 as usize;
+            let tree = &mut trees[sec];
+            match tree
+                .range(..(s.offset, idx))
+                .next_back()
+                .map(|(&(_, p), _)| p)
+            {
+                Some(p) => {
+                    next[i] = next[p as usize];
+                    next[p as usize] = idx;
+                }
+                None => {
+                    next[i] = heads[sec];
+                    heads[sec] = idx;
+                }
+            }
+            if s.len > 0 {
+                tree.insert((s.offset, idx), ());
+            }
+        }
+        heads
+            .iter()
+            .map(|&h| {
+                let mut list = Vec::new();
+                let mut cur = h;
+                while cur != NO_SYM {
+                    list.push(cur);
+                    cur = next[cur as usize];
+                }
+                list
+            })
+            .collect()
+    }
+
+    #[test]
+    fn list_order_is_objtools() {
+        let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15u64);
+        let mut rand = move |n: u64| rng.below(n);
+        for _ in 0..500 {
+            let nsec = 1 + rand(3) as usize;
+            let n = rand(40) as usize;
+            let spread = 1 + rand(30);
+            let syms: Vec<Symbol> = (0..n)
+                .map(|_| Symbol {
+                    sec: SecId(rand(nsec as u64) as u32),
+                    offset: rand(spread),
+                    len: if rand(3) == 0 { 0 } else { 1 + rand(8) },
+                    ..Default::default()
+                })
+                .collect();
+            assert_eq!(list_order(&syms, nsec), reference(&syms, nsec), "{syms:?}");
+        }
+    }
+}
+
+mod alias_tests {
+    use super::super::*;
+
+    /// Aliases as objtool makes them: in symbol-table order, each sized symbol becomes the
+    /// alias of every earlier one with its section, offset, type and size.
+    #[test]
+    fn aliases_are_the_last_identical_symbol() {
+        let mut rng = crate::testing::XorShift::new(0x2545_f491_4f6c_dd1d);
+        let mut rand = move |n: u64| rng.below(n);
+        for _ in 0..300 {
+            let n = rand(60) as usize;
+            let mut syms: Vec<Symbol> = (0..n)
+                .map(|i| Symbol {
+                    sec: SecId(rand(3) as u32),
+                    offset: rand(6),
+                    len: rand(3),
+                    ty: rand(2) as u8 + 1,
+                    alias: i as SymIdx,
+                    ..Default::default()
+                })
+                .collect();
+            let mut want: Vec<SymIdx> = (0..n as SymIdx).collect();
+            for j in 0..n {
+                if syms[j].len == 0 {
+                    continue;
+                }
+                for i in 0..j {
+                    let (a, b) = (&syms[i], &syms[j]);
+                    if (a.sec, a.offset, a.ty, a.len) == (b.sec, b.offset, b.ty, b.len) {
+                        want[i] = j as SymIdx;
+                    }
+                }
+            }
+            link_aliases(&mut syms);
+            let got: Vec<SymIdx> = syms.iter().map(|s| s.alias).collect();
+            assert_eq!(got, want, "{syms:?}");
+        }
+    }
+}

@@ -1,0 +1,586 @@
+//! The decoder: every executable section, linearly from offset 0 (large sections in
+//! parallel pieces that meet on a common instruction boundary), into the one table.
+
+use iced_x86::{Decoder, DecoderOptions, EncodingKind, Instruction, OpKind};
+use object::elf;
+use object::read::elf::SectionHeader as _;
+
+use super::x86::{self};
+use super::*;
+use crate::elf::{LE, Object, SecId};
+use crate::offsets::OffsetIndex;
+
+/// Is this an executable section (decoded)?
+pub fn is_exec(obj: &Object<'_>, sec: SecId) -> bool {
+    obj.section(sec)
+        .map(|s| {
+            s.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) != 0 && s.sh_type(LE) != elf::SHT_NOBITS
+        })
+        .unwrap_or(false)
+}
+
+/// Length of a Xen or KVM emulate prefix at the start of `bytes` (0 if none).
+fn emulate_prefix_len(bytes: &[u8]) -> usize {
+    const XEN: [u8; 5] = [0x0f, 0x0b, b'x', b'e', b'n'];
+    const KVM: [u8; 5] = [0x0f, 0x0b, b'k', b'v', b'm'];
+    if bytes.len() > 5 && (bytes[..5] == XEN || bytes[..5] == KVM) {
+        5
+    } else {
+        0
+    }
+}
+
+/// Sections of at least this many bytes are decoded in parallel pieces.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+/// The first piece's share of a section decoded in pieces (see [`decode_section`]).
+const HEAD_SHARE_PERCENT: u128 = 60;
+/// A piece decodes this far into the next one, where the two must meet on a common
+/// instruction boundary.
+const PIECE_OVERLAP: usize = 4096;
+
+/// Builds the decoder's tables (iced-x86 builds them on first use: about half a
+/// millisecond, as long as all the rest of a small module's check). A program about to
+/// decode can run this on a thread of its own first, so the tables are ready when needed.
+pub fn warm_up() {
+    let mut ins = Instruction::default();
+    Decoder::with_ip(64, &[0x90], 0, DecoderOptions::NONE).decode_out(&mut ins);
+}
+
+/// How [`decode`] may use threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threads {
+    One,
+    /// Sections of 1 MiB and more in one piece per thread.
+    Large,
+    /// Every section in one piece per thread (at least two): for tests.
+    Forced,
+}
+
+/// Decodes every executable section of `obj` (in parallel pieces as `threads` says; the
+/// result is the same).
+pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeError> {
+    let mut t = InsnTable {
+        by_section: vec![(0, 0); obj.section_count()],
+        starts: (0..obj.section_count())
+            .map(|_| OffsetIndex::default())
+            .collect(),
+        ..Default::default()
+    };
+    // x86-64 kernel code averages 3.3 bytes an instruction and one stack operation per four
+    // instructions: reserve for that, so the tables are not copied while they grow
+    let exec_bytes: usize = obj
+        .section_ids()
+        .filter(|&sec| is_exec(obj, sec))
+        .filter_map(|sec| obj.section_data(sec).ok())
+        .map(<[u8]>::len)
+        .sum();
+    let _ = t.insns.try_reserve(exec_bytes / 3);
+    let _ = t.ops.try_reserve(exec_bytes / 12);
+    // (asking rayon starts its thread pool: not for a small object)
+    let nthreads = if threads == Threads::One {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    for sec in obj.section_ids() {
+        let start = t.insns.len() as u32;
+        if is_exec(obj, sec) {
+            let data = obj
+                .section_data(sec)
+                .map_err(|_| DecodeError { sec, offset: 0 })?;
+            let pieces = match threads {
+                Threads::One => 1,
+                Threads::Large => nthreads.min(data.len() / PARALLEL_MIN_BYTES).max(1),
+                Threads::Forced => nthreads.max(2).min(data.len() / 16).max(1),
+            };
+            decode_section(sec, data, pieces, PIECE_OVERLAP, &mut t)?;
+            let end = t.insns.len() as u32;
+            t.by_section[sec.0 as usize] = (start, end);
+            t.index_starts(sec, data.len() as u64);
+            if end > start {
+                t.sec_starts.push((start, sec));
+                t.insns[start as usize].flags |= INSN_FIRST;
+                t.insns[end as usize - 1].flags |= INSN_LAST;
+            }
+        } else {
+            t.by_section[sec.0 as usize] = (start, start);
+        }
+    }
+    t.real_len = t.insns.len();
+    Ok(t)
+}
+
+/// Instructions decoded from one byte range of a section, with their stack operations,
+/// notes and branch lists (indices are into `insns`).
+#[derive(Default)]
+struct Piece {
+    insns: Vec<Insn>,
+    ops: Vec<PackedOp>,
+    notes: Vec<Note>,
+    branches: Vec<InsnId>,
+    irets: Vec<InsnId>,
+    indirect_jumps: Vec<InsnId>,
+    /// Where bytes were no instruction, in order (a piece that may start inside an
+    /// instruction goes on a byte later; the first one inside the true stream is the
+    /// section's decode error).
+    errors: Vec<u64>,
+    /// Where the next instruction would start.
+    end: usize,
+}
+
+impl InsnTable {
+    /// The table's growing parts as a piece (to decode into it directly).
+    fn take_piece(&mut self) -> Piece {
+        Piece {
+            insns: std::mem::take(&mut self.insns),
+            ops: std::mem::take(&mut self.ops),
+            notes: std::mem::take(&mut self.notes),
+            branches: std::mem::take(&mut self.branches),
+            irets: std::mem::take(&mut self.irets),
+            indirect_jumps: std::mem::take(&mut self.indirect_jumps),
+            errors: Vec::new(),
+            end: 0,
+        }
+    }
+
+    /// Puts back what [`InsnTable::take_piece`] took, keeping instructions before `keep`.
+    fn restore_piece(&mut self, mut p: Piece, keep: usize) {
+        if let Some(cut) = p.insns.get(keep) {
+            let (ops, off) = (cut.ops_start as usize, cut.offset);
+            p.ops.truncate(ops);
+            // (notes of earlier sections have lower ids, so only this section's tail goes)
+            while p.notes.last().is_some_and(|n| n.offset >= off) {
+                p.notes.pop();
+            }
+            p.insns.truncate(keep);
+            for list in [&mut p.branches, &mut p.irets, &mut p.indirect_jumps] {
+                while list.last().is_some_and(|b| b.idx() >= keep) {
+                    list.pop();
+                }
+            }
+        }
+        self.insns = p.insns;
+        self.ops = p.ops;
+        self.notes = p.notes;
+        self.branches = p.branches;
+        self.irets = p.irets;
+        self.indirect_jumps = p.indirect_jumps;
+    }
+
+    /// Appends `piece.insns[from..to]` with their stack operations, notes and branch lists
+    /// (the instructions and operations copied on all threads: a piece is a large part
+    /// of a large section, and the copy writes memory never touched before).
+    fn append(&mut self, piece: &Piece, from: usize, to: usize) {
+        use rayon::prelude::*;
+        let insns = &piece.insns[from..to];
+        let (Some(first), Some(last)) = (insns.first(), insns.last()) else {
+            return;
+        };
+        let ops_from = first.ops_start;
+        let ops_to = last.ops_start as usize + last.ops_len as usize;
+        let ops_base = self.ops.len() as u32;
+        self.ops
+            .par_extend(piece.ops[ops_from as usize..ops_to].par_iter().copied());
+        let base = self.insns.len();
+        self.insns.par_extend(insns.par_iter().map(|&i| Insn {
+            ops_start: i.ops_start - ops_from + ops_base,
+            ..i
+        }));
+        let (lo, hi) = (first.offset, last.offset);
+        self.notes.extend(
+            piece
+                .notes
+                .iter()
+                .filter(|n| (lo..=hi).contains(&n.offset))
+                .cloned(),
+        );
+        let rebase = |list: &[InsnId], out: &mut Vec<InsnId>| {
+            let a = list.partition_point(|b| b.idx() < from);
+            let b = list.partition_point(|b| b.idx() < to);
+            out.extend(
+                list[a..b]
+                    .iter()
+                    .map(|b| InsnId((b.idx() - from + base) as u32)),
+            );
+        };
+        rebase(&piece.branches, &mut self.branches);
+        rebase(&piece.irets, &mut self.irets);
+        rebase(&piece.indirect_jumps, &mut self.indirect_jumps);
+    }
+}
+
+/// Decodes one section, in `pieces` parallel pieces, with the result of a linear decode
+/// from its start: piece k > 0 starts at an arbitrary offset and may begin inside an
+/// instruction, but x86 decoding falls back into step within a few instructions. Each
+/// piece decodes into the next one's first bytes; the first instruction boundary both
+/// found there is where the true stream (known from the previous piece) switches to piece
+/// k. Where two pieces never meet, the rest of the section is decoded linearly. The first
+/// piece is decoded straight into the table, the others into their own buffers.
+fn decode_section(
+    sec: SecId,
+    data: &[u8],
+    pieces: usize,
+    overlap: usize,
+    t: &mut InsnTable,
+) -> Result<(), DecodeError> {
+    use rayon::prelude::*;
+    let err = |offset| Err(DecodeError { sec, offset });
+    // The first piece goes straight into the table; the others cost a copy afterwards and
+    // share their threads with the other reads: the first gets a larger share.
+    let pieces = pieces.max(1);
+    let head_len = if pieces == 1 {
+        data.len()
+    } else {
+        (data.len() as u128 * HEAD_SHARE_PERCENT / 100) as usize
+    }
+    .max(1);
+    let size = (data.len() - head_len.min(data.len()))
+        .div_ceil(pieces.saturating_sub(1).max(1))
+        .max(1);
+    let starts: Vec<usize> = (head_len..data.len()).step_by(size).collect();
+    let stop_of = |st: usize| {
+        let len = if st == 0 { head_len } else { size };
+        st.saturating_add(len + overlap).min(data.len())
+    };
+    if starts.is_empty() {
+        // one piece: no threads (starting rayon's pool costs more than a small section)
+        return decode_linear_into(t, sec, data, 0);
+    }
+    let mut head = t.take_piece();
+    let base = head.insns.len();
+    let ((), rest): ((), Vec<Piece>) = rayon::join(
+        || decode_span(&mut head, sec, data, 0, stop_of(0), false),
+        || {
+            starts
+                .par_iter()
+                .map(|&st| {
+                    let mut p = Piece::default();
+                    decode_span(&mut p, sec, data, st, stop_of(st), true);
+                    p
+                })
+                .collect()
+        },
+    );
+    // the first error inside the true stream of `p` from instruction `from` to offset `to`
+    let error_in = |p: &Piece, from: usize, to: u64| {
+        let lo = p
+            .insns
+            .get(from)
+            .map_or(p.end as u64, |i| u64::from(i.offset));
+        p.errors.iter().copied().find(|&e| e >= lo && e < to)
+    };
+    // the head in the table is the true stream up to where the next piece takes over
+    let mut rest = rest.into_iter().zip(&starts);
+    // (`None` while the head, in `head`, is the piece being followed)
+    let mut pending: Option<(Piece, usize)> = None;
+    loop {
+        let (prev, from): (&Piece, usize) = match &pending {
+            None => (&head, base),
+            Some((p, from)) => (p, *from),
+        };
+        let next = rest.next();
+        // where the true stream leaves `prev`: the first boundary at or after the next
+        // piece's start that both found
+        let meet = next.as_ref().and_then(|(piece, st)| {
+            let st = **st;
+            let a = prev.insns[from..].partition_point(|i| (i.offset as usize) < st) + from;
+            let (mut x, mut y) = (a, 0);
+            while x < prev.insns.len() && y < piece.insns.len() {
+                let (ox, oy) = (prev.insns[x].offset, piece.insns[y].offset);
+                if ox == oy {
+                    return Some((x, y));
+                }
+                if ox < oy {
+                    x += 1;
+                } else {
+                    y += 1;
+                }
+            }
+            None
+        });
+        let to = meet.map_or(u64::MAX, |(x, _)| u64::from(prev.insns[x].offset));
+        let error = error_in(prev, from, to);
+        // the true part of `prev` ends at the error, else where the next piece takes over
+        let keep = match (error, meet) {
+            (Some(e), _) => prev.insns.partition_point(|i| u64::from(i.offset) < e),
+            (None, Some((x, _))) => x,
+            (None, None) => prev.insns.len(),
+        }
+        .max(from);
+        let prev_end = prev.end;
+        // move it into the table
+        match pending.take() {
+            None => t.restore_piece(std::mem::take(&mut head), keep),
+            Some((p, from)) => t.append(&p, from, keep),
+        }
+        if let Some(e) = error {
+            return err(e);
+        }
+        match (next, meet) {
+            (None, _) => return Ok(()),
+            (Some((piece, _)), Some((_, y))) => pending = Some((piece, y)),
+            // no meeting point: the rest of the section linearly
+            (Some(_), None) => return decode_linear_into(t, sec, data, prev_end),
+        }
+    }
+}
+
+/// Decodes `data[start..]` linearly straight into the table; the first bytes that are no
+/// instruction are the section's decode error.
+fn decode_linear_into(
+    t: &mut InsnTable,
+    sec: SecId,
+    data: &[u8],
+    start: usize,
+) -> Result<(), DecodeError> {
+    let mut p = t.take_piece();
+    decode_span(&mut p, sec, data, start, data.len(), false);
+    let error = p.errors.first().copied();
+    let n = p.insns.len();
+    t.restore_piece(p, n);
+    error.map_or(Ok(()), |offset| Err(DecodeError { sec, offset }))
+}
+
+/// Decodes linearly from `start` while the next instruction starts before `stop`,
+/// appending to `piece`; at bytes that are no instruction, stops, or with `resync` goes
+/// on a byte later.
+fn decode_span(
+    piece: &mut Piece,
+    sec: SecId,
+    data: &[u8],
+    start: usize,
+    stop: usize,
+    resync: bool,
+) {
+    piece.end = start;
+    if piece.insns.capacity() == 0 {
+        piece.insns.reserve(stop.saturating_sub(start) / 3);
+        piece.ops.reserve(stop.saturating_sub(start) / 12);
+    }
+    let mut ins = Instruction::default();
+    let mut decoder = Decoder::with_ip(64, data, 0, DecoderOptions::NONE);
+    let failed = |piece: &mut Piece, decoder: &mut Decoder<'_>, offset: usize| {
+        piece.errors.push(offset as u64);
+        resync && decoder.set_position(offset + 1).is_ok() && {
+            decoder.set_ip(offset as u64 + 1);
+            true
+        }
+    };
+    if decoder.set_position(start).is_err() {
+        piece.errors.push(start as u64);
+        return;
+    }
+    decoder.set_ip(start as u64);
+    while decoder.can_decode() && decoder.position() < stop {
+        let offset = decoder.position();
+        piece.end = offset;
+        // The kernel's decoder reads Xen's and KVM's "emulate prefix" (`ud2; .ascii "xen"`
+        // or `"kvm"`) as a prefix of the instruction that follows it.
+        let prefix = emulate_prefix_len(&data[offset..]);
+        if prefix > 0 {
+            if decoder.set_position(offset + prefix).is_err() {
+                piece.errors.push(offset as u64);
+                return;
+            }
+            // the position moved without the instruction pointer: keep them equal
+            decoder.set_ip((offset + prefix) as u64);
+            if !decoder.can_decode() {
+                if failed(piece, &mut decoder, offset) {
+                    continue;
+                }
+                return;
+            }
+        }
+        decoder.decode_out(&mut ins);
+        if offset > u32::MAX as usize {
+            piece.errors.push(offset as u64);
+            return;
+        }
+        if ins.is_invalid() {
+            if failed(piece, &mut decoder, offset) {
+                continue;
+            }
+            return;
+        }
+        let len = prefix + ins.len();
+        let bytes = &data[offset + prefix..offset + len];
+        let immediate = match ins.op0_kind() {
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                ins.near_branch_target().wrapping_sub((offset + len) as u64) as i64
+            }
+            _ => 0,
+        };
+        let c = x86::classify(bytes, ins.encoding() == EncodingKind::Legacy, immediate);
+        if let Some(note) = c.note {
+            piece.notes.push(Note {
+                sec,
+                offset: offset as u32,
+                note,
+            });
+        }
+        let id = InsnId(piece.insns.len() as u32);
+        if c.kind == InsnKind::Call || c.kind.is_static_jump() {
+            piece.branches.push(id);
+        }
+        if c.is_iret {
+            piece.irets.push(id);
+        }
+        if c.kind == InsnKind::JumpDynamic {
+            piece.indirect_jumps.push(id);
+        }
+        let ops_start = piece.ops.len() as u32;
+        let mut ops_len = 0;
+        for op in &c.ops {
+            if let Some(op) = *op {
+                piece.ops.push(op.into());
+                ops_len += 1;
+            }
+        }
+        piece.insns.push(Insn {
+            offset: offset as u32,
+            len: len as u8,
+            kind: c.kind,
+            flags: if c.is_iret { INSN_IRET } else { 0 },
+            immediate: c.immediate as i32,
+            ops_start,
+            ops_len,
+        });
+        piece.end = offset + len;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(data: &[u8], pieces: usize, overlap: usize) -> (InsnTable, Option<DecodeError>) {
+        let mut t = InsnTable::default();
+        let r = decode_section(SecId(1), data, pieces, overlap, &mut t).err();
+        (t, r)
+    }
+
+    /// The address index finds exactly the decoded instruction starts, at every byte of a
+    /// section (and past its end), in sections of several blocks with a second section
+    /// before them in the table.
+    #[test]
+    fn address_index_finds_instruction_starts() {
+        let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        for round in 0..50 {
+            let mut t = InsnTable {
+                by_section: vec![(0, 0); 3],
+                starts: (0..3).map(|_| OffsetIndex::default()).collect(),
+                ..InsnTable::default()
+            };
+            for sec in [SecId(2), SecId(1)] {
+                // one-, two- and some longer instructions, a few sections' worth of blocks
+                let mut data = Vec::new();
+                while data.len() < 100 + round * 37 {
+                    match rng.next() % 4 {
+                        0 => data.push(0x90),
+                        1 => data.extend_from_slice(&[0x5d, 0xc3]),
+                        2 => data.extend_from_slice(&[0x48, 0x83, 0xec, 0x18]),
+                        _ => data.extend_from_slice(&[0x0f, 0x1f, 0x80, 0, 0, 0, 0]),
+                    }
+                }
+                let start = t.insns.len() as u32;
+                decode_section(sec, &data, 1, 0, &mut t).unwrap();
+                t.by_section[sec.0 as usize] = (start, t.insns.len() as u32);
+                t.index_starts(sec, data.len() as u64);
+                for offset in 0..data.len() as u64 + 300 {
+                    let want = t
+                        .section_range(sec)
+                        .find(|&k| u64::from(t.insns[k as usize].offset) == offset);
+                    assert_eq!(
+                        t.at(sec, offset),
+                        want.map(InsnId),
+                        "round {round} {offset}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Stored stack operations read back as they were made.
+    #[test]
+    fn packed_ops_round_trip() {
+        let ops = [
+            Op::Reg(4),
+            Op::RegIndirect(5, -16),
+            Op::Mem,
+            Op::Push,
+            Op::PushF,
+            Op::Const,
+            Op::Pop,
+            Op::PopF,
+            Op::Add(4, i32::MIN),
+            Op::And(4, -16),
+        ];
+        for dest in ops {
+            for src in ops {
+                if dest.has_value() && src.has_value() {
+                    continue;
+                }
+                let op = StackOp { dest, src };
+                assert_eq!(PackedOp::from(op).get(), op);
+            }
+        }
+    }
+
+    /// Decoding in pieces gives the linear decode's instructions, stack operations, notes,
+    /// branch lists and first error, whether the pieces meet or not.
+    #[test]
+    fn pieces_decode_like_one() {
+        let mut rng = crate::testing::XorShift::new(0x853c_49e6_748f_ea9b);
+        let mut rand = move || rng.next();
+        // code-like bytes: common opcodes with random operands, some junk, some padding
+        let snippets: [&[u8]; 11] = [
+            &[0xff, 0xe0],
+            &[0x55],
+            &[0x48, 0x89, 0xe5],
+            &[0x5d, 0xc3],
+            &[0xe8, 1, 2, 3, 4],
+            &[0x74, 0x05],
+            &[0x0f, 0x0b, b'x', b'e', b'n', 0x90],
+            &[0xcc, 0xcc, 0xcc],
+            &[0x48, 0x83, 0xec, 0x18],
+            &[0x66, 0x0f, 0x1f, 0x44, 0, 0],
+            &[0xff, 0xff],
+        ];
+        for round in 0..300 {
+            let mut data = Vec::new();
+            while data.len() < 40 + (round % 7) * 97 {
+                if rand() % 9 == 0 {
+                    data.push(rand() as u8);
+                } else {
+                    data.extend_from_slice(snippets[rand() as usize % snippets.len()]);
+                }
+            }
+            let (want, want_err) = table(&data, 1, 0);
+            for pieces in [2, 3, 5] {
+                for overlap in [0, 1, 7, 64] {
+                    let (got, got_err) = table(&data, pieces, overlap);
+                    let ctx = format!("round {round} pieces {pieces} overlap {overlap}");
+                    assert_eq!(got_err, want_err, "{ctx}");
+                    if want_err.is_some() {
+                        continue;
+                    }
+                    let key = |t: &InsnTable| {
+                        t.insns
+                            .iter()
+                            .map(|i| (i.offset, i.len, i.kind, i.immediate, i.flags))
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(key(&got), key(&want), "{ctx}");
+                    for k in 0..want.insns.len() {
+                        let id = InsnId(k as u32);
+                        assert_eq!(got.ops_of(id), want.ops_of(id), "{ctx}");
+                    }
+                    assert_eq!(got.notes, want.notes, "{ctx}");
+                    assert_eq!(got.branches, want.branches, "{ctx}");
+                    assert_eq!(got.irets, want.irets, "{ctx}");
+                    assert_eq!(got.indirect_jumps, want.indirect_jumps, "{ctx}");
+                }
+            }
+        }
+    }
+}
