@@ -9,6 +9,7 @@
 
 use object::elf;
 
+use super::builder::Builder;
 use super::program::*;
 use super::relocs::Reloc;
 use crate::decode::{InsnId, InsnKind};
@@ -34,7 +35,7 @@ pub(super) enum Phase {
     Late,
 }
 
-impl Program<'_, '_> {
+impl Builder<'_, '_> {
     /// objtool (6.13+): `read_annotate()` — (type, instruction) of each entry, 8 bytes
     /// each: `.long insn - .` (relocated) and the type; REACHABLE names the instruction
     /// after the dead end, so it resolves to the one before.

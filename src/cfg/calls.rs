@@ -8,6 +8,7 @@ use std::borrow::Cow;
 
 use object::elf;
 
+use super::builder::Builder;
 use super::program::*;
 use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
@@ -33,7 +34,7 @@ pub(super) struct CallEffect {
     fatal: bool,
 }
 
-impl Program<'_, '_> {
+impl Builder<'_, '_> {
     /// objtool: `add_call_dest()` — set the destination, drop the call's push, and do the
     /// call-site bookkeeping that matters for validation (dead ends, NOPed calls).
     pub(super) fn add_call_dest(

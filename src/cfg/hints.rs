@@ -6,7 +6,8 @@
 
 use object::elf;
 
-use super::{Fatal, Program, Step};
+use super::builder::Builder;
+use super::{Fatal, Step};
 use crate::decode::InsnKind;
 use crate::decode::regs::{
     CFI_BP, CFI_DI, CFI_DX, CFI_R10, CFI_R13, CFI_SP, CFI_SP_INDIRECT, CFI_UNDEFINED,
@@ -39,7 +40,7 @@ pub enum Hint {
     },
 }
 
-impl Program<'_, '_> {
+impl Builder<'_, '_> {
     /// objtool: `read_unwind_hints()`.
     pub(super) fn read_unwind_hints(&mut self, f: &mut Findings) -> Step {
         let Some(sec) = self.obj.section_by_name(b".discard.unwind_hints") else {

@@ -5,6 +5,7 @@
 
 use object::elf;
 
+use super::builder::Builder;
 use super::program::*;
 use super::relocs::Reloc;
 use super::symbols::{NO_SYM, SymIdx};
@@ -12,7 +13,7 @@ use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
 use crate::report::Findings;
 
-impl Program<'_, '_> {
+impl Builder<'_, '_> {
     /// objtool: `arch_find_switch_table()`.
     pub(super) fn find_switch_table(&mut self, id: InsnId) -> Option<(SecId, u32)> {
         let text = self.reloc_of(id)?;
@@ -312,7 +313,7 @@ pub(super) struct JumpTableScope {
 }
 
 impl JumpTableScope {
-    fn new(p: &Program<'_, '_>) -> Self {
+    fn new(p: &Builder<'_, '_>) -> Self {
         let n = p.syms.syms.len();
         let func_of = |id: InsnId| Some(p.insn_func(id)).filter(|&s| s != NO_SYM);
         // One look at each instruction that can matter: a dynamic jump is an indirect jump
@@ -383,13 +384,13 @@ impl JumpTableScope {
     }
 
     /// Whether a search may visit `id`.
-    fn readable(&self, p: &Program<'_, '_>, id: InsnId) -> bool {
+    fn readable(&self, p: &Builder<'_, '_>, id: InsnId) -> bool {
         let o = p.attrs[id.idx()].sym;
         o != NO_SYM && self.readable[o as usize]
     }
 
     /// Whether the walk of `func` may leave a back-pointer a search can read.
-    fn writes_into_searched(&self, p: &Program<'_, '_>, func: SymIdx) -> bool {
+    fn writes_into_searched(&self, p: &Builder<'_, '_>, func: SymIdx) -> bool {
         let jumps_in = |id: InsnId| {
             p.attrs[id.idx()]
                 .jump_dest

@@ -5,6 +5,7 @@
 
 use object::elf;
 
+use super::builder::Builder;
 use super::calls::*;
 use super::program::*;
 use super::symbols::{NO_SYM, SymIdx};
@@ -48,7 +49,7 @@ pub(super) enum Thunk {
     Return,
 }
 
-impl Program<'_, '_> {
+impl Builder<'_, '_> {
     /// objtool: `is_first_func_insn()`, for `id` at `offset`.
     pub(super) fn is_first_func_insn(&self, id: InsnId, offset: u64, sym: SymIdx) -> bool {
         let s = self.syms.get(sym);

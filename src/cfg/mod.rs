@@ -6,6 +6,7 @@
 //! returned as [`Fatal`] after being reported.
 
 mod annotations;
+mod builder;
 mod calls;
 pub mod hints;
 mod jump_tables;
@@ -37,7 +38,7 @@ pub fn build<'a, 'data>(
     relocs: Relocs<'data>,
     f: &mut Findings,
 ) -> Result<Program<'a, 'data>, Fatal> {
-    let mut p = Program::new(obj, opts, insns, syms, relocs); // decode_instructions()
+    let mut p = builder::Builder::new(obj, opts, insns, syms, relocs); // decode_instructions()
     p.assign_owners(f)?; // decode_instructions(): insn->sym
     p.fix_iret(); // arch_decode_instruction(): iret in a function
     p.add_ignores(f); // add_ignores()

@@ -5,13 +5,14 @@
 
 use object::elf;
 
+use super::builder::Builder;
 use super::calls::*;
 use super::program::*;
 use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
 use crate::report::Findings;
 
-impl Program<'_, '_> {
+impl Builder<'_, '_> {
     /// objtool: `__dead_end_function()`.
     pub fn dead_end_function(&self, func: SymIdx, recursion: u32) -> bool {
         if func == NO_SYM {

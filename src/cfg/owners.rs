@@ -6,6 +6,7 @@
 
 use object::elf;
 
+use super::builder::Builder;
 use super::program::*;
 use super::symbols::SymIdx;
 use crate::decode::regs::CFI_SP;
@@ -13,7 +14,7 @@ use crate::decode::{InsnId, InsnKind, StackOp};
 use crate::elf::SecId;
 use crate::report::Findings;
 
-impl Program<'_, '_> {
+impl Builder<'_, '_> {
     /// objtool: the owner loop of `decode_instructions()`.
     pub(super) fn assign_owners(&mut self, f: &mut Findings) -> Step {
         // the symbol types side by side (the lists are in address order: reading each

@@ -7,7 +7,7 @@ use object::elf;
 use object::read::elf::SectionHeader as _;
 
 use super::hints::Hint;
-use super::relocs::{Reloc, Relocs};
+use super::relocs::Reloc;
 use super::symbols::{NO_SYM, SymIdx, Symbols};
 use crate::decode::{Insn, InsnId, InsnKind, InsnTable};
 use crate::elf::{LE, Object, SecId};
@@ -101,7 +101,7 @@ pub struct AltGroup {
 pub struct Attr {
     pub kind: InsnKind,
     pub instr: i8,
-    flags: u16,
+    pub(super) flags: u16,
     pub sym: SymIdx,
     pub jump_dest: Packed,
     pub call_dest: SymIdx,
@@ -162,7 +162,6 @@ pub struct Program<'a, 'data> {
     pub insns: InsnTable,
     pub attrs: Vec<Attr>,
     pub syms: Symbols<'data>,
-    pub relocs: Relocs<'data>,
     pub alts: HashMap<InsnId, Vec<Alt>>,
     /// The alternative stream of each instruction that has one (flagged in its `Attr`).
     pub(super) stream_of: HashMap<InsnId, StreamId>,
@@ -170,10 +169,6 @@ pub struct Program<'a, 'data> {
     pub hints: Vec<(InsnId, Hint)>,
     /// Switch tables of indirect jumps: (table section, relocation index).
     pub jump_tables: HashMap<InsnId, (SecId, u32)>,
-    /// objtool's `first_jump_src`: the first forward jump to an instruction.
-    pub(super) first_jump_src: HashMap<InsnId, InsnId>,
-    /// Memoised `dead_end_function()` results while call destinations are added.
-    pub(super) dead_end_memo: HashMap<SymIdx, bool>,
     /// The patch sites of `.altinstructions`.
     pub alt_groups: Table<AltGroupId, AltGroup>,
     /// Their instruction streams.
@@ -213,11 +208,6 @@ impl<'a, 'data> Program<'a, 'data> {
         } else {
             None
         }
-    }
-
-    pub fn set_alt_stream(&mut self, id: InsnId, s: StreamId) {
-        self.attrs[id.idx()].set_in_alt_group(true);
-        self.stream_of.insert(id, s);
     }
 
     /// A stream's length in bytes: from its first instruction to the end of its last.
@@ -445,83 +435,15 @@ impl<'a, 'data> Program<'a, 'data> {
         );
     }
 
-    pub(super) fn reloc_of(&self, id: InsnId) -> Option<Reloc> {
-        let i = self.insn(id);
-        self.relocs
-            .in_range(self.insns.sec_of(id), u64::from(i.offset), u64::from(i.len))
-    }
-
     /// The static destination of a relative branch.
     pub fn jump_target_off(&self, id: InsnId) -> u64 {
         let i = self.insn(id);
         i.end().wrapping_add(i.immediate as i64 as u64)
     }
 
-    /// The relocation section called `name`, read in file order.
-    pub(super) fn rela_by_name(&self, name: &str) -> Option<(String, Vec<Reloc>)> {
-        let rsec = self.obj.section_by_name(name.as_bytes())?;
-        let target = SecId(self.obj.section(rsec).ok()?.sh_info(LE));
-        let t = self.relocs.table(target)?;
-        (t.rela_sec == rsec).then(|| (name.to_owned(), t.iter().collect()))
-    }
-
     pub(super) fn sym_sec_off(&self, r: &Reloc) -> (SecId, u64) {
         let s = self.syms.get(r.sym);
         (s.sec, s.offset.wrapping_add(r.addend as u64))
-    }
-
-    /// A batch at a time: `prepare` (in order), then `lookup` on each of the batch's items
-    /// (read-only: on several threads for a large object), then `apply` on the results in
-    /// the order of `items`, stopping at the first error.
-    pub(super) fn lookups<I: Copy + Sync, T: Send>(
-        &mut self,
-        items: &[I],
-        mut prepare: impl FnMut(&mut Self, &[I]),
-        lookup: impl Fn(&Self, I) -> T + Sync + Send,
-        mut apply: impl FnMut(&mut Self, I, T) -> Step,
-    ) -> Step {
-        for batch in items.chunks(LOOKUP_BATCH) {
-            prepare(self, batch);
-            let this = &*self;
-            let found = this.map_all(batch, LOOKUP_MIN_TASK, |&i| lookup(this, i));
-            for (&i, t) in batch.iter().zip(found) {
-                apply(self, i, t)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds a synthetic instruction (an alternative's padding NOP); it is not found by
-    /// address and has no neighbours.
-    pub fn add_synthetic_nop(&mut self, sec: SecId, offset: u32, len: u8) -> InsnId {
-        let id = self.insns.push_synthetic(
-            sec,
-            Insn {
-                offset,
-                len,
-                kind: InsnKind::Nop,
-                flags: 0,
-                immediate: 0,
-                ops_start: 0,
-                ops_len: 0,
-            },
-        );
-        self.attrs.push(Attr {
-            kind: InsnKind::Nop,
-            ..Attr::default()
-        });
-        id
-    }
-
-    /// The model as the walk sees it: what only the passes needed is dropped before the
-    /// walk allocates its own tables.
-    pub(super) fn finish(mut self) -> Self {
-        self.relocs = Relocs::default();
-        self.insns.branches = Vec::new();
-        self.insns.irets = Vec::new();
-        self.first_jump_src = HashMap::default();
-        self.dead_end_memo = HashMap::default();
-        self
     }
 
     /// Is this one of the decoded instructions (not a synthetic NOP)?
@@ -538,7 +460,6 @@ impl<'a, 'data> Program<'a, 'data> {
         opts: &'a Options,
         insns: InsnTable,
         syms: Symbols<'data>,
-        relocs: Relocs<'data>,
     ) -> Self {
         let nsec = obj.section_count();
         let mut sec_names = Vec::with_capacity(nsec);
@@ -589,13 +510,10 @@ impl<'a, 'data> Program<'a, 'data> {
             insns,
             attrs,
             syms,
-            relocs,
             alts: HashMap::default(),
             stream_of: HashMap::default(),
             hints: Vec::new(),
             jump_tables: HashMap::default(),
-            first_jump_src: HashMap::default(),
-            dead_end_memo: HashMap::default(),
             alt_groups: Table::new(),
             streams: Table::new(),
             sec_names,

@@ -5,7 +5,8 @@
 //! (arch/x86/special.c), `add_special_section_alts()`, `handle_group_alt()` and
 //! `handle_jump_alt()` (check.c). Entry layouts are data, one row per kernel ABI.
 
-use super::{Alt, AltGroup, AltStream, Fatal, Packed, Program, Step};
+use super::builder::Builder;
+use super::{Alt, AltGroup, AltStream, Fatal, Packed, Step};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
 use crate::report::Findings;
@@ -93,7 +94,7 @@ pub struct SpecialAlt {
 }
 
 /// Which `struct alt_instr` layout the object uses.
-pub fn alt_layout(p: &Program<'_, '_>) -> EntryLayout {
+pub fn alt_layout(p: &Builder<'_, '_>) -> EntryLayout {
     if p.opts.alt_abi_6_1 {
         ALT_6_1
     } else {
@@ -102,7 +103,7 @@ pub fn alt_layout(p: &Program<'_, '_>) -> EntryLayout {
 }
 
 /// objtool: `special_get_alts()`.
-fn read_special_alts(p: &Program<'_, '_>, f: &mut Findings) -> Result<Vec<SpecialAlt>, Fatal> {
+fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<SpecialAlt>, Fatal> {
     let mut alts: Vec<SpecialAlt> = Vec::new();
     // arch_handle_alternative's static "current run" of nested ALTERNATIVE entries
     let mut run_start: Option<usize> = None;
@@ -206,7 +207,7 @@ fn read_special_alts(p: &Program<'_, '_>, f: &mut Findings) -> Result<Vec<Specia
 }
 
 /// objtool: `add_special_section_alts()`.
-pub fn add_special_section_alts(p: &mut Program<'_, '_>, f: &mut Findings) -> Step {
+pub fn add_special_section_alts(p: &mut Builder<'_, '_>, f: &mut Findings) -> Step {
     let specials = read_special_alts(p, f)?;
     for sa in specials {
         let Some(orig) = p.insns.at(sa.orig_sec, sa.orig_off) else {
@@ -249,7 +250,7 @@ pub fn add_special_section_alts(p: &mut Program<'_, '_>, f: &mut Findings) -> St
 /// objtool: `handle_group_alt()`. Returns the alternative's target (the first replacement
 /// instruction, or the synthetic NOP of an empty replacement).
 fn handle_group_alt(
-    p: &mut Program<'_, '_>,
+    p: &mut Builder<'_, '_>,
     sa: &SpecialAlt,
     orig: InsnId,
     new: Option<InsnId>,
@@ -387,7 +388,7 @@ fn handle_group_alt(
 
 /// objtool: `handle_jump_alt()`. Returns the alternative's target.
 fn handle_jump_alt(
-    p: &mut Program<'_, '_>,
+    p: &mut Builder<'_, '_>,
     sa: &SpecialAlt,
     orig: InsnId,
     new: Option<InsnId>,
