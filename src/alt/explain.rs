@@ -9,7 +9,7 @@ use crate::cfi::intern::StateLookup;
 use crate::cfi::state::*;
 use crate::cfi::walk::Walk;
 use crate::ids::{InsnId, StateId};
-use crate::report::{Findings, Kind};
+use crate::report::{FindingKind, Findings};
 
 fn reg_name(r: i8) -> String {
     const NAMES: [&str; 17] = [
@@ -97,15 +97,14 @@ pub fn explain_conflict(p: &Program<'_, '_>, states: &impl StateLookup, c: &AltC
 /// (both are in the walk's order).
 pub fn explain_conflicts(p: &Program<'_, '_>, w: &Walk, f: &mut Findings) {
     let mut shown = w.conflicts.iter().filter(|c| c.shown);
-    for line in f
-        .lines
+    for finding in f
+        .findings_mut()
         .iter_mut()
-        .filter(|l| l.kind == Kind::ConflictDetail)
+        .filter(|x| x.what == FindingKind::PendingExplanation)
     {
         let Some(c) = shown.next() else {
             break;
         };
-        line.text = format!("{}: {}", line.text, explain_conflict(p, &w.states, c));
-        line.kind = Kind::Detail;
+        finding.what = FindingKind::Explanation(explain_conflict(p, &w.states, c));
     }
 }

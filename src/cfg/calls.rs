@@ -197,7 +197,7 @@ impl Builder<'_, '_> {
             |p, (id, _), e| {
                 p.attrs[id.idx()] = e.attr;
                 if let Some(w) = e.warning {
-                    p.warn_insn(f, id, &w);
+                    p.warn_insn(f, id, w.into_owned());
                 }
                 if e.fatal { Err(Fatal) } else { Ok(()) }
             },

@@ -120,7 +120,7 @@ impl Builder<'_, '_> {
                     self.warn_insn(
                         f,
                         id,
-                        &format!("unsupported unwind_hint sp base reg {sp_reg}"),
+                        format!("unsupported unwind_hint sp base reg {sp_reg}"),
                     );
                     return Err(Fatal);
                 }

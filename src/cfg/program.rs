@@ -13,7 +13,7 @@ use crate::decode::{Insn, InsnId, InsnKind, InsnTable};
 use crate::elf::{LE, Object, SecId};
 use crate::ids::{AltGroupId, StreamId, SymId, Table};
 use crate::options::Options;
-use crate::report::Report;
+use crate::report::{FindingKind, LocatedSymbol, Location, Report};
 
 /// Objects with fewer instructions are built, walked and generated on one thread
 /// ([`Program::parallel`]).
@@ -390,7 +390,7 @@ impl<'a, 'data> Program<'a, 'data> {
 
     /// objtool: `offstr()` — `func+0x12`, `sym+0x4`, or `sec+0x40`; with `--sec-address`
     /// the section form follows in parentheses.
-    pub fn loc(&self, sec: SecId, off: u64) -> String {
+    pub fn location(&self, sec: SecId, off: u64) -> Location {
         let mut sym = None;
         if self.sec_exec.get(sec.0 as usize).copied().unwrap_or(false) {
             sym = self.syms.func_containing(sec, off);
@@ -398,22 +398,31 @@ impl<'a, 'data> Program<'a, 'data> {
         if sym.is_none() {
             sym = self.syms.containing(sec, off);
         }
-        let secname = &self.sec_names[sec.0 as usize];
-        match sym {
-            Some(s) => {
-                let s = self.syms.get(s);
-                if self.opts.sec_address {
-                    format!(
-                        "{}+0x{:x} ({secname}+0x{off:x})",
-                        s.name,
-                        off.wrapping_sub(s.offset)
-                    )
-                } else {
-                    format!("{}+0x{:x}", s.name, off.wrapping_sub(s.offset))
+        Location {
+            section: sec,
+            section_name: self.sec_names[sec.0 as usize].clone(),
+            offset: off,
+            function: sym.map(|s| {
+                let sym = self.syms.get(s);
+                LocatedSymbol {
+                    id: SymId(s),
+                    name: sym.name.to_string(),
+                    offset: off.wrapping_sub(sym.offset),
                 }
-            }
-            None => format!("{secname}+0x{off:x}"),
+            }),
+            sec_address: self.opts.sec_address,
         }
+    }
+
+    /// [`Program::location`] as text.
+    pub fn loc(&self, sec: SecId, off: u64) -> String {
+        self.location(sec, off).to_string()
+    }
+
+    /// The location of an instruction.
+    pub fn insn_location(&self, id: InsnId) -> Location {
+        let i = self.insn(id);
+        self.location(self.insns.sec_of(id), u64::from(i.offset))
     }
 
     pub fn insn_loc(&self, id: InsnId) -> String {
@@ -427,11 +436,11 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// `WARN_INSN(insn, …)`.
-    pub fn warn_insn(&self, f: &mut impl Report, id: InsnId, msg: &str) {
+    pub fn warn_insn(&self, f: &mut impl Report, id: InsnId, what: impl Into<FindingKind>) {
         f.warn_insn(
             self.sym_id(self.attrs[id.idx()].sym),
-            &self.insn_loc(id),
-            msg,
+            self.insn_location(id),
+            what.into(),
         );
     }
 

@@ -184,6 +184,27 @@ impl fmt::Display for Mismatch {
     }
 }
 
+impl From<Loc> for crate::report::CfiLoc {
+    fn from(l: Loc) -> Self {
+        crate::report::CfiLoc {
+            base: l.base,
+            offset: l.offset,
+        }
+    }
+}
+
+impl From<Mismatch> for crate::report::StateMismatch {
+    fn from(m: Mismatch) -> Self {
+        use crate::report::StateMismatch as S;
+        match m {
+            Mismatch::Cfa(a, b) => S::Cfa(a.into(), b.into()),
+            Mismatch::Reg(i, a, b) => S::Reg(i, a.into(), b.into()),
+            Mismatch::Type(a, b) => S::Type(a, b),
+            Mismatch::Drap(a, b) => S::Drap(a, b),
+        }
+    }
+}
+
 /// objtool: `insn_cfi_match()` — the comparison at a merge point: cfa, then the register
 /// rules (lowest index first), then type, then DRAP. `stack_size`, `vals` and the flags are
 /// not compared.

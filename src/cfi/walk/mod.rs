@@ -33,7 +33,7 @@ use crate::alt::merge::AltConflict;
 use crate::cfg::Program;
 use crate::cfg::symbols::{NO_SYM, SymIdx};
 use crate::ids::{InsnId, StateId};
-use crate::report::{Findings, Report};
+use crate::report::{FindingKind, Findings, Report};
 use parallel::{Spec, Tables};
 
 const VISITED_BRANCH: u8 = 0x01;
@@ -207,10 +207,9 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
     for (k, item) in items.iter().enumerate() {
         match *item {
             Item::MissingSize(s) => {
-                f.warn(format!(
-                    "{}() is missing an ELF size annotation",
-                    p.syms.get(s).name
-                ));
+                f.warn(FindingKind::MissingSize {
+                    function: p.syms.get(s).name.to_string(),
+                });
                 warnings += 1;
             }
             Item::Root(s, insn) if deferred[k] => {
@@ -229,7 +228,7 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
             Item::Root(..) => {
                 if results.peek().is_some_and(|(j, _)| *j == k) {
                     let (_, r) = results.next().unwrap_or_default();
-                    f.absorb(r.lines, &r.warned);
+                    f.absorb(r.findings, &r.warned);
                     conflicts.extend(r.conflicts);
                     warnings += r.warnings;
                 }
@@ -323,7 +322,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         let sym = p.syms.get(s);
         let state = WalkState::new(CfiState::func_entry(), p.opts.uaccess && sym.uaccess_safe);
         if !self.walk(p.insn_func(insn), insn, state) {
-            self.f.backtrace(&p.insn_loc(insn), "<=== (sym)");
+            self.f.backtrace(p.insn_location(insn), "<=== (sym)");
             self.warnings += 1;
         }
     }
@@ -340,7 +339,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             if a.hint() && self.sh.visited(insn) == 0 && !a.ignore() {
                 let state = WalkState::new(CfiState::blank(), false);
                 if !self.walk(p.insn_func(insn), insn, state) {
-                    self.f.backtrace(&p.insn_loc(insn), "<=== (hint)");
+                    self.f.backtrace(p.insn_location(insn), "<=== (hint)");
                     self.warnings += 1;
                 }
             }
@@ -375,10 +374,10 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                     for fr in stack.iter().rev() {
                         match fr {
                             Frame::Alts { insn, .. } => {
-                                self.f.backtrace(&self.p.insn_loc(*insn), "(alt)")
+                                self.f.backtrace(self.p.insn_location(*insn), "(alt)")
                             }
                             Frame::AfterBranch { insn, .. } => {
-                                self.f.backtrace(&self.p.insn_loc(*insn), "(branch)")
+                                self.f.backtrace(self.p.insn_location(*insn), "(branch)")
                             }
                             Frame::Run { .. } => {}
                         }
@@ -430,7 +429,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         self.effects(func, insn, state, prev)
     }
 
-    fn warn_insn(&mut self, insn: InsnId, msg: &str) {
-        self.p.warn_insn(self.f, insn, msg);
+    fn warn_insn(&mut self, insn: InsnId, what: FindingKind) {
+        self.p.warn_insn(self.f, insn, what);
     }
 }

@@ -27,7 +27,7 @@ use crate::alt::merge::AltConflict;
 use crate::cfg::Program;
 use crate::cfg::symbols::{NO_SYM, SymIdx};
 use crate::ids::{AltGroupId, InsnId, StateId, SymId};
-use crate::report::{Findings, Line, Local, Report};
+use crate::report::{Finding, Findings, Local, Report};
 
 /// Ids of states interned by a parallel chunk carry this bit, the chunk number and the
 /// index in the chunk's table; they are renumbered before the walk returns.
@@ -99,7 +99,7 @@ pub(super) struct Spec {
 /// What a root's walk run beside others produced.
 #[derive(Default)]
 pub(super) struct RootResult {
-    pub(super) lines: Vec<Line>,
+    pub(super) findings: Vec<Finding>,
     pub(super) warned: Vec<SymId>,
     pub(super) conflicts: Vec<AltConflict>,
     pub(super) warnings: usize,
@@ -231,9 +231,9 @@ pub(super) fn walk_parallel(
                     out.deferred.push(k);
                     continue;
                 }
-                r.lines = local.lines;
+                r.findings = local.findings;
                 r.warned = local.warned;
-                if !r.lines.is_empty() || !r.conflicts.is_empty() || r.warnings != 0 {
+                if !r.findings.is_empty() || !r.conflicts.is_empty() || r.warnings != 0 {
                     out.results.push((k, r));
                 }
             }

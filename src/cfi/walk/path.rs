@@ -15,7 +15,7 @@ use crate::alt::merge::{self, AltConflict, Merge};
 use crate::cfg::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnKind, Op};
 use crate::ids::{InsnId, StateId};
-use crate::report::Report;
+use crate::report::{FindingKind, Report};
 
 /// Where a path resumes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -159,10 +159,10 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             if fname.starts_with("__cfi_") || fname.starts_with("__pfx_") || p.ignore_unreachables {
                 return stop(true);
             }
-            self.f.warn(format!(
-                "{fname}() falls through to next function {}()",
-                p.syms.get(ifunc).name
-            ));
+            self.f.warn(FindingKind::FallsThrough {
+                function: fname.to_string(),
+                next: p.syms.get(ifunc).name.to_string(),
+            });
             return stop(false);
         }
         if ifunc == NO_SYM && self.leaves_function() {
@@ -170,7 +170,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         }
         let a = p.attr(insn);
         if func != NO_SYM && a.ignore() {
-            self.warn_insn(insn, "BUG: why am I validating an ignored function?");
+            self.warn_insn(insn, FindingKind::ValidatingIgnoredFunction);
             return stop(false);
         }
         let bit = VISITED_BRANCH << u8::from(state.uaccess);
@@ -178,11 +178,11 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         if visited & VISITED_BRANCH_MASK != 0 {
             if !a.hint() {
                 let Some(recorded) = self.sh.cfi(insn) else {
-                    self.f.warn("CFI missing".to_owned());
+                    self.f.warn(FindingKind::CfiMissing);
                     return stop(false);
                 };
                 if let Some(m) = cfi_match(self.tables.state(recorded), &state.cfi) {
-                    self.warn_insn(insn, &format!("stack state mismatch: {m}"));
+                    self.warn_insn(insn, FindingKind::StackStateMismatch(m.into()));
                     return stop(false);
                 }
             }
@@ -246,7 +246,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         for op in ops {
             let op = &op.get();
             if let Err(msg) = apply(&mut state.cfi, op, cx) {
-                self.warn_insn(insn, msg);
+                self.warn_insn(insn, FindingKind::StackOperation(msg));
                 return stop(false);
             }
             if !p.opts.uaccess || !in_group {
@@ -257,7 +257,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                 if state.uaccess_stack == 0 {
                     state.uaccess_stack = 1;
                 } else if state.uaccess_stack >> 31 != 0 {
-                    self.warn_insn(insn, "PUSHF stack exhausted");
+                    self.warn_insn(insn, FindingKind::PushfStackExhausted);
                     return stop(false);
                 }
                 state.uaccess_stack = (state.uaccess_stack << 1) | u32::from(state.uaccess);
@@ -294,14 +294,14 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                     return stop(true);
                 }
                 if !next.is_some_and(|n| p.attr(n).hint()) {
-                    self.warn_insn(insn, "unsupported instruction in callable function");
+                    self.warn_insn(insn, FindingKind::UnsupportedInstructionInCallable);
                     return stop(false);
                 }
                 Flow::Go
             }
             InsnKind::Stac if p.opts.uaccess => {
                 if state.uaccess {
-                    self.warn_insn(insn, "recursive UACCESS enable");
+                    self.warn_insn(insn, FindingKind::RecursiveUaccessEnable);
                     return stop(false);
                 }
                 state.uaccess = true;
@@ -309,11 +309,11 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             }
             InsnKind::Clac if p.opts.uaccess => {
                 if !state.uaccess && func != NO_SYM {
-                    self.warn_insn(insn, "redundant UACCESS disable");
+                    self.warn_insn(insn, FindingKind::RedundantUaccessDisable);
                     return stop(false);
                 }
                 if self.uaccess_safe(func) && state.uaccess_stack == 0 {
-                    self.warn_insn(insn, "UACCESS-safe disables UACCESS");
+                    self.warn_insn(insn, FindingKind::UaccessSafeDisablesUaccess);
                     return stop(false);
                 }
                 state.uaccess = false;
@@ -321,7 +321,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             }
             InsnKind::Std => {
                 if state.df {
-                    self.warn_insn(insn, "recursive STD");
+                    self.warn_insn(insn, FindingKind::RecursiveStd);
                     return stop(false);
                 }
                 state.df = true;
@@ -329,7 +329,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             }
             InsnKind::Cld => {
                 if !state.df && func != NO_SYM {
-                    self.warn_insn(insn, "redundant CLD");
+                    self.warn_insn(insn, FindingKind::RedundantCld);
                     return stop(false);
                 }
                 state.df = false;
@@ -349,7 +349,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             && !self.is_special_call(insn)
             && !state.cfi.has_valid_stack_frame()
         {
-            self.warn_insn(insn, "call without frame pointer save/setup");
+            self.warn_insn(insn, FindingKind::CallWithoutFramePointer);
             return stop(false);
         }
         if p.attr(insn).dead_end() {
@@ -396,10 +396,9 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                 return Err(Outcome::Ok);
             }
             let sec = p.insns.sec_of(insn);
-            self.f.warn(format!(
-                "{}: unexpected end of section",
-                p.sec_names[sec.0 as usize]
-            ));
+            self.f.warn(FindingKind::UnexpectedEndOfSection {
+                section: p.sec_names[sec.0 as usize].clone(),
+            });
             return Err(Outcome::Fail);
         };
         Ok(next)
@@ -444,17 +443,14 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             }
         }
         let Some(save) = save else {
-            self.warn_insn(insn, "no corresponding CFI save for CFI restore");
+            self.warn_insn(insn, FindingKind::NoCfiSaveForRestore);
             return Restore::Fail;
         };
         if self.sh.visited(save) == 0 {
             if prev.is_none() {
                 return Restore::Defer;
             }
-            self.warn_insn(
-                insn,
-                "objtool isn't smart enough to handle this CFI save/restore combo",
-            );
+            self.warn_insn(insn, FindingKind::CfiSaveRestoreCombo);
             return Restore::Fail;
         }
         Restore::Found(self.sh.cfi(save))
@@ -468,7 +464,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             return true;
         };
         let Some(cfi) = self.sh.cfi(insn) else {
-            self.f.warn("CFI missing".to_owned());
+            self.f.warn(FindingKind::CfiMissing);
             return false;
         };
         let group = stream.group;
@@ -505,14 +501,11 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                     second_state: cfi,
                     shown,
                 });
-                let msg = format!(
-                    "stack layout conflict in alternatives: {}",
-                    p.insn_loc(insn)
-                );
-                self.warn_insn(orig, &msg);
+                let second = p.insn_location(insn);
+                self.warn_insn(orig, FindingKind::StackLayoutConflict { second });
                 if shown {
                     // (rendered after the walk: alt::explain)
-                    self.f.explain_later(&p.insn_loc(orig));
+                    self.f.explain_later(p.insn_location(orig));
                 }
                 false
             }

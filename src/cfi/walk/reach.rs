@@ -10,7 +10,7 @@ use crate::cfg::Program;
 use crate::cfg::symbols::NO_SYM;
 use crate::decode::InsnKind;
 use crate::ids::InsnId;
-use crate::report::Report;
+use crate::report::{FindingKind, Report};
 
 impl<R: Report> Walker<'_, '_, '_, R> {
     /// objtool: `validate_reachable_instructions()`.
@@ -45,17 +45,14 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                 if p.attr(prev).dead_end() {
                     let d = p.call_dest(prev);
                     if d != NO_SYM {
-                        let msg = format!(
-                            "{}() is missing a __noreturn annotation",
-                            p.syms.get(d).name
-                        );
-                        self.warn_insn(insn, &msg);
+                        let function = p.syms.get(d).name.to_string();
+                        self.warn_insn(insn, FindingKind::MissingNoreturn { function });
                         self.warnings += 1;
                         continue;
                     }
                 }
             }
-            self.warn_insn(insn, "unreachable instruction");
+            self.warn_insn(insn, FindingKind::UnreachableInstruction);
             self.warnings += 1;
             if p.opts.rules_6_1 {
                 return; // objtool 6.1 reports only the first one

@@ -6,7 +6,7 @@ use super::{WalkState, Walker};
 use crate::cfg::symbols::{NO_SYM, SymIdx};
 use crate::decode::InsnKind;
 use crate::ids::InsnId;
-use crate::report::Report;
+use crate::report::{FindingKind, Report};
 
 impl<R: Report> Walker<'_, '_, '_, R> {
     /// objtool: `is_special_call()` — calls that need no frame (`__fentry__`, embedded
@@ -20,14 +20,10 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         d != NO_SYM && (p.syms.get(d).fentry || p.syms.get(d).embedded_insn)
     }
 
-    /// objtool: `call_dest_name()`.
-    fn call_dest_name(&self, insn: InsnId) -> String {
+    /// objtool: `call_dest_name()` (`None`: `{dynamic}`).
+    fn call_dest_name(&self, insn: InsnId) -> Option<String> {
         let d = self.p.call_dest(insn);
-        if d != NO_SYM {
-            self.p.syms.get(d).name.to_string()
-        } else {
-            "{dynamic}".to_owned()
-        }
+        (d != NO_SYM).then(|| self.p.syms.get(d).name.to_string())
     }
 
     /// objtool: `func_uaccess_safe()`.
@@ -38,16 +34,13 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// objtool: `validate_call()`.
     pub(super) fn validate_call(&mut self, insn: InsnId, state: &WalkState) -> bool {
         if state.uaccess && !self.uaccess_safe(self.p.call_dest(insn)) {
-            let msg = format!(
-                "call to {}() with UACCESS enabled",
-                self.call_dest_name(insn)
-            );
-            self.warn_insn(insn, &msg);
+            let dest = self.call_dest_name(insn);
+            self.warn_insn(insn, FindingKind::CallWithUaccess { dest });
             return false;
         }
         if state.df {
-            let msg = format!("call to {}() with DF set", self.call_dest_name(insn));
-            self.warn_insn(insn, &msg);
+            let dest = self.call_dest_name(insn);
+            self.warn_insn(insn, FindingKind::CallWithDf { dest });
             return false;
         }
         true
@@ -56,10 +49,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// objtool: `validate_sibling_call()`.
     pub(super) fn validate_sibling_call(&mut self, insn: InsnId, state: &WalkState) -> bool {
         if self.p.insn_func(insn) != NO_SYM && state.cfi.has_modified_stack_frame() {
-            self.warn_insn(
-                insn,
-                "sibling call from callable instruction with modified stack frame",
-            );
+            self.warn_insn(insn, FindingKind::SiblingCallWithModifiedFrame);
             return false;
         }
         self.validate_call(insn, state)
@@ -73,30 +63,27 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         state: &WalkState,
     ) -> bool {
         if state.noinstr && state.instr > 0 {
-            self.warn_insn(insn, "return with instrumentation enabled");
+            self.warn_insn(insn, FindingKind::ReturnWithInstrumentation);
             return false;
         }
         if state.uaccess && !self.uaccess_safe(func) {
-            self.warn_insn(insn, "return with UACCESS enabled");
+            self.warn_insn(insn, FindingKind::ReturnWithUaccess);
             return false;
         }
         if !state.uaccess && self.uaccess_safe(func) {
-            self.warn_insn(
-                insn,
-                "return with UACCESS disabled from a UACCESS-safe function",
-            );
+            self.warn_insn(insn, FindingKind::ReturnWithoutUaccessFromSafe);
             return false;
         }
         if state.df {
-            self.warn_insn(insn, "return with DF set");
+            self.warn_insn(insn, FindingKind::ReturnWithDf);
             return false;
         }
         if func != NO_SYM && state.cfi.has_modified_stack_frame() {
-            self.warn_insn(insn, "return with modified stack frame");
+            self.warn_insn(insn, FindingKind::ReturnWithModifiedFrame);
             return false;
         }
         if state.cfi.bp_scratch {
-            self.warn_insn(insn, "BP used as a scratch register");
+            self.warn_insn(insn, FindingKind::BpScratch);
             return false;
         }
         true
