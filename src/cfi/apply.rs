@@ -263,3 +263,76 @@ fn apply_to_reg(cfi: &mut CfiState, d: i8, src: Op, cx: OpContext) -> Result<(),
         _ => Err("unknown stack-related instruction"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CX: OpContext = OpContext {
+        in_func: true,
+        next_is_hint: false,
+        stackval: false,
+    };
+
+    fn run(ops: &[StackOp]) -> Result<CfiState, &'static str> {
+        let mut s = CfiState::func_entry();
+        for op in ops {
+            apply(&mut s, op, CX)?;
+        }
+        Ok(s)
+    }
+
+    const PUSH_BP: StackOp = StackOp {
+        dest: Op::Push,
+        src: Op::Reg(CFI_BP),
+    };
+    const MOV_SP_BP: StackOp = StackOp {
+        dest: Op::Reg(CFI_BP),
+        src: Op::Reg(CFI_SP),
+    };
+    const POP_BP: StackOp = StackOp {
+        dest: Op::Reg(CFI_BP),
+        src: Op::Pop,
+    };
+
+    /// objtool's `update_cfi_state()` on a frame-pointer prologue and epilogue.
+    #[test]
+    fn frame_pointer_prologue_and_epilogue() {
+        let s = run(&[PUSH_BP]).unwrap();
+        assert_eq!(s.cfa, Loc::new(CFI_SP, 16));
+        assert_eq!(s.stack_size, 16);
+        assert_eq!(s.regs[CFI_BP as usize], Loc::new(CFI_CFA, -16));
+        let s = run(&[PUSH_BP, MOV_SP_BP]).unwrap();
+        assert_eq!(s.cfa, Loc::new(CFI_BP, 16));
+        assert!(s.has_valid_stack_frame());
+        let leave = StackOp {
+            dest: Op::Reg(CFI_SP),
+            src: Op::Reg(CFI_BP),
+        };
+        let s = run(&[PUSH_BP, MOV_SP_BP, leave, POP_BP]).unwrap();
+        assert_eq!(s.cfa, Loc::new(CFI_SP, 8));
+        assert!(!s.has_modified_stack_frame());
+    }
+
+    #[test]
+    fn stack_adjustment_moves_the_cfa() {
+        let sub = StackOp {
+            dest: Op::Reg(CFI_SP),
+            src: Op::Add(CFI_SP, -0x18),
+        };
+        let s = run(&[sub]).unwrap();
+        assert_eq!(s.cfa, Loc::new(CFI_SP, 8 + 0x18));
+        assert_eq!(s.stack_size, 8 + 0x18);
+    }
+
+    #[test]
+    fn undefined_state_in_a_function_is_an_error() {
+        let mut s = CfiState::blank();
+        assert_eq!(apply(&mut s, &PUSH_BP, CX), Err("undefined stack state"));
+        let outside = OpContext {
+            in_func: false,
+            ..CX
+        };
+        assert_eq!(apply(&mut s, &PUSH_BP, outside), Ok(()));
+    }
+}

@@ -390,3 +390,96 @@ pub fn classify(bytes: &[u8], legacy: bool, immediate: i64) -> Classified {
     c.ops = ops;
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::regs::{CFI_BP, CFI_BX, CFI_SP};
+
+    fn kind(bytes: &[u8]) -> InsnKind {
+        classify(bytes, true, 0).kind
+    }
+
+    fn ops(bytes: &[u8]) -> Vec<StackOp> {
+        classify(bytes, true, 0).ops.into_iter().flatten().collect()
+    }
+
+    /// One row per instruction type of objtool's `arch_decode_instruction()`.
+    #[test]
+    fn instruction_types() {
+        assert_eq!(kind(&[0xc3]), InsnKind::Return);
+        assert_eq!(kind(&[0xe8, 0, 0, 0, 0]), InsnKind::Call);
+        assert_eq!(kind(&[0xff, 0xd0]), InsnKind::CallDynamic); // call *%rax
+        assert_eq!(kind(&[0xff, 0xe0]), InsnKind::JumpDynamic); // jmp *%rax
+        assert_eq!(kind(&[0xe9, 0, 0, 0, 0]), InsnKind::JumpUnconditional);
+        assert_eq!(kind(&[0xeb, 0]), InsnKind::JumpUnconditional);
+        assert_eq!(kind(&[0x74, 0]), InsnKind::JumpConditional);
+        assert_eq!(kind(&[0x0f, 0x84, 0, 0, 0, 0]), InsnKind::JumpConditional);
+        assert_eq!(kind(&[0x90]), InsnKind::Nop);
+        assert_eq!(kind(&[0x0f, 0x1f, 0x00]), InsnKind::Nop);
+        assert_eq!(kind(&[0x0f, 0x0b]), InsnKind::Bug); // ud2
+        assert_eq!(kind(&[0xcc]), InsnKind::Trap);
+        assert_eq!(kind(&[0x0f, 0x05]), InsnKind::ContextSwitch); // syscall
+        assert_eq!(kind(&[0x0f, 0x01, 0xca]), InsnKind::Clac);
+        assert_eq!(kind(&[0x0f, 0x01, 0xcb]), InsnKind::Stac);
+        assert_eq!(kind(&[0xfc]), InsnKind::Cld);
+        assert_eq!(kind(&[0xfd]), InsnKind::Std);
+        assert_eq!(kind(&[0xf3, 0x0f, 0x1e, 0xfa]), InsnKind::Endbr);
+        // VEX-encoded instructions have no stack effect
+        assert_eq!(classify(&[0xc3], false, 0).kind, InsnKind::Other);
+    }
+
+    #[test]
+    fn stack_operations() {
+        // push %rbp; pop %rbx
+        assert_eq!(
+            ops(&[0x55]),
+            [StackOp {
+                dest: Op::Push,
+                src: Op::Reg(CFI_BP)
+            }]
+        );
+        assert_eq!(
+            ops(&[0x5b]),
+            [StackOp {
+                dest: Op::Reg(CFI_BX),
+                src: Op::Pop
+            }]
+        );
+        // sub $0x18,%rsp: rsp = rsp + (-0x18)
+        assert_eq!(
+            ops(&[0x48, 0x83, 0xec, 0x18]),
+            [StackOp {
+                dest: Op::Reg(CFI_SP),
+                src: Op::Add(CFI_SP, -0x18)
+            }]
+        );
+        // mov %rsp,%rbp
+        assert_eq!(
+            ops(&[0x48, 0x89, 0xe5]),
+            [StackOp {
+                dest: Op::Reg(CFI_BP),
+                src: Op::Reg(CFI_SP)
+            }]
+        );
+        // leave: mov %rbp,%rsp; pop %rbp
+        assert_eq!(
+            ops(&[0xc9]),
+            [
+                StackOp {
+                    dest: Op::Reg(CFI_SP),
+                    src: Op::Reg(CFI_BP)
+                },
+                StackOp {
+                    dest: Op::Reg(CFI_BP),
+                    src: Op::Pop
+                }
+            ]
+        );
+        // pushf / popf
+        assert_eq!(ops(&[0x9c])[0].dest, Op::PushF);
+        assert_eq!(ops(&[0x9d])[0].src, Op::PopF);
+        // an add that does not touch %rsp has none
+        assert!(ops(&[0x48, 0x01, 0xc3]).is_empty());
+    }
+}

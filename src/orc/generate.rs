@@ -233,3 +233,51 @@ fn generate_piece<'e>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// objtool's `init_orc_entry()` on the states the walk records.
+    #[test]
+    fn entries_from_states() {
+        let abi = OrcAbi::V6_12;
+        let decode = |e: [u8; 6]| OrcEntry::decode(abi, e);
+        // no state and UNDEFINED: all zero
+        assert_eq!(entry_for(None, abi), Ok([0; 6]));
+        assert_eq!(entry_for(Some(&CfiState::blank()), abi), Ok([0; 6]));
+        // a function entry: sp+8, bp undefined, call frame
+        let e = decode(entry_for(Some(&CfiState::func_entry()), abi).unwrap());
+        assert_eq!((e.sp_reg, e.sp_offset), (OrcReg::SP, 8));
+        assert_eq!(e.bp_reg, OrcReg::UNDEFINED);
+        assert_eq!(e.ty, OrcType::Call);
+        // a frame-pointer frame: bp+16, bp saved at prev_sp-16
+        let mut s = CfiState::func_entry();
+        s.cfa = Loc::new(CFI_BP, 16);
+        s.regs[CFI_BP as usize] = Loc::new(CFI_CFA, -16);
+        let e = decode(entry_for(Some(&s), abi).unwrap());
+        assert_eq!((e.sp_reg, e.sp_offset), (OrcReg::BP, 16));
+        assert_eq!((e.bp_reg, e.bp_offset), (OrcReg::PREV_SP, -16));
+        // END_OF_STACK differs between the ABIs
+        let mut end = CfiState::blank();
+        end.ty = UNWIND_HINT_TYPE_END_OF_STACK;
+        assert_eq!(entry_for(Some(&end), OrcAbi::V6_12), Ok([0, 0, 0, 0, 0, 1]));
+        assert_eq!(entry_for(Some(&end), OrcAbi::V6_1), Ok([0, 0, 0, 0, 0, 4]));
+    }
+
+    #[test]
+    fn states_orc_cannot_express_are_warnings() {
+        let mut s = CfiState::func_entry();
+        s.cfa = Loc::new(CFI_BX, 8);
+        assert_eq!(
+            entry_for(Some(&s), OrcAbi::V6_12),
+            Err("unknown CFA base reg 3".to_owned())
+        );
+        let mut s = CfiState::func_entry();
+        s.ty = 9;
+        assert_eq!(
+            entry_for(Some(&s), OrcAbi::V6_12),
+            Err("unknown unwind hint type 9".to_owned())
+        );
+    }
+}
