@@ -14,7 +14,7 @@ use super::program::*;
 use super::relocs::Reloc;
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 /// `.discard.annotate_insn` types (include/linux/objtool_types.h of 6.13+); 9 and above
 /// mean different things in different kernels and are ignored.
@@ -63,9 +63,7 @@ impl Builder<'_, '_> {
                 };
             }
             let Some(insn) = insn else {
-                f.warn(format!(
-                    "bad .discard.annotate_insn entry: {idx} of type {ty}"
-                ));
+                f.warn(FindingKind::BadAnnotateInsnEntry { index: idx, ty });
                 return Err(Fatal);
             };
             out.push((ty, insn));
@@ -111,11 +109,7 @@ impl Builder<'_, '_> {
                             | InsnKind::Return
                             | InsnKind::Nop
                     ) {
-                        self.warn_insn(
-                            f,
-                            id,
-                            "retpoline_safe hint not an indirect jump/call/ret/nop",
-                        );
+                        self.warn_insn(f, id, FindingKind::RetpolineSafeNotIndirect);
                         return Err(Fatal);
                     }
                     self.attrs[id.idx()].set_retpoline_safe(true);
@@ -139,7 +133,7 @@ impl Builder<'_, '_> {
     /// keeps its push.
     pub(super) fn intra_function_call(&mut self, id: InsnId, f: &mut Findings) -> Step {
         if self.attrs[id.idx()].kind != InsnKind::Call {
-            self.warn_insn(f, id, "intra_function_call not a direct call");
+            self.warn_insn(f, id, FindingKind::IntraFunctionCallNotDirect);
             return Err(Fatal);
         }
         self.attrs[id.idx()].kind = InsnKind::JumpUnconditional;
@@ -151,11 +145,8 @@ impl Builder<'_, '_> {
                 Ok(())
             }
             None => {
-                let msg = format!(
-                    "can't find call dest at {}+0x{dest_off:x}",
-                    self.sec_names[sec.0 as usize]
-                );
-                self.warn_insn(f, id, &msg);
+                let at = self.section_offset(sec, dest_off);
+                self.warn_insn(f, id, FindingKind::CantFindCallDest { at });
                 Err(Fatal)
             }
         }
@@ -175,7 +166,10 @@ impl Builder<'_, '_> {
         } else if s.local_label {
             Ok((s.sec, s.offset))
         } else {
-            f.warn(format!("unexpected relocation symbol type in {rname}"));
+            f.warn(FindingKind::UnexpectedRelocSymbolType {
+                rela_section: rname.to_owned(),
+                ty: None,
+            });
             Err(Fatal)
         }
     }
@@ -187,7 +181,7 @@ impl Builder<'_, '_> {
     pub(super) fn read_section_annotations(
         &self,
         name: &str,
-        bad: &str,
+        bad: &'static str,
         f: &mut Findings,
     ) -> Result<Vec<InsnId>, Fatal> {
         let Some((rname, relocs)) = self.rela_by_name(name) else {
@@ -197,13 +191,16 @@ impl Builder<'_, '_> {
         for r in relocs {
             let s = self.syms.get(r.sym);
             if s.ty != elf::STT_SECTION {
-                f.warn(format!("unexpected relocation symbol type in {rname}"));
+                f.warn(FindingKind::UnexpectedRelocSymbolType {
+                    rela_section: rname,
+                    ty: None,
+                });
                 return Err(Fatal);
             }
             match self.insns.at(s.sec, r.addend as u64) {
                 Some(i) => out.push(i),
                 None => {
-                    f.warn(bad);
+                    f.warn(FindingKind::AnnotationWithoutInstruction(bad));
                     return Err(Fatal);
                 }
             }
@@ -221,11 +218,7 @@ impl Builder<'_, '_> {
                 self.attrs[id.idx()].kind,
                 InsnKind::JumpDynamic | InsnKind::CallDynamic | InsnKind::Return | InsnKind::Nop
             ) {
-                self.warn_insn(
-                    f,
-                    id,
-                    "retpoline_safe hint not an indirect jump/call/ret/nop",
-                );
+                self.warn_insn(f, id, FindingKind::RetpolineSafeNotIndirect);
                 return Err(Fatal);
             }
             self.attrs[id.idx()].set_retpoline_safe(true);
@@ -274,7 +267,7 @@ impl Builder<'_, '_> {
         for r in relocs {
             let (sec, off) = self.sym_sec_off(&r);
             let Some(i) = self.insns.at(sec, off) else {
-                f.warn("bad .discard.noendbr entry");
+                f.warn(FindingKind::BadNoendbrEntry);
                 return Err(Fatal);
             };
             self.attrs[i.idx()].set_noendbr(true);

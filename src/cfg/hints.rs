@@ -12,7 +12,7 @@ use crate::decode::InsnKind;
 use crate::decode::regs::{
     CFI_BP, CFI_DI, CFI_DX, CFI_R10, CFI_R13, CFI_SP, CFI_SP_INDIRECT, CFI_UNDEFINED,
 };
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 /// UNWIND_HINT_TYPE_* (6.12 numbering), also the ORC type of a state.
 pub const UNWIND_HINT_TYPE_UNDEFINED: u8 = 0;
@@ -47,24 +47,24 @@ impl Builder<'_, '_> {
             return Ok(());
         };
         let Some(t) = self.relocs.table(sec) else {
-            f.warn("missing .rela.discard.unwind_hints section");
+            f.warn(FindingKind::MissingUnwindHintsRela);
             return Err(Fatal);
         };
         let rname = self.sec_names[t.rela_sec.0 as usize].clone();
         let data = self.obj.section_data(sec).unwrap_or(&[]);
         if data.len() % 12 != 0 {
-            f.warn("struct unwind_hint size mismatch");
+            f.warn(FindingKind::UnwindHintSizeMismatch);
             return Err(Fatal);
         }
         self.has_hints = true;
         for (i, h) in data.chunks_exact(12).enumerate() {
             let Some(r) = self.relocs.at(sec, i as u64 * 12) else {
-                f.warn(format!("can't find reloc for unwind_hints[{i}]"));
+                f.warn(FindingKind::UnwindHintWithoutReloc { index: i });
                 return Err(Fatal);
             };
             let (target_sec, off) = self.label_target(&r, &rname, f)?;
             let Some(id) = self.insns.at(target_sec, off) else {
-                f.warn(format!("can't find insn for unwind_hints[{i}]"));
+                f.warn(FindingKind::UnwindHintWithoutInstruction { index: i });
                 return Err(Fatal);
             };
             let sp_offset = i16::from_le_bytes([h[4], h[5]]);
@@ -99,7 +99,7 @@ impl Builder<'_, '_> {
                         && self.attrs[id.idx()].kind != InsnKind::Endbr
                         && !self.attrs[id.idx()].noendbr()
                     {
-                        self.warn_insn(f, id, "UNWIND_HINT_IRET_REGS without ENDBR");
+                        self.warn_insn(f, id, FindingKind::IretRegsWithoutEndbr);
                     }
                 }
             }
@@ -117,11 +117,7 @@ impl Builder<'_, '_> {
                 3 => CFI_DI,
                 2 => CFI_DX,
                 _ => {
-                    self.warn_insn(
-                        f,
-                        id,
-                        format!("unsupported unwind_hint sp base reg {sp_reg}"),
-                    );
+                    self.warn_insn(f, id, FindingKind::UnsupportedHintSpReg { reg: sp_reg });
                     return Err(Fatal);
                 }
             };

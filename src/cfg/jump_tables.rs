@@ -11,7 +11,7 @@ use super::relocs::Reloc;
 use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 impl Builder<'_, '_> {
     /// objtool: `arch_find_switch_table()`.
@@ -146,7 +146,7 @@ impl Builder<'_, '_> {
             prev_offset = r.offset;
         }
         if prev_offset == 0 {
-            self.warn_insn(f, jump, "can't find switch jump table");
+            self.warn_insn(f, jump, FindingKind::NoSwitchJumpTable);
             return Err(Fatal);
         }
         if !targets.is_empty() {

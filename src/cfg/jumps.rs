@@ -11,7 +11,7 @@ use super::program::*;
 use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 /// A direct jump's destination as found by [`Program::jump_target`].
 #[derive(Clone, Copy)]
@@ -224,11 +224,8 @@ impl Builder<'_, '_> {
             {
                 return Ok(());
             }
-            let msg = format!(
-                "can't find jump dest instruction at {}+0x{dest_off:x}",
-                self.sec_names[dest_sec.0 as usize]
-            );
-            self.warn_insn(f, id, &msg);
+            let at = self.section_offset(dest_sec, dest_off);
+            self.warn_insn(f, id, FindingKind::CantFindJumpDest { at });
             return Err(Fatal);
         };
         match dest.thunk {

@@ -10,7 +10,7 @@ use super::calls::*;
 use super::program::*;
 use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 impl Builder<'_, '_> {
     /// objtool: `__dead_end_function()`.
@@ -95,19 +95,15 @@ impl Builder<'_, '_> {
                 None if off == self.sec_size[sec.0 as usize] => {
                     let found = self.last_insn(sec);
                     if found.is_none() {
-                        f.warn(format!(
-                            "can't find reachable insn at {}+0x{off:x}",
-                            self.sec_names[sec.0 as usize]
-                        ));
+                        let at = self.section_offset(sec, off);
+                        f.warn(FindingKind::CantFindReachableInsn { at });
                         return Err(Fatal);
                     }
                     found
                 }
                 None => {
-                    f.warn(format!(
-                        "can't find reachable insn at {}+0x{off:x}",
-                        self.sec_names[sec.0 as usize]
-                    ));
+                    let at = self.section_offset(sec, off);
+                    f.warn(FindingKind::CantFindReachableInsn { at });
                     return Err(Fatal);
                 }
             };

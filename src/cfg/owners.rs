@@ -12,7 +12,7 @@ use super::symbols::SymIdx;
 use crate::decode::regs::CFI_SP;
 use crate::decode::{InsnId, InsnKind, StackOp};
 use crate::elf::SecId;
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 impl Builder<'_, '_> {
     /// objtool: the owner loop of `decode_instructions()`.
@@ -37,14 +37,18 @@ impl Builder<'_, '_> {
                     if sym.ty == elf::STT_NOTYPE {
                         continue;
                     }
-                    f.warn(format!("{}(): STT_FUNC at end of section", sym.name));
+                    f.warn(FindingKind::FuncAtEndOfSection {
+                        function: sym.name.to_string(),
+                    });
                     return Err(Fatal);
                 }
                 if sym.embedded_insn || sym.alias != s {
                     continue;
                 }
                 if self.insns.at(secid, sym.offset).is_none() {
-                    f.warn(format!("{}(): can't find starting instruction", sym.name));
+                    f.warn(FindingKind::NoStartingInstruction {
+                        function: sym.name.to_string(),
+                    });
                     return Err(Fatal);
                 }
                 owners.push((s, self.sym_range(s)));
@@ -119,7 +123,10 @@ impl Builder<'_, '_> {
                     None => continue,
                 },
                 t => {
-                    f.warn(format!("unexpected relocation symbol type in {rname}: {t}"));
+                    f.warn(FindingKind::UnexpectedRelocSymbolType {
+                        rela_section: rname.clone(),
+                        ty: Some(t),
+                    });
                     continue;
                 }
             };

@@ -13,7 +13,7 @@ use crate::decode::{Insn, InsnId, InsnKind, InsnTable};
 use crate::elf::{LE, Object, SecId};
 use crate::ids::{AltGroupId, StreamId, SymId, Table};
 use crate::options::Options;
-use crate::report::{FindingKind, LocatedSymbol, Location, Report};
+use crate::report::{FindingKind, LocatedSymbol, Location, Report, SectionOffset};
 
 /// Objects with fewer instructions are built, walked and generated on one thread
 /// ([`Program::parallel`]).
@@ -411,6 +411,25 @@ impl<'a, 'data> Program<'a, 'data> {
                 }
             }),
             sec_address: self.opts.sec_address,
+        }
+    }
+
+    /// A section offset as a location without a symbol (objtool prints `sec+0xoff`).
+    pub fn section_location(&self, sec: SecId, off: u64) -> Location {
+        Location {
+            section: sec,
+            section_name: self.sec_names[sec.0 as usize].clone(),
+            offset: off,
+            function: None,
+            sec_address: false,
+        }
+    }
+
+    /// A section offset as text for a message (no symbol lookup).
+    pub fn section_offset(&self, sec: SecId, off: u64) -> SectionOffset {
+        SectionOffset {
+            section: self.sec_names[sec.0 as usize].clone(),
+            offset: off,
         }
     }
 

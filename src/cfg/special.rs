@@ -9,7 +9,7 @@ use super::builder::Builder;
 use super::{Alt, AltGroup, AltStream, Fatal, Packed, Step};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 /// Where the fields of one special-section entry are.
 #[derive(Clone, Copy, Debug)]
@@ -114,13 +114,12 @@ fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<Specia
         let data = p.obj.section_data(sec).unwrap_or(&[]);
         let size = p.sec_size[sec.0 as usize];
         if size % layout.size != 0 {
-            f.warn(format!(
-                "{} size not a multiple of {}",
-                layout.section, layout.size
-            ));
+            f.warn(FindingKind::SpecialSizeNotMultiple {
+                section: layout.section.to_string(),
+                size: layout.size as usize,
+            });
             return Err(Fatal);
         }
-        let secname = &p.sec_names[sec.0 as usize];
         for idx in 0..size / layout.size {
             let off = idx * layout.size;
             let byte = |field: Option<u64>| {
@@ -142,10 +141,8 @@ fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<Specia
                 new_len: byte(layout.new_len),
             };
             let Some(orig) = p.relocs.at(sec, off + layout.orig) else {
-                f.warn(format!(
-                    "{secname}+0x{:x}: can't find orig reloc",
-                    off + layout.orig
-                ));
+                let at = p.section_location(sec, off + layout.orig);
+                f.warn_at(at, FindingKind::SpecialWithoutReloc { field: "orig" });
                 return Err(Fatal);
             };
             (alt.orig_sec, alt.orig_off) = p.sym_sec_off(&orig);
@@ -182,10 +179,8 @@ fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<Specia
             }
             if !layout.group || alt.new_len != 0 {
                 let Some(new) = p.relocs.at(sec, off + layout.new) else {
-                    f.warn(format!(
-                        "{secname}+0x{:x}: can't find new reloc",
-                        off + layout.new
-                    ));
+                    let at = p.section_location(sec, off + layout.new);
+                    f.warn_at(at, FindingKind::SpecialWithoutReloc { field: "new" });
                     return Err(Fatal);
                 };
                 (alt.new_sec, alt.new_off) = p.sym_sec_off(&new);
@@ -195,7 +190,8 @@ fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<Specia
             }
             if let Some(ko) = layout.key {
                 let Some(key) = p.relocs.at(sec, off + ko) else {
-                    f.warn(format!("{secname}+0x{:x}: can't find key reloc", off + ko));
+                    let at = p.section_location(sec, off + ko);
+                    f.warn_at(at, FindingKind::SpecialWithoutReloc { field: "key" });
                     return Err(Fatal);
                 };
                 alt.key_addend = key.addend as u8;
@@ -211,8 +207,8 @@ pub fn add_special_section_alts(p: &mut Builder<'_, '_>, f: &mut Findings) -> St
     let specials = read_special_alts(p, f)?;
     for sa in specials {
         let Some(orig) = p.insns.at(sa.orig_sec, sa.orig_off) else {
-            let loc = p.loc(sa.orig_sec, sa.orig_off);
-            f.warn(format!("{loc}: special: can't find orig instruction"));
+            let at = p.location(sa.orig_sec, sa.orig_off);
+            f.warn_at(at, FindingKind::SpecialWithoutInstruction { field: "orig" });
             return Err(Fatal);
         };
         let mut new = None;
@@ -220,15 +216,15 @@ pub fn add_special_section_alts(p: &mut Builder<'_, '_>, f: &mut Findings) -> St
             match p.insns.at(sa.new_sec, sa.new_off) {
                 Some(n) => new = Some(n),
                 None => {
-                    let loc = p.loc(sa.new_sec, sa.new_off);
-                    f.warn(format!("{loc}: special: can't find new instruction"));
+                    let at = p.location(sa.new_sec, sa.new_off);
+                    f.warn_at(at, FindingKind::SpecialWithoutInstruction { field: "new" });
                     return Err(Fatal);
                 }
             }
         }
         if sa.group {
             if sa.orig_len == 0 {
-                p.warn_insn(f, orig, "empty alternative entry");
+                p.warn_insn(f, orig, FindingKind::EmptyAlternative);
                 continue;
             }
             new = Some(handle_group_alt(p, &sa, orig, new, f)?);
@@ -275,8 +271,11 @@ fn handle_group_alt(
             // has undefined behaviour here).
             let glen = p.insn(last).end() - u64::from(p.insn(orig).offset);
             if glen > u64::from(sa.orig_len) {
-                let msg = format!("weirdly overlapping alternative! {glen} != {}", sa.orig_len);
-                p.warn_insn(f, orig, &msg);
+                let what = FindingKind::WeirdlyOverlapping {
+                    len: glen,
+                    orig_len: sa.orig_len,
+                };
+                p.warn_insn(f, orig, what);
                 return Err(Fatal);
             }
             p.streams.push(AltStream {
@@ -298,8 +297,11 @@ fn handle_group_alt(
             let grp = &p.streams[s];
             let glen = p.stream_bytes(grp);
             if glen != u64::from(sa.orig_len) {
-                let msg = format!("weirdly overlapping alternative! {glen} != {}", sa.orig_len);
-                p.warn_insn(f, orig, &msg);
+                let what = FindingKind::WeirdlyOverlapping {
+                    len: glen,
+                    orig_len: sa.orig_len,
+                };
+                p.warn_insn(f, orig, what);
                 return Err(Fatal);
             }
             (grp.group, s)
@@ -346,7 +348,7 @@ fn handle_group_alt(
                 match dest {
                     Some(d) => p.attrs[i.idx()].jump_dest = Packed::some(d.0),
                     None => {
-                        p.warn_insn(f, i, "can't find alternative jump destination");
+                        p.warn_insn(f, i, FindingKind::NoAlternativeJumpDest);
                         return Err(Fatal);
                     }
                 }
@@ -354,10 +356,8 @@ fn handle_group_alt(
             cur = p.next_same_sec(i);
         }
         if last.is_none() {
-            let loc = format!("{}+0x{:x}", p.sec_names[sa.new_sec.0 as usize], sa.new_off);
-            f.warn(format!(
-                "{loc}: can't find last new alternative instruction"
-            ));
+            let at = p.section_location(sa.new_sec, sa.new_off);
+            f.warn_at(at, FindingKind::NoLastNewAlternativeInstruction);
             return Err(Fatal);
         }
         (start, last)
@@ -396,7 +396,7 @@ fn handle_jump_alt(
 ) -> Result<Option<InsnId>, Fatal> {
     let kind = p.attrs[orig.idx()].kind;
     if kind != InsnKind::JumpUnconditional && kind != InsnKind::Nop {
-        p.warn_insn(f, orig, "unsupported instruction at jump label");
+        p.warn_insn(f, orig, FindingKind::UnsupportedJumpLabelInstruction);
         return Err(Fatal);
     }
     if p.opts.hack_jump_label && sa.key_addend & 2 != 0 {

@@ -152,9 +152,96 @@ pub enum FindingKind {
     Explanation(String),
     /// The place of a conflict's explanation, filled in after the walk.
     PendingExplanation,
-    /// A warning of the model's build passes, decoding, ORC generation or the unwind check,
-    /// in objtool's words (these have no variant of their own yet).
+    // The model's build passes (objtool's `decode_sections()`).
+    /// `bad .discard.annotate_insn entry: N of type T`
+    BadAnnotateInsnEntry {
+        index: usize,
+        ty: u32,
+    },
+    RetpolineSafeNotIndirect,
+    IntraFunctionCallNotDirect,
+    /// `can't find call dest at SEC+0xOFF`
+    CantFindCallDest {
+        at: SectionOffset,
+    },
+    /// `unexpected relocation symbol type in RELA` (`: TYPE` when given)
+    UnexpectedRelocSymbolType {
+        rela_section: String,
+        ty: Option<u8>,
+    },
+    /// An annotation that points at no instruction (objtool's message for its section).
+    AnnotationWithoutInstruction(&'static str),
+    BadNoendbrEntry,
+    MissingUnwindHintsRela,
+    UnwindHintSizeMismatch,
+    /// `can't find reloc for unwind_hints[N]`
+    UnwindHintWithoutReloc {
+        index: usize,
+    },
+    /// `can't find insn for unwind_hints[N]`
+    UnwindHintWithoutInstruction {
+        index: usize,
+    },
+    IretRegsWithoutEndbr,
+    /// `unsupported unwind_hint sp base reg N`
+    UnsupportedHintSpReg {
+        reg: u8,
+    },
+    NoSwitchJumpTable,
+    /// `can't find jump dest instruction at SEC+0xOFF`
+    CantFindJumpDest {
+        at: SectionOffset,
+    },
+    /// `can't find reachable insn at SEC+0xOFF`
+    CantFindReachableInsn {
+        at: SectionOffset,
+    },
+    /// `FUNC(): STT_FUNC at end of section`
+    FuncAtEndOfSection {
+        function: String,
+    },
+    /// `FUNC(): can't find starting instruction`
+    NoStartingInstruction {
+        function: String,
+    },
+    /// `SECTION size not a multiple of N`
+    SpecialSizeNotMultiple {
+        section: String,
+        size: usize,
+    },
+    /// `can't find orig reloc` / `new` / `key` (at the special section entry's field)
+    SpecialWithoutReloc {
+        field: &'static str,
+    },
+    /// `special: can't find orig instruction` / `new`
+    SpecialWithoutInstruction {
+        field: &'static str,
+    },
+    EmptyAlternative,
+    /// `weirdly overlapping alternative! LEN != ORIG_LEN`
+    WeirdlyOverlapping {
+        len: u64,
+        orig_len: u8,
+    },
+    NoAlternativeJumpDest,
+    NoLastNewAlternativeInstruction,
+    UnsupportedJumpLabelInstruction,
+    /// A warning of the call-destination pass, decoding, ORC generation or the unwind
+    /// check, in objtool's (or orctool's) words: these have no variant of their own yet.
     Message(String),
+}
+
+/// A section offset as objtool prints it without looking for a symbol: `SEC+0xOFF`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SectionOffset {
+    pub section: String,
+    pub offset: u64,
+}
+
+impl fmt::Display for SectionOffset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}+0x{:x}", self.section, self.offset)
+    }
 }
 
 impl fmt::Display for FindingKind {
@@ -185,6 +272,58 @@ impl fmt::Display for FindingKind {
             MissingSize { function } => {
                 return write!(f, "{function}() is missing an ELF size annotation");
             }
+            BadAnnotateInsnEntry { index, ty } => {
+                return write!(f, "bad .discard.annotate_insn entry: {index} of type {ty}");
+            }
+            CantFindCallDest { at } => return write!(f, "can't find call dest at {at}"),
+            UnexpectedRelocSymbolType { rela_section, ty } => {
+                write!(f, "unexpected relocation symbol type in {rela_section}")?;
+                return match ty {
+                    Some(t) => write!(f, ": {t}"),
+                    None => Ok(()),
+                };
+            }
+            UnwindHintWithoutReloc { index } => {
+                return write!(f, "can't find reloc for unwind_hints[{index}]");
+            }
+            UnwindHintWithoutInstruction { index } => {
+                return write!(f, "can't find insn for unwind_hints[{index}]");
+            }
+            UnsupportedHintSpReg { reg } => {
+                return write!(f, "unsupported unwind_hint sp base reg {reg}");
+            }
+            CantFindJumpDest { at } => {
+                return write!(f, "can't find jump dest instruction at {at}");
+            }
+            CantFindReachableInsn { at } => return write!(f, "can't find reachable insn at {at}"),
+            FuncAtEndOfSection { function } => {
+                return write!(f, "{function}(): STT_FUNC at end of section");
+            }
+            NoStartingInstruction { function } => {
+                return write!(f, "{function}(): can't find starting instruction");
+            }
+            SpecialSizeNotMultiple { section, size } => {
+                return write!(f, "{section} size not a multiple of {size}");
+            }
+            SpecialWithoutReloc { field } => return write!(f, "can't find {field} reloc"),
+            SpecialWithoutInstruction { field } => {
+                return write!(f, "special: can't find {field} instruction");
+            }
+            WeirdlyOverlapping { len, orig_len } => {
+                return write!(f, "weirdly overlapping alternative! {len} != {orig_len}");
+            }
+            RetpolineSafeNotIndirect => "retpoline_safe hint not an indirect jump/call/ret/nop",
+            IntraFunctionCallNotDirect => "intra_function_call not a direct call",
+            AnnotationWithoutInstruction(m) => m,
+            BadNoendbrEntry => "bad .discard.noendbr entry",
+            MissingUnwindHintsRela => "missing .rela.discard.unwind_hints section",
+            UnwindHintSizeMismatch => "struct unwind_hint size mismatch",
+            IretRegsWithoutEndbr => "UNWIND_HINT_IRET_REGS without ENDBR",
+            NoSwitchJumpTable => "can't find switch jump table",
+            EmptyAlternative => "empty alternative entry",
+            NoAlternativeJumpDest => "can't find alternative jump destination",
+            NoLastNewAlternativeInstruction => "can't find last new alternative instruction",
+            UnsupportedJumpLabelInstruction => "unsupported instruction at jump label",
             StackOperation(m) | Backtrace(m) => m,
             Explanation(m) | Message(m) => m.as_str(),
             PendingExplanation => "",

@@ -5,7 +5,7 @@ pub mod finding;
 
 use std::fmt::{self, Write as _};
 
-pub use finding::{CfiLoc, FindingKind, LocatedSymbol, Location, StateMismatch};
+pub use finding::{CfiLoc, FindingKind, LocatedSymbol, Location, SectionOffset, StateMismatch};
 
 use crate::ids::SymId;
 
