@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::options::Options;
 use crate::orc::OrcAbi;
 use crate::orc::generate::{self, OrcRow};
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 /// Objects smaller than this are read on one thread.
 const PARALLEL_MIN_BYTES: usize = 4 << 20;
@@ -134,21 +134,20 @@ pub fn check_with(
     let insns = match decoded {
         Ok(t) => t,
         Err(e) => {
-            let name = obj.section_name_lossy(e.sec);
-            out.findings.warn(format!(
-                "can't decode instruction at {name}:0x{:x}",
-                e.offset
-            ));
+            out.findings.warn(FindingKind::CantDecode {
+                section: obj.section_name_lossy(e.sec),
+                offset: e.offset,
+            });
             out.fatal = true;
             return Ok(out);
         }
     };
     for n in &insns.notes {
-        let name = obj.section_name_lossy(n.sec);
+        let (section, offset) = (obj.section_name_lossy(n.sec), u64::from(n.offset));
         out.findings.warn(match n.note {
-            DecodeNote::InvalidLea => format!("invalid LEA encoding at {name}:0x{:x}", n.offset),
-            DecodeNote::Enqcmd => format!("ENQCMD instruction at {name}:{:x}", n.offset),
-            DecodeNote::NotrackPrefix => format!("notrack prefix found at {name}:0x{:x}", n.offset),
+            DecodeNote::InvalidLea => FindingKind::InvalidLea { section, offset },
+            DecodeNote::Enqcmd => FindingKind::Enqcmd { section, offset },
+            DecodeNote::NotrackPrefix => FindingKind::NotrackPrefix { section, offset },
         });
     }
     out.stats.insns = insns.insns.len();

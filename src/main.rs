@@ -213,7 +213,7 @@ fn check_one(
         if let Some(r) = out.orc.take().filter(|r| !r.is_empty()) {
             if obj.section_by_name(b".orc_unwind").is_some() && !args.force {
                 out.findings
-                    .warn("file already has .orc_unwind section, skipping");
+                    .warn(orctool::report::FindingKind::OrcAlreadyPresent);
             } else {
                 rows = Some(r);
             }

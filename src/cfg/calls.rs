@@ -4,8 +4,6 @@
 //! objtool: `add_call_destinations()`, `add_call_dest()`, `add_retpoline_call()`,
 //! `add_return_call()`, `annotate_call_site()`.
 
-use std::borrow::Cow;
-
 use object::elf;
 
 use super::builder::Builder;
@@ -13,7 +11,7 @@ use super::program::*;
 use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 /// A call's destination as found by [`Program::call_target`].
 #[derive(Clone, Copy)]
@@ -29,7 +27,7 @@ pub(super) enum CallTarget {
 /// What adding a call's destination does to it ([`Program::call_effect`]).
 pub(super) struct CallEffect {
     attr: Attr,
-    warning: Option<Cow<'static, str>>,
+    warning: Option<FindingKind>,
     /// The analysis stops after the warning.
     fatal: bool,
 }
@@ -58,7 +56,7 @@ impl Builder<'_, '_> {
         &mut self,
         id: InsnId,
         f: &mut Findings,
-        change: impl FnOnce(&Self, &mut Attr) -> Option<&'static str>,
+        change: impl FnOnce(&Self, &mut Attr) -> Option<FindingKind>,
     ) {
         let mut a = self.attrs[id.idx()];
         let warning = change(self, &mut a);
@@ -75,7 +73,7 @@ impl Builder<'_, '_> {
         a: &mut Attr,
         dest: SymIdx,
         sibling: bool,
-    ) -> Option<&'static str> {
+    ) -> Option<FindingKind> {
         a.call_dest = dest;
         if dest == NO_SYM {
             return None;
@@ -85,7 +83,7 @@ impl Builder<'_, '_> {
     }
 
     /// [`Program::add_retpoline_call`] on `a`, a copy of `id`'s attributes.
-    pub(super) fn add_retpoline_call_to(&self, id: InsnId, a: &mut Attr) -> Option<&'static str> {
+    pub(super) fn add_retpoline_call_to(&self, id: InsnId, a: &mut Attr) -> Option<FindingKind> {
         a.kind = match a.kind {
             InsnKind::Call => InsnKind::CallDynamic,
             InsnKind::JumpUnconditional => InsnKind::JumpDynamic,
@@ -104,7 +102,7 @@ impl Builder<'_, '_> {
         id: InsnId,
         a: &mut Attr,
         sibling: bool,
-    ) -> Option<&'static str> {
+    ) -> Option<FindingKind> {
         let mut sym = a.call_dest;
         if sym == NO_SYM {
             sym = self.reloc_of(id)?.sym;
@@ -132,7 +130,7 @@ impl Builder<'_, '_> {
             if self.opts.mnop {
                 a.kind = InsnKind::Nop;
             }
-            return sibling.then_some("tail call to __fentry__ !?!?");
+            return sibling.then_some(FindingKind::TailCallToFentry);
         }
         if !sibling {
             let dead = match self.dead_end_memo.get(&sym) {
@@ -197,7 +195,7 @@ impl Builder<'_, '_> {
             |p, (id, _), e| {
                 p.attrs[id.idx()] = e.attr;
                 if let Some(w) = e.warning {
-                    p.warn_insn(f, id, w.into_owned());
+                    p.warn_insn(f, id, w);
                 }
                 if e.fatal { Err(Fatal) } else { Ok(()) }
             },
@@ -208,7 +206,7 @@ impl Builder<'_, '_> {
     /// it gives (and whether the analysis stops there). Reads the model, changes nothing.
     pub(super) fn call_effect(&self, id: InsnId, target: CallTarget) -> CallEffect {
         let mut a = self.attrs[id.idx()];
-        let effect = |warning: Option<Cow<'static, str>>, fatal: bool, a: Attr| CallEffect {
+        let effect = |warning: Option<FindingKind>, fatal: bool, a: Attr| CallEffect {
             attr: a,
             warning,
             fatal,
@@ -218,17 +216,15 @@ impl Builder<'_, '_> {
         }
         let warning = match target {
             CallTarget::Direct(dest) => {
-                let w = self
-                    .add_call_dest_to(id, &mut a, dest, false)
-                    .map(Cow::Borrowed);
+                let w = self.add_call_dest_to(id, &mut a, dest, false);
                 if a.ignore() {
                     return effect(w, false, a);
                 }
                 if a.call_dest == NO_SYM {
-                    return effect(Some("unannotated intra-function call".into()), true, a);
+                    return effect(Some(FindingKind::UnannotatedIntraFunctionCall), true, a);
                 }
                 if self.insn_func(id) != NO_SYM && !self.syms.is_func(a.call_dest) {
-                    return effect(Some("unsupported call to non-function".into()), true, a);
+                    return effect(Some(FindingKind::UnsupportedCallToNonFunction), true, a);
                 }
                 w
             }
@@ -239,19 +235,13 @@ impl Builder<'_, '_> {
                         .reloc_of(id)
                         .map(|r| (self.syms.get(r.sym).sec, (r.addend as u64).wrapping_add(4)))
                         .unwrap_or_default();
-                    let msg = format!(
-                        "can't find call dest symbol at {}+0x{off:x}",
-                        self.sec_names[sec.0 as usize]
-                    );
-                    return effect(Some(msg.into()), true, a);
+                    let at = self.section_offset(sec, off);
+                    return effect(Some(FindingKind::CantFindCallDestSymbol { at }), true, a);
                 }
                 self.add_call_dest_to(id, &mut a, dest, false)
-                    .map(Cow::Borrowed)
             }
-            CallTarget::Retpoline => self.add_retpoline_call_to(id, &mut a).map(Cow::Borrowed),
-            CallTarget::Sym(sym) => self
-                .add_call_dest_to(id, &mut a, sym, false)
-                .map(Cow::Borrowed),
+            CallTarget::Retpoline => self.add_retpoline_call_to(id, &mut a),
+            CallTarget::Sym(sym) => self.add_call_dest_to(id, &mut a, sym, false),
         };
         effect(warning, false, a)
     }

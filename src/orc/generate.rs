@@ -10,15 +10,33 @@ use crate::cfg::Program;
 use crate::cfi::state::*;
 use crate::cfi::walk::Walk;
 use crate::ids::{InsnId, SecId, StateId};
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 pub use crate::write::OrcRow;
 
 /// ORC generation failed (the warning is already reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrcError;
 
-/// objtool: `init_orc_entry()`; `Err(text)` is the warning.
-pub fn entry_for(cfi: Option<&CfiState>, abi: OrcAbi) -> Result<[u8; 6], String> {
+/// A state ORC cannot express (objtool's `init_orc_entry()` warnings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryError {
+    UnknownHintType(u8),
+    UnknownCfaBase(i8),
+    UnknownBpBase(i8),
+}
+
+impl From<EntryError> for FindingKind {
+    fn from(e: EntryError) -> Self {
+        match e {
+            EntryError::UnknownHintType(t) => FindingKind::UnknownHintType(t),
+            EntryError::UnknownCfaBase(b) => FindingKind::UnknownCfaBase(b),
+            EntryError::UnknownBpBase(b) => FindingKind::UnknownBpBase(b),
+        }
+    }
+}
+
+/// objtool: `init_orc_entry()`; `Err` is the warning.
+pub fn entry_for(cfi: Option<&CfiState>, abi: OrcAbi) -> Result<[u8; 6], EntryError> {
     let Some(cfi) = cfi else {
         return Ok([0; 6]);
     };
@@ -34,7 +52,7 @@ pub fn entry_for(cfi: Option<&CfiState>, abi: OrcAbi) -> Result<[u8; 6], String>
         UNWIND_HINT_TYPE_CALL => OrcType::Call,
         UNWIND_HINT_TYPE_REGS => OrcType::Regs,
         UNWIND_HINT_TYPE_REGS_PARTIAL => OrcType::RegsPartial,
-        t => return Err(format!("unknown unwind hint type {t}")),
+        t => return Err(EntryError::UnknownHintType(t)),
     };
     let sp_reg = match cfi.cfa.base {
         CFI_SP => OrcReg::SP,
@@ -45,14 +63,14 @@ pub fn entry_for(cfi: Option<&CfiState>, abi: OrcAbi) -> Result<[u8; 6], String>
         CFI_R13 => OrcReg::R13,
         CFI_DI => OrcReg::DI,
         CFI_DX => OrcReg::DX,
-        b => return Err(format!("unknown CFA base reg {b}")),
+        b => return Err(EntryError::UnknownCfaBase(b)),
     };
     let bp = cfi.regs[CFI_BP as usize];
     let bp_reg = match bp.base {
         CFI_UNDEFINED => OrcReg::UNDEFINED,
         CFI_CFA => OrcReg::PREV_SP,
         CFI_BP => OrcReg::BP,
-        b => return Err(format!("unknown BP base reg {b}")),
+        b => return Err(EntryError::UnknownBpBase(b)),
     };
     let e = OrcEntry {
         sp_offset: cfi.cfa.offset as i16,
@@ -77,7 +95,7 @@ const PIECE_INSNS: u32 = 1 << 16;
 struct Piece {
     rows: Vec<OrcRow>,
     last: Option<[u8; 6]>,
-    error: Option<(InsnId, String)>,
+    error: Option<(InsnId, EntryError)>,
 }
 
 /// objtool: `orc_create()` (the entry list; writing is separate). Sections are cut into
@@ -91,19 +109,16 @@ pub fn generate(
     f: &mut Findings,
 ) -> Result<Vec<OrcRow>, OrcError> {
     // every distinct state's entry, once
-    let entries: Vec<Result<[u8; 6], String>> = w
+    let entries: Vec<Result<[u8; 6], EntryError>> = w
         .states
         .states()
         .iter()
         .map(|s| entry_for(Some(s), abi))
         .collect();
-    let entry = |id: Option<StateId>| -> Result<[u8; 6], &str> {
+    let entry = |id: Option<StateId>| -> Result<[u8; 6], EntryError> {
         match id {
             None => Ok([0; 6]),
-            Some(id) => entries[id.index()]
-                .as_ref()
-                .copied()
-                .map_err(String::as_str),
+            Some(id) => entries[id.index()],
         }
     };
     let mut pieces = Vec::new();
@@ -148,7 +163,7 @@ pub fn generate(
     };
     for ((secid, _), d) in pieces.iter().zip(done) {
         if let Some((insn, msg)) = d.error {
-            p.warn_insn(f, insn, &msg);
+            p.warn_insn(f, insn, msg);
             return Err(OrcError);
         }
         if cur_sec != Some(*secid) {
@@ -171,10 +186,10 @@ pub fn generate(
     Ok(rows)
 }
 
-fn generate_piece<'e>(
+fn generate_piece(
     p: &Program<'_, '_>,
     w: &Walk,
-    entry: &impl Fn(Option<StateId>) -> Result<[u8; 6], &'e str>,
+    entry: &impl Fn(Option<StateId>) -> Result<[u8; 6], EntryError>,
     secid: SecId,
     range: std::ops::Range<u32>,
 ) -> Piece {
@@ -202,7 +217,7 @@ fn generate_piece<'e>(
                 match entry(w.cfi[insn.idx()]) {
                     Ok(e) => emit(&mut out, u64::from(i.offset), e),
                     Err(m) => {
-                        out.error = Some((insn, m.to_owned()));
+                        out.error = Some((insn, m));
                         return out;
                     }
                 }
@@ -222,7 +237,7 @@ fn generate_piece<'e>(
                     match entry(slot) {
                         Ok(e) => emit(&mut out, u64::from(i.offset) + off, e),
                         Err(m) => {
-                            out.error = Some((insn, m.to_owned()));
+                            out.error = Some((insn, m));
                             return out;
                         }
                     }
@@ -271,13 +286,13 @@ mod tests {
         s.cfa = Loc::new(CFI_BX, 8);
         assert_eq!(
             entry_for(Some(&s), OrcAbi::V6_12),
-            Err("unknown CFA base reg 3".to_owned())
+            Err(EntryError::UnknownCfaBase(3))
         );
         let mut s = CfiState::func_entry();
         s.ty = 9;
         assert_eq!(
             entry_for(Some(&s), OrcAbi::V6_12),
-            Err("unknown unwind hint type 9".to_owned())
+            Err(EntryError::UnknownHintType(9))
         );
     }
 }

@@ -17,7 +17,7 @@ use crate::cfg::Program;
 use crate::cfi::walk::Walk;
 use crate::decode::InsnKind;
 use crate::ids::StateId;
-use crate::report::Findings;
+use crate::report::{FindingKind, Findings};
 
 fn orc_text(e: [u8; 6], abi: OrcAbi) -> String {
     OrcEntry::decode(abi, e).dump_text(abi).to_string()
@@ -68,18 +68,14 @@ pub fn unwind_check(p: &Program<'_, '_>, w: &Walk, abi: OrcAbi, f: &mut Findings
                     continue;
                 };
                 if want != got {
-                    let from = slot.map_or_else(
-                        || "the entry before the group".to_owned(),
-                        |j| format!("the entry at group offset 0x{j:x}"),
-                    );
-                    f.warn(format!(
-                        "{}: alternatives: the return address of the call at {} in {} is unwound with {from} ({}) instead of its own state ({})",
-                        p.loc(p.insns.sec_of(orig.first), start),
-                        p.insn_loc(i),
-                        stream_name(p, i),
-                        orc_text(got, abi),
-                        orc_text(want, abi),
-                    ));
+                    let what = FindingKind::AltReturnAddress {
+                        call: p.insn_location(i),
+                        stream: stream_name(p, i),
+                        slot,
+                        got: orc_text(got, abi),
+                        want: orc_text(want, abi),
+                    };
+                    f.warn_at(p.location(p.insns.sec_of(orig.first), start), what);
                     found += 1;
                 }
             }

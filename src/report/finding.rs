@@ -226,9 +226,55 @@ pub enum FindingKind {
     NoAlternativeJumpDest,
     NoLastNewAlternativeInstruction,
     UnsupportedJumpLabelInstruction,
-    /// A warning of the call-destination pass, decoding, ORC generation or the unwind
-    /// check, in objtool's (or orctool's) words: these have no variant of their own yet.
-    Message(String),
+    TailCallToFentry,
+    UnannotatedIntraFunctionCall,
+    UnsupportedCallToNonFunction,
+    /// `can't find call dest symbol at SEC+0xOFF`
+    CantFindCallDestSymbol {
+        at: SectionOffset,
+    },
+    // Decoding.
+    /// `can't decode instruction at SEC:0xOFF`
+    CantDecode {
+        section: String,
+        offset: u64,
+    },
+    /// `invalid LEA encoding at SEC:0xOFF`
+    InvalidLea {
+        section: String,
+        offset: u64,
+    },
+    /// `ENQCMD instruction at SEC:OFF` (objtool prints no `0x` here)
+    Enqcmd {
+        section: String,
+        offset: u64,
+    },
+    /// `notrack prefix found at SEC:0xOFF`
+    NotrackPrefix {
+        section: String,
+        offset: u64,
+    },
+    // ORC generation (objtool's `init_orc_entry()`).
+    /// `unknown unwind hint type N`
+    UnknownHintType(u8),
+    /// `unknown CFA base reg N`
+    UnknownCfaBase(i8),
+    /// `unknown BP base reg N`
+    UnknownBpBase(i8),
+    /// `file already has .orc_unwind section, skipping`
+    OrcAlreadyPresent,
+    /// orctool's own check (`orc::unwind_check`): the return address of a call in an
+    /// alternative is unwound with another entry than the call's own state; the entries
+    /// in objtool's dump format.
+    AltReturnAddress {
+        call: Location,
+        stream: String,
+        /// The group offset of the slot the unwinder uses (`None`: the entry before the
+        /// group).
+        slot: Option<usize>,
+        got: String,
+        want: String,
+    },
 }
 
 /// A section offset as objtool prints it without looking for a symbol: `SEC+0xOFF`.
@@ -312,6 +358,12 @@ impl fmt::Display for FindingKind {
             WeirdlyOverlapping { len, orig_len } => {
                 return write!(f, "weirdly overlapping alternative! {len} != {orig_len}");
             }
+            CantFindCallDestSymbol { at } => {
+                return write!(f, "can't find call dest symbol at {at}");
+            }
+            TailCallToFentry => "tail call to __fentry__ !?!?",
+            UnannotatedIntraFunctionCall => "unannotated intra-function call",
+            UnsupportedCallToNonFunction => "unsupported call to non-function",
             RetpolineSafeNotIndirect => "retpoline_safe hint not an indirect jump/call/ret/nop",
             IntraFunctionCallNotDirect => "intra_function_call not a direct call",
             AnnotationWithoutInstruction(m) => m,
@@ -325,7 +377,40 @@ impl fmt::Display for FindingKind {
             NoLastNewAlternativeInstruction => "can't find last new alternative instruction",
             UnsupportedJumpLabelInstruction => "unsupported instruction at jump label",
             StackOperation(m) | Backtrace(m) => m,
-            Explanation(m) | Message(m) => m.as_str(),
+            Explanation(m) => m.as_str(),
+            CantDecode { section, offset } => {
+                return write!(f, "can't decode instruction at {section}:0x{offset:x}");
+            }
+            InvalidLea { section, offset } => {
+                return write!(f, "invalid LEA encoding at {section}:0x{offset:x}");
+            }
+            Enqcmd { section, offset } => {
+                return write!(f, "ENQCMD instruction at {section}:{offset:x}");
+            }
+            NotrackPrefix { section, offset } => {
+                return write!(f, "notrack prefix found at {section}:0x{offset:x}");
+            }
+            UnknownHintType(t) => return write!(f, "unknown unwind hint type {t}"),
+            UnknownCfaBase(b) => return write!(f, "unknown CFA base reg {b}"),
+            UnknownBpBase(b) => return write!(f, "unknown BP base reg {b}"),
+            OrcAlreadyPresent => "file already has .orc_unwind section, skipping",
+            AltReturnAddress {
+                call,
+                stream,
+                slot,
+                got,
+                want,
+            } => {
+                write!(
+                    f,
+                    "alternatives: the return address of the call at {call} in {stream} is unwound with "
+                )?;
+                match slot {
+                    Some(j) => write!(f, "the entry at group offset 0x{j:x}")?,
+                    None => write!(f, "the entry before the group")?,
+                }
+                return write!(f, " ({got}) instead of its own state ({want})");
+            }
             PendingExplanation => "",
             CfiMissing => "CFI missing",
             ValidatingIgnoredFunction => "BUG: why am I validating an ignored function?",
@@ -355,24 +440,6 @@ impl fmt::Display for FindingKind {
             UnreachableInstruction => "unreachable instruction",
         };
         f.write_str(fixed)
-    }
-}
-
-impl From<String> for FindingKind {
-    fn from(s: String) -> Self {
-        FindingKind::Message(s)
-    }
-}
-
-impl From<&String> for FindingKind {
-    fn from(s: &String) -> Self {
-        FindingKind::Message(s.clone())
-    }
-}
-
-impl From<&str> for FindingKind {
-    fn from(s: &str) -> Self {
-        FindingKind::Message(s.to_owned())
     }
 }
 
