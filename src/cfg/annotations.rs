@@ -39,7 +39,10 @@ impl Builder<'_, '_> {
     /// objtool (6.13+): `read_annotate()` — (type, instruction) of each entry, 8 bytes
     /// each: `.long insn - .` (relocated) and the type; REACHABLE names the instruction
     /// after the dead end, so it resolves to the one before.
-    pub(super) fn read_annotate_insn(&self, f: &mut Findings) -> Result<Vec<(u32, InsnId)>, Fatal> {
+    pub(super) fn read_annotate_insn(
+        &self,
+        f: &mut Findings,
+    ) -> Result<Vec<(u32, InsnId)>, AnalysisError> {
         let Some(sec) = self.obj.section_by_name(b".discard.annotate_insn") else {
             return Ok(Vec::new());
         };
@@ -64,7 +67,7 @@ impl Builder<'_, '_> {
             }
             let Some(insn) = insn else {
                 f.warn(FindingKind::BadAnnotateInsnEntry { index: idx, ty });
-                return Err(Fatal);
+                return Err(AnalysisError::Build);
             };
             out.push((ty, insn));
         }
@@ -110,7 +113,7 @@ impl Builder<'_, '_> {
                             | InsnKind::Nop
                     ) {
                         self.warn_insn(f, id, FindingKind::RetpolineSafeNotIndirect);
-                        return Err(Fatal);
+                        return Err(AnalysisError::Build);
                     }
                     self.attrs[id.idx()].set_retpoline_safe(true);
                 }
@@ -134,7 +137,7 @@ impl Builder<'_, '_> {
     pub(super) fn intra_function_call(&mut self, id: InsnId, f: &mut Findings) -> Step {
         if self.attrs[id.idx()].kind != InsnKind::Call {
             self.warn_insn(f, id, FindingKind::IntraFunctionCallNotDirect);
-            return Err(Fatal);
+            return Err(AnalysisError::Build);
         }
         self.attrs[id.idx()].kind = InsnKind::JumpUnconditional;
         let sec = self.insns.sec_of(id);
@@ -147,7 +150,7 @@ impl Builder<'_, '_> {
             None => {
                 let at = self.section_offset(sec, dest_off);
                 self.warn_insn(f, id, FindingKind::CantFindCallDest { at });
-                Err(Fatal)
+                Err(AnalysisError::Build)
             }
         }
     }
@@ -159,7 +162,7 @@ impl Builder<'_, '_> {
         r: &Reloc,
         rname: &str,
         f: &mut Findings,
-    ) -> Result<(SecId, u64), Fatal> {
+    ) -> Result<(SecId, u64), AnalysisError> {
         let s = self.syms.get(r.sym);
         if s.ty == elf::STT_SECTION {
             Ok((s.sec, r.addend as u64))
@@ -170,7 +173,7 @@ impl Builder<'_, '_> {
                 rela_section: rname.to_owned(),
                 ty: None,
             });
-            Err(Fatal)
+            Err(AnalysisError::Build)
         }
     }
 
@@ -183,7 +186,7 @@ impl Builder<'_, '_> {
         name: &str,
         bad: &'static str,
         f: &mut Findings,
-    ) -> Result<Vec<InsnId>, Fatal> {
+    ) -> Result<Vec<InsnId>, AnalysisError> {
         let Some((rname, relocs)) = self.rela_by_name(name) else {
             return Ok(Vec::new());
         };
@@ -195,13 +198,13 @@ impl Builder<'_, '_> {
                     rela_section: rname,
                     ty: None,
                 });
-                return Err(Fatal);
+                return Err(AnalysisError::Build);
             }
             match self.insns.at(s.sec, r.addend as u64) {
                 Some(i) => out.push(i),
                 None => {
                     f.warn(FindingKind::AnnotationWithoutInstruction(bad));
-                    return Err(Fatal);
+                    return Err(AnalysisError::Build);
                 }
             }
         }
@@ -219,7 +222,7 @@ impl Builder<'_, '_> {
                 InsnKind::JumpDynamic | InsnKind::CallDynamic | InsnKind::Return | InsnKind::Nop
             ) {
                 self.warn_insn(f, id, FindingKind::RetpolineSafeNotIndirect);
-                return Err(Fatal);
+                return Err(AnalysisError::Build);
             }
             self.attrs[id.idx()].set_retpoline_safe(true);
         }
@@ -268,7 +271,7 @@ impl Builder<'_, '_> {
             let (sec, off) = self.sym_sec_off(&r);
             let Some(i) = self.insns.at(sec, off) else {
                 f.warn(FindingKind::BadNoendbrEntry);
-                return Err(Fatal);
+                return Err(AnalysisError::Build);
             };
             self.attrs[i.idx()].set_noendbr(true);
         }

@@ -197,7 +197,11 @@ impl Builder<'_, '_> {
                 if let Some(w) = e.warning {
                     p.warn_insn(f, id, w);
                 }
-                if e.fatal { Err(Fatal) } else { Ok(()) }
+                if e.fatal {
+                    Err(AnalysisError::Build)
+                } else {
+                    Ok(())
+                }
             },
         )
     }

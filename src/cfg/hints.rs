@@ -7,7 +7,7 @@
 use object::elf;
 
 use super::builder::Builder;
-use super::{Fatal, Step};
+use super::{AnalysisError, Step};
 use crate::decode::InsnKind;
 use crate::decode::regs::{
     CFI_BP, CFI_DI, CFI_DX, CFI_R10, CFI_R13, CFI_SP, CFI_SP_INDIRECT, CFI_UNDEFINED,
@@ -48,24 +48,24 @@ impl Builder<'_, '_> {
         };
         let Some(t) = self.relocs.table(sec) else {
             f.warn(FindingKind::MissingUnwindHintsRela);
-            return Err(Fatal);
+            return Err(AnalysisError::Build);
         };
         let rname = self.sec_names[t.rela_sec.0 as usize].clone();
         let data = self.obj.section_data(sec).unwrap_or(&[]);
         if data.len() % 12 != 0 {
             f.warn(FindingKind::UnwindHintSizeMismatch);
-            return Err(Fatal);
+            return Err(AnalysisError::Build);
         }
         self.has_hints = true;
         for (i, h) in data.chunks_exact(12).enumerate() {
             let Some(r) = self.relocs.at(sec, i as u64 * 12) else {
                 f.warn(FindingKind::UnwindHintWithoutReloc { index: i });
-                return Err(Fatal);
+                return Err(AnalysisError::Build);
             };
             let (target_sec, off) = self.label_target(&r, &rname, f)?;
             let Some(id) = self.insns.at(target_sec, off) else {
                 f.warn(FindingKind::UnwindHintWithoutInstruction { index: i });
-                return Err(Fatal);
+                return Err(AnalysisError::Build);
             };
             let sp_offset = i16::from_le_bytes([h[4], h[5]]);
             let sp_reg = h[6];
@@ -118,7 +118,7 @@ impl Builder<'_, '_> {
                 2 => CFI_DX,
                 _ => {
                     self.warn_insn(f, id, FindingKind::UnsupportedHintSpReg { reg: sp_reg });
-                    return Err(Fatal);
+                    return Err(AnalysisError::Build);
                 }
             };
             self.hints.push((

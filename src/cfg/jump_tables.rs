@@ -147,7 +147,7 @@ impl Builder<'_, '_> {
         }
         if prev_offset == 0 {
             self.warn_insn(f, jump, FindingKind::NoSwitchJumpTable);
-            return Err(Fatal);
+            return Err(AnalysisError::Build);
         }
         if !targets.is_empty() {
             self.attrs[jump.idx()].set_has_alts(true);

@@ -145,7 +145,7 @@ impl Builder<'_, '_> {
     pub(super) fn add_jump_destinations(
         &mut self,
         f: &mut Findings,
-    ) -> Result<Vec<(InsnId, CallTarget)>, Fatal> {
+    ) -> Result<Vec<(InsnId, CallTarget)>, AnalysisError> {
         enum Target {
             Jump(JumpTarget),
             Call(CallTarget),
@@ -226,7 +226,7 @@ impl Builder<'_, '_> {
             }
             let at = self.section_offset(dest_sec, dest_off);
             self.warn_insn(f, id, FindingKind::CantFindJumpDest { at });
-            return Err(Fatal);
+            return Err(AnalysisError::Build);
         };
         match dest.thunk {
             Some(Thunk::Retpoline) => {

@@ -3,7 +3,7 @@
 //!
 //! objtool: `decode_sections()` in check.c. The steps run in objtool's order, each one a
 //! function of this module; a fatal error (objtool's `return -1`) stops the build and is
-//! returned as [`Fatal`] after being reported.
+//! returned as [`AnalysisError`] after being reported.
 
 mod annotations;
 mod builder;
@@ -18,7 +18,7 @@ pub mod relocs;
 pub mod special;
 pub mod symbols;
 
-pub use program::{Alt, AltGroup, AltStream, Attr, Fatal, Packed, Program, Step};
+pub use program::{Alt, AltGroup, AltStream, AnalysisError, Attr, Packed, Program, Step};
 
 use crate::decode::InsnTable;
 use crate::elf::Object;
@@ -37,7 +37,7 @@ pub fn build<'a, 'data>(
     syms: Symbols<'data>,
     relocs: Relocs<'data>,
     f: &mut Findings,
-) -> Result<Program<'a, 'data>, Fatal> {
+) -> Result<Program<'a, 'data>, AnalysisError> {
     let mut p = builder::Builder::new(obj, opts, insns, syms, relocs); // decode_instructions()
     p.assign_owners(f)?; // decode_instructions(): insn->sym
     p.fix_iret(); // arch_decode_instruction(): iret in a function

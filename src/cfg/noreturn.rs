@@ -97,14 +97,14 @@ impl Builder<'_, '_> {
                     if found.is_none() {
                         let at = self.section_offset(sec, off);
                         f.warn(FindingKind::CantFindReachableInsn { at });
-                        return Err(Fatal);
+                        return Err(AnalysisError::Build);
                     }
                     found
                 }
                 None => {
                     let at = self.section_offset(sec, off);
                     f.warn(FindingKind::CantFindReachableInsn { at });
-                    return Err(Fatal);
+                    return Err(AnalysisError::Build);
                 }
             };
             if let Some(t) = target {

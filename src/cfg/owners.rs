@@ -40,7 +40,7 @@ impl Builder<'_, '_> {
                     f.warn(FindingKind::FuncAtEndOfSection {
                         function: sym.name.to_string(),
                     });
-                    return Err(Fatal);
+                    return Err(AnalysisError::Build);
                 }
                 if sym.embedded_insn || sym.alias != s {
                     continue;
@@ -49,7 +49,7 @@ impl Builder<'_, '_> {
                     f.warn(FindingKind::NoStartingInstruction {
                         function: sym.name.to_string(),
                     });
-                    return Err(Fatal);
+                    return Err(AnalysisError::Build);
                 }
                 owners.push((s, self.sym_range(s)));
             }

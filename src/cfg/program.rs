@@ -29,11 +29,21 @@ pub(super) const LOOKUP_BATCH: usize = 1 << 14;
 /// Fewest lookups of a batch per parallel task.
 pub(super) const LOOKUP_MIN_TASK: usize = 4096;
 
-/// The analysis stopped: objtool's fatal `return -1` (already reported).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fatal;
+/// Why the analysis stopped: objtool's fatal `return -1`. The finding that says what
+/// happened is already reported; the variant says which stage stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AnalysisError {
+    /// A build pass met input it cannot model (bad special sections, annotations or
+    /// hints, a jump or call it cannot resolve, …).
+    #[error("the program model cannot be built")]
+    Build,
+    /// A recorded state has no ORC encoding.
+    #[error("a state has no ORC entry")]
+    Orc,
+}
 
-pub type Step = Result<(), Fatal>;
+/// The result of a build pass.
+pub type Step = Result<(), AnalysisError>;
 
 /// An optional index in 4 bytes (`u32::MAX` is none): per-instruction attributes are kept
 /// for millions of instructions.

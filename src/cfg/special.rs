@@ -6,7 +6,7 @@
 //! `handle_jump_alt()` (check.c). Entry layouts are data, one row per kernel ABI.
 
 use super::builder::Builder;
-use super::{Alt, AltGroup, AltStream, Fatal, Packed, Step};
+use super::{Alt, AltGroup, AltStream, AnalysisError, Packed, Step};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
 use crate::report::{FindingKind, Findings};
@@ -103,7 +103,10 @@ pub fn alt_layout(p: &Builder<'_, '_>) -> EntryLayout {
 }
 
 /// objtool: `special_get_alts()`.
-fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<SpecialAlt>, Fatal> {
+fn read_special_alts(
+    p: &Builder<'_, '_>,
+    f: &mut Findings,
+) -> Result<Vec<SpecialAlt>, AnalysisError> {
     let mut alts: Vec<SpecialAlt> = Vec::new();
     // arch_handle_alternative's static "current run" of nested ALTERNATIVE entries
     let mut run_start: Option<usize> = None;
@@ -118,7 +121,7 @@ fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<Specia
                 section: layout.section.to_string(),
                 size: layout.size as usize,
             });
-            return Err(Fatal);
+            return Err(AnalysisError::Build);
         }
         for idx in 0..size / layout.size {
             let off = idx * layout.size;
@@ -143,7 +146,7 @@ fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<Specia
             let Some(orig) = p.relocs.at(sec, off + layout.orig) else {
                 let at = p.section_location(sec, off + layout.orig);
                 f.warn_at(at, FindingKind::SpecialWithoutReloc { field: "orig" });
-                return Err(Fatal);
+                return Err(AnalysisError::Build);
             };
             (alt.orig_sec, alt.orig_off) = p.sym_sec_off(&orig);
             if let Some(fo) = layout.feature {
@@ -181,7 +184,7 @@ fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<Specia
                 let Some(new) = p.relocs.at(sec, off + layout.new) else {
                     let at = p.section_location(sec, off + layout.new);
                     f.warn_at(at, FindingKind::SpecialWithoutReloc { field: "new" });
-                    return Err(Fatal);
+                    return Err(AnalysisError::Build);
                 };
                 (alt.new_sec, alt.new_off) = p.sym_sec_off(&new);
                 if alt.new_off >= 0x7fff_fff0 {
@@ -192,7 +195,7 @@ fn read_special_alts(p: &Builder<'_, '_>, f: &mut Findings) -> Result<Vec<Specia
                 let Some(key) = p.relocs.at(sec, off + ko) else {
                     let at = p.section_location(sec, off + ko);
                     f.warn_at(at, FindingKind::SpecialWithoutReloc { field: "key" });
-                    return Err(Fatal);
+                    return Err(AnalysisError::Build);
                 };
                 alt.key_addend = key.addend as u8;
             }
@@ -209,7 +212,7 @@ pub fn add_special_section_alts(p: &mut Builder<'_, '_>, f: &mut Findings) -> St
         let Some(orig) = p.insns.at(sa.orig_sec, sa.orig_off) else {
             let at = p.location(sa.orig_sec, sa.orig_off);
             f.warn_at(at, FindingKind::SpecialWithoutInstruction { field: "orig" });
-            return Err(Fatal);
+            return Err(AnalysisError::Build);
         };
         let mut new = None;
         if !sa.group || sa.new_len != 0 {
@@ -218,7 +221,7 @@ pub fn add_special_section_alts(p: &mut Builder<'_, '_>, f: &mut Findings) -> St
                 None => {
                     let at = p.location(sa.new_sec, sa.new_off);
                     f.warn_at(at, FindingKind::SpecialWithoutInstruction { field: "new" });
-                    return Err(Fatal);
+                    return Err(AnalysisError::Build);
                 }
             }
         }
@@ -251,7 +254,7 @@ fn handle_group_alt(
     orig: InsnId,
     new: Option<InsnId>,
     f: &mut Findings,
-) -> Result<InsnId, Fatal> {
+) -> Result<InsnId, AnalysisError> {
     let (group, parent) = match p.alt_stream(orig) {
         None => {
             let group = p.alt_groups.next_id();
@@ -276,7 +279,7 @@ fn handle_group_alt(
                     orig_len: sa.orig_len,
                 };
                 p.warn_insn(f, orig, what);
-                return Err(Fatal);
+                return Err(AnalysisError::Build);
             }
             p.streams.push(AltStream {
                 group,
@@ -302,7 +305,7 @@ fn handle_group_alt(
                     orig_len: sa.orig_len,
                 };
                 p.warn_insn(f, orig, what);
-                return Err(Fatal);
+                return Err(AnalysisError::Build);
             }
             (grp.group, s)
         }
@@ -327,7 +330,7 @@ fn handle_group_alt(
         (nop.unwrap_or(orig), None)
     } else {
         let Some(start) = new else {
-            return Err(Fatal);
+            return Err(AnalysisError::Build);
         };
         let end = sa.new_off + u64::from(sa.new_len);
         let mut last = None;
@@ -349,7 +352,7 @@ fn handle_group_alt(
                     Some(d) => p.attrs[i.idx()].jump_dest = Packed::some(d.0),
                     None => {
                         p.warn_insn(f, i, FindingKind::NoAlternativeJumpDest);
-                        return Err(Fatal);
+                        return Err(AnalysisError::Build);
                     }
                 }
             }
@@ -358,7 +361,7 @@ fn handle_group_alt(
         if last.is_none() {
             let at = p.section_location(sa.new_sec, sa.new_off);
             f.warn_at(at, FindingKind::NoLastNewAlternativeInstruction);
-            return Err(Fatal);
+            return Err(AnalysisError::Build);
         }
         (start, last)
     };
@@ -393,11 +396,11 @@ fn handle_jump_alt(
     orig: InsnId,
     new: Option<InsnId>,
     f: &mut Findings,
-) -> Result<Option<InsnId>, Fatal> {
+) -> Result<Option<InsnId>, AnalysisError> {
     let kind = p.attrs[orig.idx()].kind;
     if kind != InsnKind::JumpUnconditional && kind != InsnKind::Nop {
         p.warn_insn(f, orig, FindingKind::UnsupportedJumpLabelInstruction);
-        return Err(Fatal);
+        return Err(AnalysisError::Build);
     }
     if p.opts.hack_jump_label && sa.key_addend & 2 != 0 {
         p.attrs[orig.idx()].kind = InsnKind::Nop;

@@ -6,16 +6,12 @@
 //! slots; every section that produced an entry ends with an undefined terminator at its size.
 
 use super::entry::{OrcAbi, OrcEntry, OrcReg, OrcType};
-use crate::cfg::Program;
+use crate::cfg::{AnalysisError, Program};
 use crate::cfi::state::*;
 use crate::cfi::walk::Walk;
 use crate::ids::{InsnId, SecId, StateId};
 use crate::report::{FindingKind, Findings};
 pub use crate::write::OrcRow;
-
-/// ORC generation failed (the warning is already reported).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OrcError;
 
 /// A state ORC cannot express (objtool's `init_orc_entry()` warnings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,7 +103,7 @@ pub fn generate(
     w: &Walk,
     abi: OrcAbi,
     f: &mut Findings,
-) -> Result<Vec<OrcRow>, OrcError> {
+) -> Result<Vec<OrcRow>, AnalysisError> {
     // every distinct state's entry, once
     let entries: Vec<Result<[u8; 6], EntryError>> = w
         .states
@@ -164,7 +160,7 @@ pub fn generate(
     for ((secid, _), d) in pieces.iter().zip(done) {
         if let Some((insn, msg)) = d.error {
             p.warn_insn(f, insn, msg);
-            return Err(OrcError);
+            return Err(AnalysisError::Orc);
         }
         if cur_sec != Some(*secid) {
             finish(&mut rows, cur_sec, empty);
