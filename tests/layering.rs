@@ -20,7 +20,7 @@ const ORDER: &[&[&str]] = &[
     &["write", "patch", "verify"],
     &["check"],
     &["cli"],
-    &["main"],
+    &["main", "bin"],
 ];
 
 /// Usable from anywhere: they import only other leaves.

@@ -10,7 +10,7 @@
 use object::elf;
 
 use super::builder::Builder;
-use super::program::*;
+use super::program::{AnalysisError, Packed, Step};
 use super::relocs::Reloc;
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;

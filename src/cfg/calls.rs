@@ -7,7 +7,7 @@
 use object::elf;
 
 use super::builder::Builder;
-use super::program::*;
+use super::program::{AnalysisError, Attr, Step};
 use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;

@@ -6,7 +6,7 @@
 use object::elf;
 
 use super::builder::Builder;
-use super::program::*;
+use super::program::{Alt, AnalysisError, Step};
 use super::relocs::Reloc;
 use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};

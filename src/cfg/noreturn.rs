@@ -6,8 +6,8 @@
 use object::elf;
 
 use super::builder::Builder;
-use super::calls::*;
-use super::program::*;
+use super::calls::CallTarget;
+use super::program::{AnalysisError, Step};
 use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
 use crate::report::{FindingKind, Findings};

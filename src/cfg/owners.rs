@@ -7,7 +7,7 @@
 use object::elf;
 
 use super::builder::Builder;
-use super::program::*;
+use super::program::{AnalysisError, Attr, OWNER_STRETCHES, Step};
 use super::symbols::SymIdx;
 use crate::decode::regs::CFI_SP;
 use crate::decode::{InsnId, InsnKind, StackOp};
