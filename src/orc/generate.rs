@@ -11,8 +11,8 @@ use crate::cfi::state::*;
 use crate::cfi::walk::{NO_STATE, StateId, Walk};
 use crate::decode::InsnId;
 use crate::elf::SecId;
+pub use crate::orc::row::OrcRow;
 use crate::report::Findings;
-pub use crate::write::OrcRow;
 
 /// ORC generation failed (the warning is already reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 pub mod dump;
 pub mod entry;
 pub mod generate;
+pub mod row;
 
 pub use entry::{ORC_ENTRY_SIZE, OrcAbi, OrcEntry, OrcReg, OrcType};
 
