@@ -280,7 +280,7 @@ fn check_one(
         let patches = orctool::patch::nop_patches(&obj, &out.nopped)?;
         let t = std::time::Instant::now();
         orctool::elf::output::inject_fault(args.fault);
-        orctool::write::write_orc_file(
+        let method = orctool::write::write_orc_file(
             &obj,
             &rows,
             &orctool::write::WriteOptions {
@@ -291,6 +291,9 @@ fn check_one(
             dest,
             &patches,
         )?;
+        if args.stats {
+            eprintln!("orctool: stats: write method: {method:?}");
+        }
         let rss = if args.stats {
             orctool::check::rss_kib()
         } else {

@@ -459,8 +459,10 @@ pub(super) fn recover(target: &Path) -> Result<bool> {
         .map_err(io("read", target))?;
     let mut switched = old_header;
     switched[0x28..0x30].copy_from_slice(&headers_at.to_le_bytes());
-    let file = fault::syscall("open", || OpenOptions::new().write(true).open(target))
-        .map_err(io("open", target))?;
+    let file = fault::syscall("open", || {
+        OpenOptions::new().read(true).write(true).open(target)
+    })
+    .map_err(io("open", target))?;
     if header == switched {
         let mut table = vec![0u8; 24 * count as usize];
         reader
