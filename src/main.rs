@@ -203,11 +203,13 @@ fn check_one(
     opts: &orctool::options::Options,
     path: &Path,
 ) -> orctool::Result<bool> {
-    // In place: objtool's open for writing (its error), and what a killed run left.
-    let in_place = args.output.is_none() && !args.dry_run && !args.print_orc;
-    if in_place {
+    // objtool opens the object for writing first, even for --stackval or --dry-run (its
+    // error if it may not); then what a killed earlier run left is cleaned.
+    if args.output.is_none() && !args.print_orc {
         orctool::elf::output::check_writable(path)?;
-        orctool::elf::output::recover(path)?;
+        if !args.dry_run {
+            orctool::elf::output::recover(path)?;
+        }
     }
     let data = input::open(path)?;
     let obj = Object::parse(&data)?;
