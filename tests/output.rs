@@ -387,6 +387,7 @@ fn the_next_run_cleans_what_a_killed_run_left() {
                 assert!(n > 3);
                 break;
             }
+            assert!(n < 200, "the writer never finished");
             n += 1;
         }
     }

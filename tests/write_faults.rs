@@ -142,6 +142,7 @@ fn write_in_place(
     path: &Path,
     old: &[u8],
     rows: &[OrcRow],
+    patches: &[(u64, Vec<u8>)],
     fault: Option<Fault>,
 ) -> (orctool::Result<Method>, u32) {
     let file = std::fs::File::open(path).unwrap();
@@ -155,7 +156,7 @@ fn write_in_place(
         &WriteOptions::default(),
         Some(&file),
         Destination::InPlace(path),
-        &[],
+        patches,
     );
     (result, inject_fault(None))
 }
@@ -163,10 +164,34 @@ fn write_in_place(
 /// Every stop and every failure, for one object; returns the method of the clean run and
 /// the number of system calls it made.
 fn every_fault(name: &str, old: &[u8], rows: &[OrcRow], hard_link: bool) -> (Method, u32) {
+    every_fault_patched(name, old, rows, &[], hard_link)
+}
+
+/// The offset in `new` of input offset `at`, inside `.text`.
+fn text_offset(old: &[u8], new: &[u8], at: u64) -> usize {
+    let text = |bytes: &[u8]| {
+        let f = ElfFile64::<LE>::parse(bytes).unwrap();
+        f.section_by_name(".text").unwrap().file_range().unwrap().0
+    };
+    (text(new) + at - text(old)) as usize
+}
+
+/// [`every_fault`] with byte patches (at input offsets in `.text`, as jump-label NOPs).
+fn every_fault_patched(
+    name: &str,
+    old: &[u8],
+    rows: &[OrcRow],
+    patches: &[(u64, Vec<u8>)],
+    hard_link: bool,
+) -> (Method, u32) {
     // the fault hook is one per process
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let new = add_orc(&Object::parse(old).unwrap(), rows, &WriteOptions::default()).unwrap();
+    let mut new = add_orc(&Object::parse(old).unwrap(), rows, &WriteOptions::default()).unwrap();
+    for (at, bytes) in patches {
+        let to = text_offset(old, &new, *at);
+        new[to..to + bytes.len()].copy_from_slice(bytes);
+    }
     assert_ne!(old, &new[..]);
     let (old_content, new_content) = (content(old).unwrap(), content(&new).unwrap());
     let dir = Scratch::new(name);
@@ -180,14 +205,14 @@ fn every_fault(name: &str, old: &[u8], rows: &[OrcRow], hard_link: bool) -> (Met
         }
     };
     fresh();
-    let (method, calls) = write_in_place(&path, old, rows, None);
+    let (method, calls) = write_in_place(&path, old, rows, patches, None);
     let method = method.expect("clean run");
-    assert_eq!(std::fs::read(&path).unwrap(), new, "{name}: clean run");
+    assert!(std::fs::read(&path).unwrap() == new, "{name}: clean run");
     assert!(calls > 2, "{name}: only {calls} system calls");
     for n in 1..=calls {
         // stopped after call n, as a kill would
         fresh();
-        let _ = write_in_place(&path, old, rows, Some(Fault::StopAfter(n)));
+        let _ = write_in_place(&path, old, rows, patches, Some(Fault::StopAfter(n)));
         let now =
             std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: stop {n}: file missing: {e}"));
         let c = content(&now);
@@ -214,7 +239,7 @@ fn every_fault(name: &str, old: &[u8], rows: &[OrcRow], hard_link: bool) -> (Met
         }
         // call n fails: the writer undoes itself
         fresh();
-        let (result, _) = write_in_place(&path, old, rows, Some(Fault::FailAt(n)));
+        let (result, _) = write_in_place(&path, old, rows, patches, Some(Fault::FailAt(n)));
         let now = std::fs::read(&path).unwrap();
         match result {
             Err(_) => assert!(
@@ -244,6 +269,21 @@ fn module_in_place_every_fault() {
     let (old, rows) = module();
     let (method, _) = every_fault("faults-module-link", &old, &rows, true);
     assert!(matches!(method, Method::InPlace { .. }), "{method:?}");
+}
+
+/// Jump-label NOPs early in the file with the ORC sections at its end: both written.
+#[test]
+fn patched_module_in_place_every_fault() {
+    let (old, rows) = module();
+    let text = {
+        let f = ElfFile64::<LE>::parse(&old[..]).unwrap();
+        f.section_by_name(".text").unwrap().file_range().unwrap().0
+    };
+    let patches = [(text + 1, vec![0x0f, 0x1f, 0x00])];
+    let (method, _) = every_fault_patched("faults-patched", &old, &rows, &patches, true);
+    assert!(matches!(method, Method::InPlace { .. }), "{method:?}");
+    let (method, _) = every_fault_patched("faults-patched-renamed", &old, &rows, &patches, false);
+    assert_eq!(method, Method::Renamed);
 }
 
 #[test]

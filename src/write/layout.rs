@@ -177,3 +177,65 @@ impl<'data> Layout<'data> {
 fn align_up(offset: usize, align: usize) -> Option<usize> {
     Some(offset.checked_add(align - 1)? & !(align - 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::write::plan::header_of;
+
+    fn section(sh_type: u32, size: usize, align: u64) -> OutSection<'static> {
+        OutSection {
+            header: header_of(0, sh_type, 0, size as u64, 0, 0, align, 0),
+            data: Cow::Owned(vec![0xaa; size]),
+        }
+    }
+
+    /// libelf's rule: each section at the next multiple of its alignment after the one
+    /// before (0 counts as 1), NOBITS taking no room, the headers at the next multiple of 8.
+    #[test]
+    fn sections_in_index_order_at_their_alignment() {
+        let out = vec![
+            section(elf::SHT_NULL, 0, 0),
+            section(elf::SHT_PROGBITS, 3, 16),
+            section(elf::SHT_NOBITS, 100, 64),
+            section(elf::SHT_PROGBITS, 5, 0),
+            section(elf::SHT_RELA, 24, 8),
+        ];
+        let kept = [None, Some((0x1000, 3)), None, Some((0x2000, 5)), None];
+        let layout = Layout::new(out, 0, &kept).unwrap();
+        // header 64 → 64; 64+3=67 → NOBITS at 128 (no room) → 128; 133 → 136; 160 → 160
+        assert_eq!(layout.offsets, [0, 64, 128, 128, 136]);
+        assert_eq!(layout.total, 160 + 5 * 64);
+        assert_eq!(layout.out[3].header.sh_addralign(LE), 1);
+        assert_eq!(layout.out[2].header.sh_offset(LE), 128);
+        // a patch at an input offset lands at the same place in the kept section
+        assert_eq!(layout.output_offset(0x1002), Some(66));
+        assert_eq!(layout.output_offset(0x2004), Some(132));
+        assert_eq!(layout.output_offset(0x2005), None);
+    }
+
+    #[test]
+    fn hostile_alignments_are_errors() {
+        let out = vec![
+            section(elf::SHT_NULL, 0, 0),
+            section(elf::SHT_PROGBITS, 1, 3),
+        ];
+        assert!(Layout::new(out, 0, &[]).is_err());
+        let out = vec![
+            section(elf::SHT_NULL, 0, 0),
+            section(elf::SHT_PROGBITS, 1, 1 << 63),
+            section(elf::SHT_PROGBITS, 1, 1 << 63),
+        ];
+        assert!(Layout::new(out, 0, &[]).is_err());
+    }
+
+    #[test]
+    fn neighbouring_input_ranges_join() {
+        let mut segments = Vec::new();
+        push_input(&mut segments, 100, 1000, 10);
+        push_input(&mut segments, 110, 1010, 5); // neighbours in both files
+        push_input(&mut segments, 120, 1015, 5); // a gap in the output
+        assert_eq!(segments.len(), 2);
+        assert_eq!((segments[0].at, segments[0].len), (100, 15));
+    }
+}

@@ -372,7 +372,7 @@ struct NewSection {
 
 /// A section header at address 0 and (for now) offset 0.
 #[allow(clippy::too_many_arguments)]
-fn header_of(
+pub(super) fn header_of(
     name: u32,
     sh_type: u32,
     flags: u64,

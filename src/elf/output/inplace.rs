@@ -117,8 +117,9 @@ fn changed_ranges(image: &Image<'_>) -> Result<Vec<(u64, u64)>> {
         if a >= b {
             return;
         }
+        // (joined with the last range only when it continues it: patches come unsorted)
         match out.last_mut() {
-            Some(last) if last.1 >= a => last.1 = last.1.max(b),
+            Some(last) if last.0 <= a && a <= last.1 => last.1 = last.1.max(b),
             _ => out.push((a, b)),
         }
     };
@@ -490,4 +491,59 @@ pub(super) fn recover(target: &Path) -> Result<bool> {
         return Err(bad());
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::output::Segment;
+
+    /// A range read back after step 2 comes from the copies where it was copied aside.
+    #[test]
+    fn sources_come_from_the_copies_where_there_are_copies() {
+        let shadows = [(100, 1000, 50), (200, 2000, 10)];
+        assert_eq!(split_source(&shadows, 0, 50), [(0, 50)]);
+        assert_eq!(split_source(&shadows, 90, 20), [(90, 10), (1000, 10)]);
+        assert_eq!(
+            split_source(&shadows, 140, 80),
+            [(1040, 10), (150, 50), (2000, 10), (210, 10)]
+        );
+    }
+
+    /// Only the bytes that differ count as changed; moved input ranges always do.
+    #[test]
+    fn changed_ranges_are_the_differing_bytes() {
+        let old: Vec<u8> = (0..200u8).collect();
+        let mut new_tail = old[150..].to_vec();
+        new_tail[10] ^= 1;
+        new_tail[20] ^= 1;
+        let image = Image {
+            len: 210,
+            segments: vec![
+                Segment {
+                    at: 0,
+                    len: 100,
+                    source: Source::Input(0),
+                },
+                Segment {
+                    at: 100,
+                    len: 20,
+                    source: Source::Input(120),
+                },
+                Segment {
+                    at: 150,
+                    len: 50,
+                    source: Source::Bytes(&new_tail),
+                },
+            ],
+            patches: vec![(70, vec![70, 0])],
+            input: &old,
+        };
+        // [100,120) moved; [120,150) zeros where old had bytes; 160..171 differ; the
+        // patch's second byte differs; [200,210) is past the old end
+        assert_eq!(
+            changed_ranges(&image).unwrap(),
+            [(71, 72), (100, 150), (160, 171), (200, 210)]
+        );
+    }
 }
