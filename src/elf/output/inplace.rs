@@ -72,14 +72,12 @@ pub(super) fn update(
     let written: u64 = changed.iter().map(|r| r.1 - r.0).sum();
     // In place writes `shadowed + written` bytes, a rename `image.len` (into new blocks).
     // Hard links and an owner a rename would not keep need the update in place.
+    // (The recovery tells the steps apart by the ELF header: an unchanged one needs the
+    // rename.)
     let must = meta.nlink() > 1 || !super::replace::can_keep_owner(&meta);
     let same_header = new_header == old_header;
     if settings.no_in_place || same_header || (!must && shadowed + written > image.len) {
-        let rw = OpenOptions::new()
-            .read(true)
-            .open(target)
-            .map_err(io("open", target))?;
-        return super::replace::replace(image, Some(input), target, settings, Some(&rw));
+        return super::replace::replace(image, Some(input), target, settings, Some(input));
     }
     let file = fault::syscall("open", || {
         OpenOptions::new().read(true).write(true).open(target)
