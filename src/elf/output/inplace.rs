@@ -63,6 +63,16 @@ pub(super) fn update(
         .get(..HEADER_LEN as usize)
         .and_then(|h| h.try_into().ok())
         .ok_or(WriteError::InputChanged)?;
+    // Moved input ranges are rewritten whatever else changes: when they alone outweigh a
+    // new file, don't compare the rest.
+    let must = meta.nlink() > 1 || !super::replace::can_keep_owner(&meta);
+    let moved: u64 = (image.segments.iter())
+        .filter(|s| matches!(s.source, Source::Input(from) if from != s.at))
+        .map(|s| s.len)
+        .sum();
+    if settings.no_in_place || (!must && 2 * moved > image.len) {
+        return super::replace::replace(image, Some(input), target, settings, Some(input));
+    }
     let changed = changed_ranges(image)?;
     if changed.is_empty() && new_header == old_header && image.len == old.len() as u64 {
         return Ok(Method::Unchanged);
@@ -74,9 +84,8 @@ pub(super) fn update(
     // Hard links and an owner a rename would not keep need the update in place.
     // (The recovery tells the steps apart by the ELF header: an unchanged one needs the
     // rename.)
-    let must = meta.nlink() > 1 || !super::replace::can_keep_owner(&meta);
     let same_header = new_header == old_header;
-    if settings.no_in_place || same_header || (!must && shadowed + written > image.len) {
+    if same_header || (!must && shadowed + written > image.len) {
         return super::replace::replace(image, Some(input), target, settings, Some(input));
     }
     let file = fault::syscall("open", || {
@@ -129,18 +138,17 @@ fn changed_ranges(image: &Image<'_>) -> Result<Vec<(u64, u64)>> {
     let diff = |a: u64, new: &[u8], push: &mut dyn FnMut(u64, u64)| {
         let b = a + new.len() as u64;
         let was = old_at(a, b);
-        let first = new.iter().zip(was).position(|(x, y)| x != y);
-        let first = first.unwrap_or(was.len()) as u64;
-        if first == new.len() as u64 {
+        let common = was.len().min(new.len());
+        let first = first_difference(&new[..common], &was[..common]).unwrap_or(common);
+        if first == new.len() {
             return;
         }
-        let last = if (was.len() as u64) < new.len() as u64 {
-            new.len() as u64
+        let last = if was.len() < new.len() {
+            new.len()
         } else {
-            let same_tail = new.iter().rev().zip(was.iter().rev());
-            new.len() as u64 - same_tail.take_while(|(x, y)| x == y).count() as u64
+            new.len() - same_suffix(&new[first..], &was[first..])
         };
-        push(a + first, a + last);
+        push(a + first as u64, a + last as u64);
     };
     let mut at = HEADER_LEN;
     let zeros = [0u8; 4096];
@@ -180,6 +188,37 @@ fn changed_ranges(image: &Image<'_>) -> Result<Vec<(u64, u64)>> {
         }
     }
     Ok(merged)
+}
+
+/// The first index where `a` and `b` (of one length) differ, compared in blocks (`memcmp`).
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 4096;
+    let mut at = 0;
+    for (x, y) in a.chunks(BLOCK).zip(b.chunks(BLOCK)) {
+        if x != y {
+            return Some(at + x.iter().zip(y).position(|(p, q)| p != q).unwrap_or(0));
+        }
+        at += x.len();
+    }
+    None
+}
+
+/// How many bytes at the end of `a` and `b` (of one length) are the same.
+fn same_suffix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 4096;
+    let mut same = 0;
+    for (x, y) in a.rchunks(BLOCK).zip(b.rchunks(BLOCK)) {
+        if x != y {
+            return same
+                + x.iter()
+                    .rev()
+                    .zip(y.iter().rev())
+                    .take_while(|(p, q)| p == q)
+                    .count();
+        }
+        same += x.len();
+    }
+    same
 }
 
 /// The old ranges to copy aside: the changed ranges inside the old file, widened to every
@@ -506,6 +545,18 @@ mod tests {
             split_source(&shadows, 140, 80),
             [(1040, 10), (150, 50), (2000, 10), (210, 10)]
         );
+    }
+
+    #[test]
+    fn differences_across_blocks() {
+        let a = vec![7u8; 10_000];
+        let mut b = a.clone();
+        assert_eq!(first_difference(&a, &b), None);
+        assert_eq!(same_suffix(&a, &b), 10_000);
+        b[5000] = 0;
+        b[9000] = 0;
+        assert_eq!(first_difference(&a, &b), Some(5000));
+        assert_eq!(same_suffix(&a, &b), 999);
     }
 
     /// Only the bytes that differ count as changed; moved input ranges always do.
