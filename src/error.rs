@@ -40,16 +40,91 @@ pub enum Error {
     OrcRelocCountMismatch { entries: u64, relocs: u64 },
     #[error("{0}")]
     Other(String),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Why an object could not be written (its input was readable).
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("ORC sections can only be added to a relocatable object (ET_REL)")]
+    NotRelocatable,
+    #[error("no .symtab")]
+    NoSymtab,
     #[error("file already has {0} section (--force replaces it)")]
     AlreadyHasOrc(String),
-    #[error("bad ORC row {index}: {what}")]
-    BadOrcRow { index: usize, what: String },
-    #[error("can't {action} {path}: {source}")]
-    Write {
+    #[error("--force would remove {0}, which the object needs")]
+    ForceRemovesNeeded(String),
+    #[error("symbol '{name}' is defined in {section}, which --force would remove")]
+    SymbolInRemovedSection { name: String, section: String },
+    #[error("{what} refers to symbol {index}, defined in a section --force removes")]
+    RefersToRemovedSymbol { what: String, index: u32 },
+    #[error("{section} is linked to section {link}, which --force removes")]
+    LinkRemoved { section: String, link: u32 },
+    #[error("{section} refers to section {info}, which --force removes")]
+    InfoRemoved { section: String, info: u32 },
+    #[error("section {0} needs an extended section index but there is no .symtab_shndx")]
+    NoSymtabShndx(u32),
+    #[error("bad ORC row {index}: {problem}")]
+    BadOrcRow { index: usize, problem: BadRow },
+    #[error("the ORC table has no .rela.orc_unwind_ip (a linked object?)")]
+    NoOrcRelocations,
+    #[error("can't write the ELF header: {0}")]
+    Header(String),
+    #[error("a patch at input offset {0:#x} is outside every kept section")]
+    PatchOutside(u64),
+    #[error("can't allocate {0} bytes for the output")]
+    OutOfMemory(u64),
+    #[error("the input file changed while being read")]
+    InputChanged,
+    #[error("no open input file to update in place")]
+    NoInputFile,
+    /// objtool's wording when the object cannot be opened for writing.
+    #[error("Can't open '{}': {}", .path.display(), strerror(.source))]
+    Open {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("can't write to {}: it is {kind}, not a regular file (-o - writes to standard output)", .path.display())]
+    NotRegularFile {
+        path: std::path::PathBuf,
+        kind: &'static str,
+    },
+    #[error("{}: the tail left by an interrupted orctool run does not match the ELF header; not changed", .path.display())]
+    UnknownLeftover { path: std::path::PathBuf },
+    #[error("can't {action} {}: {source}", .path.display())]
+    Io {
         action: &'static str,
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+}
+
+/// What is wrong with one ORC row given to the writer.
+#[derive(Debug, thiserror::Error)]
+pub enum BadRow {
+    #[error("no section {0}")]
+    NoSection(u32),
+    #[error("{0} is one of the ORC sections being replaced")]
+    BeingReplaced(String),
+    #[error("{0} is not executable")]
+    NotExecutable(String),
+    #[error("offset {offset:#x} is outside {section} (size {size:#x})")]
+    Outside {
+        offset: u64,
+        section: String,
+        size: u64,
+    },
+}
+
+/// The text of an I/O error as C's `strerror` gives it (objtool's wording): without Rust's
+/// " (os error N)".
+pub fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// A structural defect of the ELF file, described in words.

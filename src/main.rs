@@ -92,7 +92,8 @@ struct CheckArgs {
     /// Run every parallel stage even for small objects (for testing the parallel paths).
     #[arg(long, hide = true)]
     force_parallel: bool,
-    /// Write the result to OUT instead of changing FILE in place (one FILE only).
+    /// Write the result to OUT instead of changing FILE in place (one FILE only; `-` for
+    /// standard output).
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
     /// Replace ORC sections the object already has (objtool refuses such objects).
@@ -104,8 +105,16 @@ struct CheckArgs {
     /// Flush the written object to disk (fsync) before replacing the original.
     #[arg(long)]
     sync: bool,
+    /// Test hook: fail, stop after, or raise a signal before the writer's Nth system call
+    /// (`fail:N`, `stop:N`, `signal:N:SIG`).
+    #[arg(long, hide = true, value_name = "SPEC", value_parser = parse_fault)]
+    fault: Option<orctool::elf::output::Fault>,
     #[arg(required = true)]
     files: Vec<PathBuf>,
+}
+
+fn parse_fault(text: &str) -> Result<orctool::elf::output::Fault, String> {
+    orctool::elf::output::Fault::parse(text).ok_or_else(|| format!("bad fault spec '{text}'"))
 }
 
 fn main() -> ExitCode {
@@ -194,6 +203,14 @@ fn check_one(
     opts: &orctool::options::Options,
     path: &Path,
 ) -> orctool::Result<bool> {
+    // objtool opens the object for writing first, even for --stackval or --dry-run (its
+    // error if it may not); then what a killed earlier run left is cleaned.
+    if args.output.is_none() && !args.print_orc {
+        orctool::elf::output::check_writable(path)?;
+        if !args.dry_run {
+            orctool::elf::output::recover(path)?;
+        }
+    }
     let data = input::open(path)?;
     let obj = Object::parse(&data)?;
     let (detected, source) = orc::detect_abi(&obj);
@@ -243,7 +260,12 @@ fn check_one(
     }
     let changed = rows.is_some() || !out.nopped.is_empty();
     if !args.dry_run && (changed || args.output.is_some()) {
-        let target = args.output.as_deref().unwrap_or(path);
+        use orctool::elf::output::Destination;
+        let dest = match args.output.as_deref() {
+            Some(p) if p.as_os_str() == "-" => Destination::Stdout,
+            Some(p) => Destination::NewFile(p),
+            None => Destination::InPlace(path),
+        };
         let compressed = matches!(&data, input::Input::Owned(v) if !v.is_empty());
         if args.output.is_none() && compressed {
             return Err(orctool::Error::Other(
@@ -257,9 +279,10 @@ fn check_one(
             Some(std::fs::File::open(path)?)
         };
         let rows = rows.unwrap_or_default();
-        let nopped = &out.nopped;
+        let patches = orctool::patch::nop_patches(&obj, &out.nopped)?;
         let t = std::time::Instant::now();
-        orctool::write::write_orc_file(
+        orctool::elf::output::inject_fault(args.fault);
+        let method = orctool::write::write_orc_file(
             &obj,
             &rows,
             &orctool::write::WriteOptions {
@@ -267,9 +290,12 @@ fn check_one(
                 sync: args.sync,
             },
             source.as_ref(),
-            target,
-            &|file| orctool::patch::nop_out_file(file, nopped),
+            dest,
+            &patches,
         )?;
+        if args.stats {
+            eprintln!("orctool: stats: write method: {method:?}");
+        }
         let rss = if args.stats {
             orctool::check::rss_kib()
         } else {

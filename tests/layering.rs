@@ -35,11 +35,7 @@ const LEAF_SUBMODULES: &[&str] = &["alt::merge"];
 const ROOT_ITEMS: &[(&str, &str)] = &[("Error", "error"), ("Result", "error")];
 
 /// Edges against the order that another change removes; each with its reason.
-const PENDING: &[(&str, &str)] = &[
-    // `orc::generate` re-exports `write::OrcRow` until `OrcRow` moves to `orc::row`
-    // (the writer's split, issue 11 item 6).
-    ("orc", "write"),
-];
+const PENDING: &[(&str, &str)] = &[];
 
 /// The node of a file: its top-level module, or a leaf submodule.
 fn node_of_file(rel: &str) -> Option<String> {

@@ -18,7 +18,7 @@ use object::read::elf::{ElfFile64, FileHeader as _, SectionHeader as _};
 use object::{LittleEndian as LE, Object as _, ObjectSection as _, ObjectSymbol as _};
 use orctool::Error;
 use orctool::elf::{Object, SecId};
-use orctool::write::{OrcRow, WriteOptions, add_orc, orc_rows, replace_file};
+use orctool::write::{BadRow, OrcRow, WriteError, WriteOptions, add_orc, orc_rows, replace_file};
 
 /// Driver of `scripts/parity-write` (not a test): for each line `REFERENCE INPUT OUTPUT` of
 /// the file named by `ORCTOOL_WRITE_JOBS`, reads the ORC rows objtool wrote into REFERENCE,
@@ -597,7 +597,7 @@ fn existing_orc_is_refused_unless_forced() {
     let objtool = fixture("simple.objtool.o");
     let rows = rows_of(&objtool);
     let err = write(&objtool, &rows, false).unwrap_err();
-    assert!(matches!(err, Error::AlreadyHasOrc(ref s) if s == ".orc_unwind"));
+    assert!(matches!(err, Error::Write(WriteError::AlreadyHasOrc(ref s)) if s == ".orc_unwind"));
     assert_eq!(
         err.to_string(),
         "file already has .orc_unwind section (--force replaces it)"
@@ -624,7 +624,7 @@ fn force_replaces_orc_in_the_middle_of_a_module() {
     assert_eq!(rows.len(), 35);
     assert!(matches!(
         write(&module, &rows, false),
-        Err(Error::AlreadyHasOrc(_))
+        Err(Error::Write(WriteError::AlreadyHasOrc(_)))
     ));
     let ours = write(&module, &rows, true).expect("forced");
 
@@ -670,7 +670,7 @@ fn force_drops_symbols_of_removed_sections() {
     );
     assert!(matches!(
         write(&input, &rows, false),
-        Err(Error::AlreadyHasOrc(_))
+        Err(Error::Write(WriteError::AlreadyHasOrc(_)))
     ));
     let ours = write(&input, &rows, true).unwrap();
 
@@ -842,17 +842,20 @@ fn bad_rows_are_errors() {
         entry: [0; 6],
     };
     let bad = |rows: &[OrcRow]| match write(&input, rows, false) {
-        Err(Error::BadOrcRow { index, what }) => (index, what),
+        Err(Error::Write(WriteError::BadOrcRow { index, problem })) => (index, problem),
         other => panic!("expected BadOrcRow, got {:?}", other.map(|v| v.len())),
     };
     // .data (2) is not executable: objtool "bad call to elf_init_reloc_text_sym()".
     assert_eq!(bad(&[row(1, 0), row(2, 0)]).0, 1);
-    assert!(bad(&[row(2, 0)]).1.contains("not executable"));
+    assert!(matches!(bad(&[row(2, 0)]).1, BadRow::NotExecutable(_)));
     // .text is 3 bytes: offset 3 (the terminator) is fine, 4 is not.
     assert!(write(&input, &[row(1, 3)], false).is_ok());
-    assert!(bad(&[row(1, 4)]).1.contains("outside"));
-    assert!(bad(&[row(0, 0)]).1.contains("no section 0"));
-    assert!(bad(&[row(99, 0)]).1.contains("no section 99"));
+    assert!(matches!(
+        bad(&[row(1, 4)]).1,
+        BadRow::Outside { offset: 4, .. }
+    ));
+    assert!(matches!(bad(&[row(0, 0)]).1, BadRow::NoSection(0)));
+    assert!(matches!(bad(&[row(99, 0)]).1, BadRow::NoSection(99)));
     // A linked file is not written.
     let dir = Scratch::new("write-linked");
     let obj = dir.path("simple.o");
@@ -862,7 +865,7 @@ fn bad_rows_are_errors() {
     let linked = std::fs::read(&linked).unwrap();
     assert!(matches!(
         write(&linked, &[row(1, 0)], false),
-        Err(Error::Other(_))
+        Err(Error::Write(WriteError::NotRelocatable))
     ));
 }
 
@@ -945,16 +948,24 @@ fn replace_file_failures_leave_everything_as_it_was() {
     // The directory does not exist: nothing can be created.
     let missing = dir.path("no/such/dir/a.o");
     let err = replace_file(&missing, b"x").unwrap_err();
-    assert!(matches!(err, Error::Write { .. }), "{err}");
+    assert!(matches!(err, Error::Write(WriteError::Io { .. })), "{err}");
     assert!(!dir.path("no").exists());
 
-    // The target is a (non-empty) directory: the temporary file is written, the rename
-    // fails, and the temporary file is removed.
+    // The target is a (non-empty) directory: not a regular file, nothing is written.
     let target = dir.path("subdir");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("inside"), b"keep").unwrap();
     let err = replace_file(&target, b"x").unwrap_err();
-    assert!(err.to_string().contains("rename over"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Write(WriteError::NotRegularFile {
+                kind: "a directory",
+                ..
+            })
+        ),
+        "{err}"
+    );
     assert_eq!(std::fs::read(target.join("inside")).unwrap(), b"keep");
     assert!(temp_files(&dir.0).is_empty(), "temporary file left behind");
 

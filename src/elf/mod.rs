@@ -5,6 +5,7 @@
 //! Every number taken from the file is bounds-checked; nothing here panics on hostile input.
 
 pub mod input;
+pub mod output;
 
 use object::LittleEndian;
 use object::elf;

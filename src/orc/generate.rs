@@ -11,7 +11,7 @@ use crate::cfi::state::*;
 use crate::cfi::walk::Walk;
 use crate::ids::{InsnId, SecId, StateId};
 use crate::report::{FindingKind, Findings};
-pub use crate::write::OrcRow;
+pub use crate::orc::row::OrcRow;
 
 /// A state ORC cannot express (objtool's `init_orc_entry()` warnings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 pub mod dump;
 pub mod entry;
 pub mod generate;
+pub mod row;
 pub mod unwind_check;
 
 pub use entry::{ORC_ENTRY_SIZE, OrcAbi, OrcEntry, OrcReg, OrcType};

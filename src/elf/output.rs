@@ -1,0 +1,410 @@
+//! Bytes → file: writing an object image to standard output, to a new file, or over the
+//! object it was read from, so that the file is the old object or the new one at every
+//! instant, never a mix, never missing.
+//!
+//! An [`Image`] says what the new file holds: byte segments (new data in memory, or ranges of
+//! the input file), zeros between them, and small patches over them. [`write_image`] puts it
+//! where [`Destination`] says:
+//!
+//! * `Stdout`: streamed, in chunks.
+//! * `NewFile`: `-o OUT`. Only a regular file (or a new name) is replaced, through a
+//!   temporary file renamed over it; a device, FIFO, socket or directory is an error; a
+//!   symbolic link is followed and its target replaced.
+//! * `InPlace`: over the input. When the change is small compared to the file (objtool's
+//!   libelf keeps sections in index order and puts new sections and the section header table
+//!   at the end, so usually only the last few sections change), the file is updated in place
+//!   with the protocol of [`inplace`]; it keeps the inode, so mode, owner, extended
+//!   attributes and hard links stay as they are. Otherwise (a `vmlinux.o` that `ld -r` laid
+//!   out with its relocation sections at the end: libelf moves every section) a temporary
+//!   file is written and renamed over the object, after taking the object's mode, owner,
+//!   group and extended attributes.
+//!
+//! SIGINT, SIGTERM and SIGHUP during a write are held until the next step boundary; the
+//! writer then undoes what it did (removes its temporary file, or puts the old object back)
+//! and dies of the same signal. A run killed outright (SIGKILL, power loss) leaves either a
+//! temporary file, which [`recover`] removes on the next run on the same file, or an object
+//! with a marked tail, which [`recover`] turns back into the old or the new object.
+
+mod fault;
+mod inplace;
+mod replace;
+mod signals;
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+pub use fault::{Fault, inject_fault};
+pub use inplace::RECOVERY_MAGIC;
+
+use crate::error::{Result, WriteError};
+
+/// Where the new file's bytes come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// These bytes.
+    Bytes(&'a [u8]),
+    /// The input file's bytes from this offset.
+    Input(u64),
+}
+
+/// A run of bytes of the new file.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    pub at: u64,
+    pub len: u64,
+    pub source: Source<'a>,
+}
+
+/// The new file: `len` bytes, made of `segments` (sorted, not overlapping; what they do not
+/// cover is zero) with `patches` written over them.
+#[derive(Clone, Debug)]
+pub struct Image<'a> {
+    pub len: u64,
+    pub segments: Vec<Segment<'a>>,
+    pub patches: Vec<(u64, Vec<u8>)>,
+    /// The input file's bytes (what `Source::Input` refers to).
+    pub input: &'a [u8],
+}
+
+impl<'a> Image<'a> {
+    /// The input unchanged.
+    pub fn unchanged(input: &'a [u8]) -> Self {
+        Image {
+            len: input.len() as u64,
+            segments: vec![Segment {
+                at: 0,
+                len: input.len() as u64,
+                source: Source::Input(0),
+            }],
+            patches: Vec::new(),
+            input,
+        }
+    }
+
+    /// The bytes `source` gives for `len` bytes, from memory.
+    fn source_bytes(&self, source: Source<'a>, skip: u64, len: u64) -> Result<&'a [u8]> {
+        let (data, start) = match source {
+            Source::Bytes(b) => (b, skip),
+            Source::Input(from) => (self.input, from.saturating_add(skip)),
+        };
+        usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(s, l)| data.get(s..s.checked_add(l)?))
+            .ok_or(WriteError::InputChanged.into())
+    }
+
+    /// Fills `buf` with the new file's bytes from offset `start`.
+    pub fn render(&self, start: u64, buf: &mut [u8]) -> Result<()> {
+        buf.fill(0);
+        let end = start + buf.len() as u64;
+        let first = self.segments.partition_point(|s| s.at + s.len <= start);
+        for s in &self.segments[first..] {
+            if s.at >= end {
+                break;
+            }
+            let a = s.at.max(start);
+            let b = (s.at + s.len).min(end);
+            let bytes = self.source_bytes(s.source, a - s.at, b - a)?;
+            buf[(a - start) as usize..(b - start) as usize].copy_from_slice(bytes);
+        }
+        for (at, bytes) in &self.patches {
+            let (a, b) = (*at, at + bytes.len() as u64);
+            if a < end && b > start {
+                let (lo, hi) = (a.max(start), b.min(end));
+                buf[(lo - start) as usize..(hi - start) as usize]
+                    .copy_from_slice(&bytes[(lo - a) as usize..(hi - a) as usize]);
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole new file in memory.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        let len = usize::try_from(self.len).map_err(|_| WriteError::OutOfMemory(self.len))?;
+        let mut v = Vec::new();
+        v.try_reserve_exact(len)
+            .map_err(|_| WriteError::OutOfMemory(self.len))?;
+        v.resize(len, 0);
+        self.render(0, &mut v)?;
+        Ok(v)
+    }
+}
+
+/// Where [`write_image`] puts the image.
+#[derive(Clone, Copy, Debug)]
+pub enum Destination<'p> {
+    /// Standard output (`-o -`).
+    Stdout,
+    /// `-o OUT`: a new file, or a regular file replaced.
+    NewFile(&'p Path),
+    /// Over the input object itself.
+    InPlace(&'p Path),
+}
+
+/// How the file was written (for tests and `--stats`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Stdout,
+    /// A temporary file renamed over the target.
+    Renamed,
+    /// Updated in place: `shadowed` old bytes copied aside, `written` new bytes written.
+    InPlace {
+        shadowed: u64,
+        written: u64,
+    },
+    /// The new file equals the old one: nothing written.
+    Unchanged,
+}
+
+/// What [`write_image`] needs besides the image.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteSettings {
+    /// fsync the data before each switch (and the directory after a rename).
+    pub sync: bool,
+    /// Never update in place (always a temporary file and a rename).
+    pub no_in_place: bool,
+}
+
+/// Writes `image` to `dest`. `input` is the open input file (for in-kernel copies of
+/// unchanged ranges; required for `InPlace`, where it must be the file the image's input
+/// bytes were mapped from).
+pub fn write_image(
+    image: &Image<'_>,
+    input: Option<&File>,
+    dest: Destination<'_>,
+    settings: WriteSettings,
+) -> Result<Method> {
+    signals::holding(|| write_to(image, input, dest, settings))
+}
+
+fn write_to(
+    image: &Image<'_>,
+    input: Option<&File>,
+    dest: Destination<'_>,
+    settings: WriteSettings,
+) -> Result<Method> {
+    match dest {
+        Destination::Stdout => {
+            write_stdout(image)?;
+            Ok(Method::Stdout)
+        }
+        Destination::NewFile(path) => {
+            let target = resolve(path, false)?;
+            // an existing file keeps its mode, owner, group and attributes
+            let original = File::open(&target).ok();
+            replace::replace(image, input, &target, settings, original.as_ref())
+        }
+        Destination::InPlace(path) => {
+            let target = resolve(path, true)?;
+            let file = input.ok_or(WriteError::NoInputFile)?;
+            inplace::update(image, file, &target, settings)
+        }
+    }
+}
+
+/// objtool opens the object for writing before reading it: the same check, with its
+/// wording ("Can't open 'FILE': Permission denied"), for an object to be changed in place.
+pub fn check_writable(path: &Path) -> Result<()> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map(drop)
+        .map_err(|source| {
+            WriteError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+            .into()
+        })
+}
+
+/// Cleans what an interrupted earlier run left behind for `path`: its temporary files
+/// (`.NAME.orctool-PID-N.tmp` of a process that no longer runs) and an unfinished in-place
+/// update (the file is made the old or the new object, whichever the run had reached).
+/// Returns whether something was cleaned.
+pub fn recover(path: &Path) -> Result<bool> {
+    let target = match std::fs::canonicalize(path) {
+        Ok(t) => t,
+        Err(_) => return Ok(false),
+    };
+    let temps = replace::remove_stale_temporaries(&target);
+    let tail = inplace::recover(&target)?;
+    Ok(temps || tail)
+}
+
+/// The path to write: symbolic links followed; the file, when it exists, must be a regular
+/// file. `must_exist`: the object itself (in place).
+fn resolve(path: &Path, must_exist: bool) -> Result<PathBuf> {
+    let target = match std::fs::canonicalize(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => {
+            // A new name (or a dangling link: its target is created, as `>` does).
+            match std::fs::read_link(path) {
+                Ok(to) if to.is_absolute() => to,
+                Ok(to) => path.parent().unwrap_or(Path::new(".")).join(to),
+                Err(_) => path.to_path_buf(),
+            }
+        }
+        Err(source) => {
+            return Err(WriteError::Io {
+                action: "resolve",
+                path: path.to_path_buf(),
+                source,
+            }
+            .into());
+        }
+    };
+    match std::fs::metadata(&target) {
+        Ok(m) if !m.file_type().is_file() => Err(WriteError::NotRegularFile {
+            path: path.to_path_buf(),
+            kind: file_kind(&m),
+        }
+        .into()),
+        _ => Ok(target),
+    }
+}
+
+fn file_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt as _;
+    let t = m.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Streams the image to standard output in 1 MiB chunks.
+fn write_stdout(image: &Image<'_>) -> Result<()> {
+    const CHUNK: u64 = 1 << 20;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut buf = vec![0u8; CHUNK.min(image.len) as usize];
+    let mut at = 0;
+    while at < image.len {
+        let n = CHUNK.min(image.len - at) as usize;
+        image.render(at, &mut buf[..n])?;
+        out.write_all(&buf[..n]).map_err(|source| WriteError::Io {
+            action: "write to",
+            path: PathBuf::from("standard output"),
+            source,
+        })?;
+        at += n as u64;
+    }
+    out.flush().map_err(|source| WriteError::Io {
+        action: "write to",
+        path: PathBuf::from("standard output"),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Copies `len` bytes from `src` at `from` to `dst` at `to` inside the kernel.
+fn copy_range(src: &File, from: u64, dst: &File, to: u64, len: u64) -> std::io::Result<()> {
+    let (mut from, mut to, mut left) = (from, to, len);
+    while left > 0 {
+        let chunk = left.min(1 << 30) as usize;
+        let n = fault::syscall("copy_file_range", || {
+            rustix::fs::copy_file_range(src, Some(&mut from), dst, Some(&mut to), chunk)
+                .map_err(std::io::Error::from)
+        })?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the input file is shorter than when it was read",
+            ));
+        }
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// `pwrite` of all of `bytes` at `at`, through the fault hook.
+fn write_at(file: &File, bytes: &[u8], at: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    fault::syscall("pwrite", || file.write_all_at(bytes, at))
+}
+
+/// Writes the segments of `image` in `[start, end)` (and the patches there) to `file` at the
+/// same offsets. With `read`, input ranges are copied inside the kernel from that file, at
+/// the (offset, length) pieces the function gives for an input range.
+type ReadInput<'r> = Option<(&'r File, &'r dyn Fn(u64, u64) -> Vec<(u64, u64)>)>;
+
+fn write_range(
+    image: &Image<'_>,
+    file: &File,
+    start: u64,
+    end: u64,
+    read: ReadInput<'_>,
+) -> Result<()> {
+    let io = |source| WriteError::Io {
+        action: "write",
+        path: PathBuf::from("the output"),
+        source,
+    };
+    let first = image.segments.partition_point(|s| s.at + s.len <= start);
+    let mut zero_from = start;
+    for s in &image.segments[first..] {
+        if s.at >= end {
+            break;
+        }
+        let (a, b) = (s.at.max(start), (s.at + s.len).min(end));
+        write_zeros(file, zero_from, a).map_err(io)?;
+        zero_from = b;
+        match (s.source, read) {
+            (Source::Input(from), Some((src, pieces))) => {
+                let mut to = a;
+                for (off, len) in pieces(from + (a - s.at), b - a) {
+                    copy_range(src, off, file, to, len).map_err(io)?;
+                    to += len;
+                }
+            }
+            _ => {
+                let bytes = image.source_bytes(s.source, a - s.at, b - a)?;
+                write_at(file, bytes, a).map_err(io)?;
+            }
+        }
+    }
+    write_zeros(file, zero_from, end).map_err(io)?;
+    for (at, bytes) in &image.patches {
+        let (pa, pb) = (*at, at + bytes.len() as u64);
+        if pa < end && pb > start {
+            let (lo, hi) = (pa.max(start), pb.min(end));
+            write_at(file, &bytes[(lo - pa) as usize..(hi - pa) as usize], lo).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Zeros in `[from, to)` (the gaps between sections).
+fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    let mut at = from;
+    let zeros = [0u8; 4096];
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        write_at(file, &zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// `fsync`, through the fault hook.
+fn sync(file: &File) -> std::io::Result<()> {
+    fault::syscall("fsync", || file.sync_all())
+}
+
+/// `ftruncate`, through the fault hook.
+fn truncate(file: &File, len: u64) -> std::io::Result<()> {
+    fault::syscall("ftruncate", || file.set_len(len))
+}

@@ -1,0 +1,217 @@
+//! Writing ORC sections into a relocatable object, byte for byte as objtool 6.12 does.
+//!
+//! objtool: `orc_create()` builds the entry list, then `elf_create_section()` /
+//! `elf_create_section_pair()` append `.orc_unwind`, `.orc_unwind_ip` and
+//! `.rela.orc_unwind_ip`, `elf_init_reloc_text_sym()` writes one `R_X86_64_PC32` per entry
+//! against the STT_SECTION symbol of the instruction's section (creating that symbol when
+//! the section has none), and libelf's `elf_update()` lays the file out again.
+//!
+//! What this module reproduces, all checked against the 6.12 binary (spec §3.1):
+//!
+//! * The three sections come after every existing section; their names are appended to the
+//!   section name string table (no sharing of suffixes). Headers: `.orc_unwind` PROGBITS,
+//!   `A`, align 1, entsize 6; `.orc_unwind_ip` PROGBITS, `A`, align 1, entsize 4, zero
+//!   bytes; `.rela.orc_unwind_ip` RELA, flags exactly `SHF_INFO_LINK`, align 8, entsize 24,
+//!   link `.symtab`, info `.orc_unwind_ip`.
+//! * Relocation i: offset 4·i, `R_X86_64_PC32`, the section symbol of the row's section
+//!   (the last STT_SECTION symbol of that section in `.symtab`), addend = offset.
+//! * A missing section symbol is created (LOCAL, STT_SECTION, name 0, value 0, size 0) at
+//!   index `sh_info` of `.symtab`, in row order. The symbol that was there (the first
+//!   global) moves to the end of the table, every relocation that referenced it is
+//!   renumbered and `sh_info` grows by one. With a `.symtab_shndx`, objtool's
+//!   `elf_update_symbol()` stores the moved symbol's section index (or its special index
+//!   such as `SHN_ABS`) in that table, and the new symbol's section index too: done here
+//!   the same way.
+//! * The file layout of libelf (`ELF_C_RDWR` without `ELF_F_LAYOUT`): the ELF header, then
+//!   every section in index order at the next multiple of its alignment (no file space for
+//!   NOBITS), gaps zero-filled, then the section header table at the next multiple of 8.
+//!   An `sh_addralign` of 0 becomes 1, as libelf writes it.
+//!
+//! The parts: [`plan`] (which sections stay, the rows as relocations, the output
+//! sections), [`symbols`] (the symbol table being edited), [`layout`] (libelf's offsets and
+//! the file through `object`'s writer), [`ranges`] (the file as pieces in memory and ranges
+//! of the input). `elf::output` puts the result on disk.
+//!
+//! With these, our output is the file objtool writes (checked on every module of the
+//! corpus by `scripts/parity-write`). One deliberate difference: objtool does not update
+//! the signature symbol (`sh_info`) of an `SHT_GROUP` section when that symbol moves, so
+//! the COMDAT group ends up named after the new section symbol. We renumber it.
+//!
+//! `force` (objtool has no such option: it warns "file already has .orc_unwind section,
+//! skipping" and writes nothing) removes the old `.orc_unwind`, `.orc_unwind_ip`,
+//! `.rela.orc_unwind_ip` (and any other relocation section of a removed section) first,
+//! with the section symbols of removed sections; `.orc_header` stays. Later sections move
+//! down, so section links, relocation targets, group members, symbol section indices
+//! (direct and in `.symtab_shndx`) and `e_shstrndx` are renumbered, and relocations for
+//! the symbols after a removed one too.
+
+use std::fs::File;
+use std::path::Path;
+
+use object::elf;
+use object::read::elf::{FileHeader as _, Rela as _, Sym as _};
+
+use crate::elf::output::{self, Destination, Image, Method, WriteSettings};
+use crate::elf::{LE, Object, ObjectKind};
+pub use crate::error::{BadRow, WriteError};
+use crate::error::{Error, Result};
+pub use crate::orc::row::OrcRow;
+
+mod layout;
+mod plan;
+mod ranges;
+mod symbols;
+
+use layout::Layout;
+use ranges::SparseBuffer;
+
+/// How [`add_orc`] treats an object that already has ORC sections, and how the file is
+/// written.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOptions {
+    /// Replace existing ORC sections instead of refusing.
+    pub force: bool,
+    /// Flush the file to disk before each switch from the old object to the new one (the
+    /// update is already atomic for readers and against an interrupted run; this adds
+    /// durability across a power loss).
+    pub sync: bool,
+}
+
+/// The sections objtool creates (and `force` removes), in creation order.
+const ORC_SECTION_NAMES: [&[u8]; 3] = [b".orc_unwind", b".orc_unwind_ip", b".rela.orc_unwind_ip"];
+
+/// Returns the bytes of the new object: `obj` with `.orc_unwind`, `.orc_unwind_ip` and
+/// `.rela.orc_unwind_ip` appended as objtool 6.12 does. Empty `rows` give the input back
+/// unchanged (objtool writes nothing then, and does not check for existing ORC).
+pub fn add_orc(obj: &Object<'_>, rows: &[OrcRow], opts: &WriteOptions) -> Result<Vec<u8>> {
+    if rows.is_empty() {
+        return Ok(obj.data().to_vec());
+    }
+    let layout = plan(obj, rows, opts)?;
+    let mut buffer = SparseBuffer::default();
+    let elsewhere = layout.emit(obj, &mut buffer)?;
+    buffer.image(elsewhere, obj.data()).to_vec()
+}
+
+fn plan<'data>(obj: &Object<'data>, rows: &[OrcRow], opts: &WriteOptions) -> Result<Layout<'data>> {
+    if obj.kind() != ObjectKind::Relocatable {
+        return Err(WriteError::NotRelocatable.into());
+    }
+    if obj.header().e_phnum(LE) != 0 {
+        return Err(Error::malformed("relocatable object with program headers"));
+    }
+    let mut plan = plan::Plan::new(obj, opts)?;
+    plan.add_rows(rows)?;
+    let layout = plan.finish()?;
+    // Only hostile alignments make the output much larger than the input plus the table.
+    let limit = obj.data().len().saturating_mul(2).saturating_add(1 << 28);
+    if layout.total > limit {
+        return Err(Error::malformed(format!(
+            "the output would be {} bytes for a {}-byte input (section alignments?)",
+            layout.total,
+            obj.data().len()
+        )));
+    }
+    Ok(layout)
+}
+
+/// Writes `obj` with the ORC `rows` added (or unchanged, without rows) and the byte
+/// `patches` (at input file offsets, e.g. `patch::nop_patches`) applied, to `dest` (see
+/// `elf::output`). `input` is the open file `obj` was mapped from, when there is one:
+/// unchanged sections are copied from it inside the kernel, and it is the file an in-place
+/// update changes.
+pub fn write_orc_file(
+    obj: &Object<'_>,
+    rows: &[OrcRow],
+    opts: &WriteOptions,
+    input: Option<&File>,
+    dest: Destination<'_>,
+    patches: &[(u64, Vec<u8>)],
+) -> Result<Method> {
+    let layout = if rows.is_empty() {
+        None
+    } else {
+        Some(plan(obj, rows, opts)?)
+    };
+    let mut buffer = SparseBuffer::default();
+    let mut image = match &layout {
+        Some(l) => {
+            let elsewhere = l.emit(obj, &mut buffer)?;
+            buffer.image(elsewhere, obj.data())
+        }
+        None => Image::unchanged(obj.data()),
+    };
+    for (at, bytes) in patches {
+        let to = match &layout {
+            Some(l) => l.output_offset(*at).ok_or(WriteError::PatchOutside(*at))?,
+            None => *at,
+        };
+        image.patches.push((to, bytes.clone()));
+    }
+    let settings = WriteSettings {
+        sync: opts.sync,
+        no_in_place: false,
+    };
+    output::write_image(&image, input, dest, settings)
+}
+
+/// The ORC rows of an object that has ORC sections (objtool's or the linker's), in table
+/// order: the section of each relocation's symbol, the addend (plus the symbol's value for
+/// a non-section symbol), the entry bytes. Empty when the object has no `.orc_unwind`.
+/// This is what [`add_orc`] needs to write the same table again.
+pub fn orc_rows(obj: &Object<'_>) -> Result<Vec<OrcRow>> {
+    let Some(orc) = crate::orc::dump::OrcSections::find(obj)? else {
+        return Ok(Vec::new());
+    };
+    let rela = orc.rela.ok_or(WriteError::NoOrcRelocations)?;
+    let relas = obj.rela_records(rela)?;
+    let mut rows = Vec::with_capacity(orc.len());
+    for (i, rela) in relas.iter().enumerate() {
+        let sym_id = obj.rela_symbol(rela)?;
+        let sym = obj.symbol(sym_id)?;
+        let section = obj.symbol_section(sym_id)?.ok_or_else(|| {
+            Error::malformed(format!(
+                "ORC relocation {i} refers to symbol {} which has no section",
+                sym_id.0
+            ))
+        })?;
+        let value = if sym.st_type() == elf::STT_SECTION {
+            0
+        } else {
+            sym.st_value(LE)
+        };
+        rows.push(OrcRow {
+            section,
+            offset: value.wrapping_add(rela.r_addend(LE) as u64),
+            entry: orc.entry(i),
+        });
+    }
+    Ok(rows)
+}
+
+/// Writes `bytes` as the new contents of `path` through a temporary file renamed over it
+/// (symbolic links followed; only a regular file is replaced; its mode, owner, group and
+/// extended attributes are kept). On any error `path` is untouched and the temporary file
+/// removed.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let image = Image {
+        len: bytes.len() as u64,
+        segments: vec![output::Segment {
+            at: 0,
+            len: bytes.len() as u64,
+            source: output::Source::Bytes(bytes),
+        }],
+        patches: Vec::new(),
+        input: &[],
+    };
+    output::write_image(
+        &image,
+        None,
+        Destination::NewFile(path),
+        WriteSettings {
+            sync: true,
+            no_in_place: true,
+        },
+    )
+    .map(drop)
+}

@@ -1,0 +1,315 @@
+//! The writer stopped after each of its system calls (as a kill would), or with each system
+//! call failing in turn: the file on disk is at every point the old object or the new one
+//! (the same sections, headers and bytes), never a mix and never missing; the next run's
+//! recovery makes it the old or the new file byte for byte, and no temporary file stays.
+//! For a small object and a large generated one, updated in place and replaced by rename.
+
+mod common;
+
+use std::path::Path;
+
+use common::Scratch;
+use object::read::elf::{ElfFile64, FileHeader as _, SectionHeader as _};
+use object::{LittleEndian as LE, Object as _, ObjectSection as _};
+use orctool::elf::Object;
+use orctool::elf::output::{Destination, Fault, Method, inject_fault, recover};
+use orctool::write::{OrcRow, WriteOptions, add_orc, orc_rows, write_orc_file};
+
+/// What an object means, whatever its layout: the ELF header without `e_shoff`, then each
+/// section's name, header fields except `sh_offset`, and bytes.
+type Content = (Vec<u8>, Vec<(String, [u64; 7], Vec<u8>)>);
+
+fn content(bytes: &[u8]) -> Option<Content> {
+    let file = ElfFile64::<LE>::parse(bytes).ok()?;
+    let mut header = bytes.get(..64)?.to_vec();
+    header[0x28..0x30].fill(0);
+    let mut sections = Vec::new();
+    for s in file.sections() {
+        let h = s.elf_section_header();
+        let fields = [
+            u64::from(h.sh_type(LE)),
+            h.sh_flags(LE),
+            h.sh_size(LE),
+            u64::from(h.sh_link(LE)),
+            u64::from(h.sh_info(LE)),
+            h.sh_addralign(LE),
+            h.sh_entsize(LE),
+        ];
+        let data = s.data().ok()?.to_vec();
+        sections.push((s.name().ok()?.to_owned(), fields, data));
+    }
+    // the section header table must be inside the file
+    let shoff = file.elf_header().e_shoff(LE);
+    (shoff + 64 * sections.len() as u64 + 64 <= bytes.len() as u64).then_some((header, sections))
+}
+
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".orctool-"))
+        .collect()
+}
+
+/// A large object (`vmlinux.o`-like in shape: code, then tens of MB of non-code data, then
+/// the symbol table) with one row per 16 bytes of code. With `shifted`, the large section
+/// starts 64 bytes later than libelf would put it, so the writer moves nearly every byte
+/// (as for a `vmlinux.o` that `ld -r` laid out).
+fn large_object(shifted: bool) -> (Vec<u8>, Vec<OrcRow>) {
+    use object::write;
+    let mut obj = write::Object::new(
+        object::BinaryFormat::Elf,
+        object::Architecture::X86_64,
+        object::Endianness::Little,
+    );
+    let text = obj.section_id(write::StandardSection::Text);
+    let mut code = vec![0x90u8; 1 << 16];
+    *code.last_mut().unwrap() = 0xc3;
+    obj.append_section_data(text, &code, 16);
+    let f = obj.add_symbol(write::Symbol {
+        name: b"f".to_vec(),
+        value: 0,
+        size: code.len() as u64,
+        kind: object::SymbolKind::Text,
+        scope: object::SymbolScope::Linkage,
+        weak: false,
+        section: write::SymbolSection::Section(text),
+        flags: object::SymbolFlags::None,
+    });
+    let _ = f;
+    let debug = obj.add_section(
+        Vec::new(),
+        b".debug_info".to_vec(),
+        object::SectionKind::Debug,
+    );
+    let mut big = vec![0u8; 48 << 20];
+    let mut x = 0x1234_5678_9abc_def0u64;
+    for chunk in big.chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    obj.append_section_data(debug, &big, 8);
+    let mut bytes = obj.write().unwrap();
+    let parsed = Object::parse(&bytes).unwrap();
+    let text_id = parsed.section_by_name(b".text").unwrap();
+    let rows: Vec<OrcRow> = (0..code.len() as u64 / 16)
+        .map(|i| OrcRow {
+            section: text_id,
+            offset: i * 16,
+            entry: [i as u8, 0, 8, 0, 0x15, 0],
+        })
+        .collect();
+    if shifted {
+        let debug_id = parsed.section_by_name(b".debug_info").unwrap();
+        let at = parsed.section(debug_id).unwrap().sh_offset(LE);
+        bytes = shift(&bytes, at, 64);
+    }
+    (bytes, rows)
+}
+
+/// `bytes` with `n` zero bytes inserted at `at` and the offsets after it moved.
+fn shift(bytes: &[u8], at: u64, n: u64) -> Vec<u8> {
+    let mut out = bytes[..at as usize].to_vec();
+    out.extend(std::iter::repeat_n(0u8, n as usize));
+    out.extend_from_slice(&bytes[at as usize..]);
+    let shoff = u64::from_le_bytes(out[0x28..0x30].try_into().unwrap());
+    let shoff = if shoff >= at { shoff + n } else { shoff };
+    out[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+    let count = u16::from_le_bytes([out[0x3c], out[0x3d]]) as u64;
+    for i in 1..count {
+        let h = (shoff + 64 * i) as usize;
+        let off = u64::from_le_bytes(out[h + 24..h + 32].try_into().unwrap());
+        if off >= at {
+            out[h + 24..h + 32].copy_from_slice(&(off + n).to_le_bytes());
+        }
+    }
+    out
+}
+
+fn module() -> (Vec<u8>, Vec<OrcRow>) {
+    let dir = common::fixtures().join("write");
+    let input = std::fs::read(dir.join("relocs.o")).unwrap();
+    let reference = std::fs::read(dir.join("relocs.objtool.o")).unwrap();
+    let rows = orc_rows(&Object::parse(&reference).unwrap()).unwrap();
+    (input, rows)
+}
+
+/// Writes `rows` into the object at `path` in place (its bytes are `old`), with `fault`.
+/// Returns the result and the number of system calls made.
+fn write_in_place(
+    path: &Path,
+    old: &[u8],
+    rows: &[OrcRow],
+    patches: &[(u64, Vec<u8>)],
+    fault: Option<Fault>,
+) -> (orctool::Result<Method>, u32) {
+    let file = std::fs::File::open(path).unwrap();
+    let map = orctool::elf::input::map_file(&file).unwrap();
+    assert_eq!(&map[..], old);
+    let obj = Object::parse(&map).unwrap();
+    inject_fault(fault);
+    let result = write_orc_file(
+        &obj,
+        rows,
+        &WriteOptions::default(),
+        Some(&file),
+        Destination::InPlace(path),
+        patches,
+    );
+    (result, inject_fault(None))
+}
+
+/// Every stop and every failure, for one object; returns the method of the clean run and
+/// the number of system calls it made.
+fn every_fault(name: &str, old: &[u8], rows: &[OrcRow], hard_link: bool) -> (Method, u32) {
+    every_fault_patched(name, old, rows, &[], hard_link)
+}
+
+/// The offset in `new` of input offset `at`, inside `.text`.
+fn text_offset(old: &[u8], new: &[u8], at: u64) -> usize {
+    let text = |bytes: &[u8]| {
+        let f = ElfFile64::<LE>::parse(bytes).unwrap();
+        f.section_by_name(".text").unwrap().file_range().unwrap().0
+    };
+    (text(new) + at - text(old)) as usize
+}
+
+/// [`every_fault`] with byte patches (at input offsets in `.text`, as jump-label NOPs).
+fn every_fault_patched(
+    name: &str,
+    old: &[u8],
+    rows: &[OrcRow],
+    patches: &[(u64, Vec<u8>)],
+    hard_link: bool,
+) -> (Method, u32) {
+    // the fault hook is one per process
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut new = add_orc(&Object::parse(old).unwrap(), rows, &WriteOptions::default()).unwrap();
+    for (at, bytes) in patches {
+        let to = text_offset(old, &new, *at);
+        new[to..to + bytes.len()].copy_from_slice(bytes);
+    }
+    assert_ne!(old, &new[..]);
+    let (old_content, new_content) = (content(old).unwrap(), content(&new).unwrap());
+    let dir = Scratch::new(name);
+    let path = dir.path("obj.o");
+    let fresh = || {
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(dir.path("link.o"));
+        std::fs::write(&path, old).unwrap();
+        if hard_link {
+            std::fs::hard_link(&path, dir.path("link.o")).unwrap();
+        }
+    };
+    fresh();
+    let (method, calls) = write_in_place(&path, old, rows, patches, None);
+    let method = method.expect("clean run");
+    assert!(std::fs::read(&path).unwrap() == new, "{name}: clean run");
+    assert!(calls > 2, "{name}: only {calls} system calls");
+    for n in 1..=calls {
+        // stopped after call n, as a kill would
+        fresh();
+        let _ = write_in_place(&path, old, rows, patches, Some(Fault::StopAfter(n)));
+        let now =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: stop {n}: file missing: {e}"));
+        let c = content(&now);
+        assert!(
+            c.as_ref() == Some(&old_content) || c.as_ref() == Some(&new_content),
+            "{name}: after system call {n} of {calls} the file is neither the old nor the new object"
+        );
+        recover(&path).unwrap();
+        let now = std::fs::read(&path).unwrap();
+        assert!(
+            now == old || now == new,
+            "{name}: stop {n}: recovery gave neither file"
+        );
+        assert!(
+            temporaries(&dir.0).is_empty(),
+            "{name}: stop {n}: temporary file left"
+        );
+        if hard_link {
+            assert_eq!(
+                std::fs::read(dir.path("link.o")).unwrap(),
+                now,
+                "{name}: link split"
+            );
+        }
+        // call n fails: the writer undoes itself
+        fresh();
+        let (result, _) = write_in_place(&path, old, rows, patches, Some(Fault::FailAt(n)));
+        let now = std::fs::read(&path).unwrap();
+        match result {
+            Err(_) => assert!(
+                now == old || now == new,
+                "{name}: failure of call {n}: neither the old nor the new file"
+            ),
+            Ok(_) => assert_eq!(now, new, "{name}: failure of call {n} ignored, wrong file"),
+        }
+        // (only a failed unlink of the temporary name may leave it, for the next run)
+        let left = temporaries(&dir.0);
+        recover(&path).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            now,
+            "{name}: failure {n}: a tail was left"
+        );
+        assert!(
+            temporaries(&dir.0).is_empty(),
+            "{name}: failure {n}: {left:?} left"
+        );
+    }
+    (method, calls)
+}
+
+#[test]
+fn module_in_place_every_fault() {
+    let (old, rows) = module();
+    let (method, _) = every_fault("faults-module-link", &old, &rows, true);
+    assert!(matches!(method, Method::InPlace { .. }), "{method:?}");
+}
+
+/// Jump-label NOPs early in the file with the ORC sections at its end: both written.
+#[test]
+fn patched_module_in_place_every_fault() {
+    let (old, rows) = module();
+    let text = {
+        let f = ElfFile64::<LE>::parse(&old[..]).unwrap();
+        f.section_by_name(".text").unwrap().file_range().unwrap().0
+    };
+    let patches = [(text + 1, vec![0x0f, 0x1f, 0x00])];
+    let (method, _) = every_fault_patched("faults-patched", &old, &rows, &patches, true);
+    assert!(matches!(method, Method::InPlace { .. }), "{method:?}");
+    let (method, _) = every_fault_patched("faults-patched-renamed", &old, &rows, &patches, false);
+    assert_eq!(method, Method::Renamed);
+}
+
+#[test]
+fn module_renamed_every_fault() {
+    let (old, rows) = module();
+    let (method, _) = every_fault("faults-module", &old, &rows, false);
+    assert_eq!(method, Method::Renamed);
+}
+
+#[test]
+fn large_object_in_place_every_fault() {
+    let (old, rows) = large_object(false);
+    let (method, calls) = every_fault("faults-large", &old, &rows, false);
+    match method {
+        // only the end of the file is written: not the 48 MB section
+        Method::InPlace { shadowed, written } => {
+            assert!(shadowed + written < 1 << 20, "{shadowed} + {written} bytes")
+        }
+        m => panic!("{m:?}"),
+    }
+    eprintln!("large object in place: {calls} system calls");
+}
+
+#[test]
+fn large_object_moved_every_fault() {
+    let (old, rows) = large_object(true);
+    let (method, _) = every_fault("faults-large-moved", &old, &rows, false);
+    assert_eq!(method, Method::Renamed);
+}
