@@ -8,6 +8,7 @@ pub mod dump;
 pub mod generate;
 pub mod objtool;
 pub mod objtool_args;
+mod objtool_usage;
 pub mod run;
 
 use std::io::Write as _;
