@@ -57,7 +57,7 @@ fn check_validates_by_default_and_writes_nothing() {
 fn hacks_takes_its_list_only_with_equals() {
     let d = Scratch::new("cli-hacks");
     let obj = example(&d, "a.o");
-    let out = orctool(&["check", "--hacks", "--dry-run", obj.to_str().unwrap()]);
+    let out = orctool(&["check", "--dry-run", "--hacks", obj.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let out = orctool(&["check", "--hacks=jump_label,bogus", obj.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));

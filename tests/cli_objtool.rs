@@ -59,7 +59,7 @@ fn split(line: &str) -> (Vec<(String, String)>, Vec<String>) {
     (env, words)
 }
 
-/// The run directory of the cases: a.o, ro.o, t.txt, d/, empty.o, multi.o.
+/// The run directory of the cases: a.o, ro.o, t.txt, d/, empty.o, multi.o, c.ko.xz.
 fn setup(dir: &Path, multi: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir.join("d")).unwrap();
@@ -72,6 +72,11 @@ fn setup(dir: &Path, multi: &Path) {
     std::fs::write(dir.join("t.txt"), "hi\n").unwrap();
     std::fs::write(dir.join("empty.o"), "").unwrap();
     std::fs::copy(multi, dir.join("multi.o")).unwrap();
+    std::fs::copy(
+        fixtures().join("dump/xt_rateest-6.12.ko.xz"),
+        dir.join("c.ko.xz"),
+    )
+    .unwrap();
 }
 
 /// An object with two `STT_FILE` symbols (objtool's "linked object").

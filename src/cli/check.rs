@@ -52,7 +52,10 @@ pub enum Hack {
 }
 
 #[derive(Args, Debug)]
-#[command(after_long_help = AFTER_LONG_HELP)]
+#[command(
+    after_help = "--help describes FILES, what is written, the exit statuses, with examples.",
+    after_long_help = AFTER_LONG_HELP
+)]
 pub struct CheckArgs {
     /// Generate ORC and write it into the object (and run the validation it needs).
     #[arg(long, help_heading = "Actions")]

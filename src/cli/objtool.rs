@@ -73,6 +73,10 @@ pub fn run(args: &[OsString]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let loaded = match run::load(path, o.stats) {
+        // objtool reads ELF only (orctool check decompresses)
+        Ok(l) if l.compressed() => {
+            return read_error(path, &ReadError::NotElf.into(), "gelf_getehdr");
+        }
         Ok(l) => l,
         Err(e) => return read_error(path, &e, "gelf_getehdr"),
     };
@@ -183,8 +187,19 @@ fn read_error(path: &Path, e: &Error, elf_call: &str) -> ExitCode {
 /// `objtool --dump`: the table (orctool reads the ORC ABI from the object); objtool's
 /// messages and status 255 when the file cannot be read.
 fn dump(path: &Path) -> ExitCode {
-    if let Err(e) = std::fs::File::open(path) {
-        eprintln!("open: {}", os_message(&e));
+    let mut head = [0u8; 6];
+    match std::fs::File::open(path) {
+        Err(e) => {
+            eprintln!("open: {}", os_message(&e));
+            return ExitCode::from(255);
+        }
+        Ok(mut f) => {
+            let _ = std::io::Read::read(&mut f, &mut head);
+        }
+    }
+    // objtool reads ELF only (orctool dump decompresses)
+    if crate::elf::input::Compression::detect(&head).is_some() {
+        read_error(path, &ReadError::NotElf.into(), "elf64_getehdr");
         return ExitCode::from(255);
     }
     match super::dump::dump_one(None, path) {
