@@ -250,3 +250,24 @@ fn man_pages_and_completions() {
         "{script}"
     );
 }
+
+/// orctool's alternative unwind check used to run with only --stackval (frame-pointer
+/// kernels have no ORC), adding a finding objtool's --stackval run does not have.
+#[test]
+fn alt_unwind_check_only_with_orc() {
+    let d = Scratch::new("cli-stackval");
+    let obj = example(&d, "a.o");
+    let out = orctool(&["check", "--stackval", obj.to_str().unwrap()]);
+    let stderr = text(&out.stderr).replace(obj.to_str().unwrap(), "FILE");
+    // objtool 6.12 --stackval prints the same line
+    insta::assert_snapshot!(stderr, @"FILE: warning: orctool: f1+0x1: call without frame pointer save/setup");
+    // with ORC it reports the example's alternative
+    let out = orctool(&[
+        "check",
+        "--stackval",
+        "--orc",
+        "--dry-run",
+        obj.to_str().unwrap(),
+    ]);
+    assert!(text(&out.stderr).contains("alternatives: the return address"));
+}

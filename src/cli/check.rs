@@ -131,7 +131,7 @@ pub struct CheckArgs {
     #[arg(short, long)]
     verbose: bool,
     /// Skip orctool's own check that every alternative unwinds correctly with the merged
-    /// ORC table (objtool has no such check).
+    /// ORC table (objtool has no such check; it runs only where ORC is generated).
     #[arg(long)]
     no_alt_unwind_check: bool,
     /// Exit with status 1 when there are warnings.
@@ -251,6 +251,9 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     if !action || args.print_orc {
         opts.orc = true;
     }
+    // the alternative unwind check is about the ORC table: a frame-pointer kernel
+    // (--stackval alone) has none
+    opts.alt_unwind_check &= opts.orc;
     if let Some(n) = args.threads {
         if rayon::ThreadPoolBuilder::new()
             .num_threads(usize::from(n))
