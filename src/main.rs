@@ -61,6 +61,10 @@ fn main() -> ExitCode {
         std::thread::spawn(orctool::decode::warm_up);
         return cli::objtool::run(&args.collect::<Vec<_>>());
     }
+    if let Some(hint) = cli::misplaced_options(&std::env::args_os().skip(1).collect::<Vec<_>>()) {
+        eprintln!("{hint}");
+        return ExitCode::from(2);
+    }
     match Cli::parse().command {
         Command::Check(args) => cli::check::run(&args),
         Command::Dump(args) => cli::dump::run(&args),

@@ -271,3 +271,13 @@ fn alt_unwind_check_only_with_orc() {
     ]);
     assert!(text(&out.stderr).contains("alternatives: the return address"));
 }
+
+/// `orctool --orc x.o` (issue 13) used to say only "unexpected argument '--orc'".
+#[test]
+fn options_without_a_command_get_a_hint() {
+    let out = orctool(&["--orc", "--module", "x.ko"]);
+    assert_eq!(out.status.code(), Some(2));
+    insta::assert_snapshot!(text(&out.stderr), @"orctool: '--orc' needs a command: `orctool check --orc --module x.ko` (orctool's command line) or `orctool objtool --orc --module x.ko` (objtool's)");
+    let out = orctool(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -11,6 +11,7 @@ pub mod objtool_args;
 mod objtool_usage;
 pub mod run;
 
+use std::ffi::OsString;
 use std::io::Write as _;
 
 /// Writes `text` to stdout; a closed stdout (`| head`) is not an error worth a message.
@@ -38,3 +39,21 @@ Called as `objtool` (a symlink or copy named objtool, or `orctool objtool ARGS..
 takes objtool 6.12's command line, messages and exit statuses.
 
 Run `orctool help check` for the options of a check, its exit statuses and examples.";
+
+/// `orctool --orc x.o`: objtool's options without a subcommand. The hint names the two
+/// command lines that take them (clap would only say "unexpected argument").
+pub fn misplaced_options(args: &[OsString]) -> Option<String> {
+    let first = args.first()?.to_str()?;
+    if !first.starts_with('-') || matches!(first, "-h" | "--help" | "-V" | "--version") {
+        return None;
+    }
+    let line = args
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(format!(
+        "orctool: '{first}' needs a command: `orctool check {line}` (orctool's command line) \
+         or `orctool objtool {line}` (objtool's)"
+    ))
+}
