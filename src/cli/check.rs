@@ -239,15 +239,13 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     let action =
         opts.orc || opts.stackval || opts.uaccess || opts.hack_jump_label || opts.hack_noinstr;
     let output = match &args.output {
-        Some(out) => {
-            opts.orc |= !action;
-            Output::File(out.clone())
-        }
+        Some(out) => Output::File(out.clone()),
         None if args.print_orc => Output::None,
         None if args.dry_run => Output::DryRun,
         None if !action => Output::None,
         None => Output::InPlace,
     };
+    // (-o OUT alone: validate as --orc does, and write)
     if !action || args.print_orc {
         opts.orc = true;
     }
