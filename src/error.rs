@@ -2,15 +2,37 @@
 //!
 //! Findings about the code (objtool's warnings) are not errors; they live in the report
 //! module. An [`Error`] is one line of text without the file name: the caller adds the file
-//! name once, at the top (`orctool: FILE: <error>`).
-
-use std::fmt;
+//! name once, at the top (`orctool: FILE: <error>`). Reading errors are a [`ReadError`],
+//! one variant per case; an operating-system error is worded as `strerror` words it,
+//! without Rust's `(os error N)`.
 
 /// Why an object could not be read, dumped or written.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{0}")]
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("{}", os_message(.0))]
     Io(#[from] std::io::Error),
+    #[error(".orc_unwind has {entries} entries but .orc_unwind_ip has {ips}")]
+    OrcCountMismatch { entries: u64, ips: u64 },
+    #[error(".rela.orc_unwind_ip has {relocs} relocations for {entries} ORC entries")]
+    OrcRelocCountMismatch { entries: u64, relocs: u64 },
+    #[error("{0}")]
+    Other(String),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// Why the bytes of a file are not an object orctool can read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file cannot be opened or read (no such file, permission denied, …).
+    #[error("{}", os_message(.0))]
+    Os(std::io::Error),
+    #[error("is a directory")]
+    IsDirectory,
+    #[error("not a regular file")]
+    NotRegularFile,
     #[error("not an ELF file")]
     NotElf,
     #[error("not a 64-bit ELF file (ELF class {0})")]
@@ -21,27 +43,33 @@ pub enum Error {
     WrongMachine(u16),
     #[error("truncated ELF header ({0} bytes)")]
     TruncatedHeader(usize),
+    /// The section headers (or a section's data) lie past the end of the file.
+    #[error("truncated: {what} ends at byte {end} but the file has {size} bytes")]
+    Truncated { what: String, end: u64, size: u64 },
+    /// An executable or shared object where a `.o`/`.ko`/`vmlinux.o` is needed.
+    #[error("not a relocatable object (ELF type {0}): check needs a .o, .ko or vmlinux.o")]
+    NotRelocatable(&'static str),
+    #[error("truncated {format} data: the compressed stream ends early")]
+    TruncatedCompressed { format: &'static str },
     #[error("can't decompress {format} data: {message}")]
     Decompress {
         format: &'static str,
         message: String,
     },
-    #[error("malformed ELF: {0}")]
-    Malformed(Malformed),
+    #[error("decompressed {format} data exceeds 8 GiB")]
+    DecompressedTooLarge { format: &'static str },
+    /// A compressed input cannot be replaced in place.
+    #[error("is compressed: give -o OUT to write the result")]
+    CompressedInPlace,
     #[error("{section} size {size:#x} is not a multiple of {entsize}")]
     BadSectionSize {
         section: String,
         size: u64,
         entsize: u64,
     },
-    #[error(".orc_unwind has {entries} entries but .orc_unwind_ip has {ips}")]
-    OrcCountMismatch { entries: u64, ips: u64 },
-    #[error(".rela.orc_unwind_ip has {relocs} relocations for {entries} ORC entries")]
-    OrcRelocCountMismatch { entries: u64, relocs: u64 },
-    #[error("{0}")]
-    Other(String),
-    #[error(transparent)]
-    Write(#[from] WriteError),
+    /// Any other structural defect of the ELF file, described in words.
+    #[error("malformed ELF: {0}")]
+    Malformed(String),
 }
 
 /// Why an object could not be written (its input was readable).
@@ -80,7 +108,7 @@ pub enum WriteError {
     #[error("no open input file to update in place")]
     NoInputFile,
     /// objtool's wording when the object cannot be opened for writing.
-    #[error("Can't open '{}': {}", .path.display(), strerror(.source))]
+    #[error("Can't open '{}': {}", .path.display(), os_message(.source))]
     Open {
         path: std::path::PathBuf,
         source: std::io::Error,
@@ -92,7 +120,7 @@ pub enum WriteError {
     },
     #[error("{}: the tail left by an interrupted orctool run does not match the ELF header; not changed", .path.display())]
     UnknownLeftover { path: std::path::PathBuf },
-    #[error("can't {action} {}: {source}", .path.display())]
+    #[error("can't {action} {}: {}", .path.display(), os_message(.source))]
     Io {
         action: &'static str,
         path: std::path::PathBuf,
@@ -117,29 +145,9 @@ pub enum BadRow {
     },
 }
 
-/// The text of an I/O error as C's `strerror` gives it (objtool's wording): without Rust's
-/// " (os error N)".
-pub fn strerror(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
-/// A structural defect of the ELF file, described in words.
-#[derive(Debug)]
-pub struct Malformed(pub String);
-
-impl fmt::Display for Malformed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 impl Error {
     pub fn malformed(what: impl Into<String>) -> Self {
-        Error::Malformed(Malformed(what.into()))
+        Error::Read(ReadError::Malformed(what.into()))
     }
 }
 
@@ -149,4 +157,29 @@ impl From<object::read::Error> for Error {
     }
 }
 
+/// An OS error as `strerror` words it (`No such file or directory`), without the
+/// `(os error 2)` Rust's `Display` adds.
+pub fn os_message(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| text.clone(), str::to_owned),
+        None => text,
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_errors_without_their_number() {
+        let e = std::io::Error::from_raw_os_error(2);
+        assert_eq!(Error::Io(e).to_string(), "No such file or directory");
+        let e = std::io::Error::from_raw_os_error(13);
+        assert_eq!(ReadError::Os(e).to_string(), "Permission denied");
+    }
+}

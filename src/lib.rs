@@ -8,6 +8,7 @@ pub mod alt;
 pub mod cfg;
 pub mod cfi;
 pub mod check;
+pub mod cli;
 pub mod decode;
 pub mod elf;
 pub mod error;

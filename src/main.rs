@@ -1,18 +1,21 @@
-//! The `orctool` command line: options → library → output and exit status. No analysis here.
+//! The `orctool` binary: picks the command line (objtool's when called `objtool`) and
+//! hands the parsed arguments to the library's `cli` modules. A subcommand defined in the
+//! library plugs in with one variant of [`Command`] and one arm in `main`.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use orctool::elf::{Object, input};
-use orctool::orc::{self, OrcAbi};
+use clap::{CommandFactory, Parser, Subcommand};
+use orctool::cli;
 
 #[derive(Parser)]
 #[command(
     name = "orctool",
     version,
-    about = "ORC unwind tables and stack validation for x86-64 kernel objects"
+    long_version = cli::LONG_VERSION,
+    about = "ORC unwind tables and stack validation for x86-64 kernel objects",
+    after_help = cli::AFTER_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -21,350 +24,51 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate stack state (and with --orc generate ORC), as `objtool --orc` / `--stackval`.
-    Check(CheckArgs),
+    /// Validate stack state (and with --orc generate and write ORC), as objtool does.
+    Check(cli::check::CheckArgs),
     /// Print the ORC table of each object exactly as `objtool --dump=orc` does.
-    Dump {
-        /// ORC ABI to read the entries with (default: detected from the object).
-        #[arg(long, value_name = "6.1|6.12")]
-        orc_abi: Option<OrcAbi>,
-        /// Objects: .o, .ko, vmlinux.o, vmlinux; .ko.xz/.ko.zst/.ko.gz are decompressed.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
+    Dump(cli::dump::DumpArgs),
+    /// Run objtool 6.12's command line (`orctool objtool --orc --module x.ko`), as a copy
+    /// of orctool named `objtool` does.
+    #[command(disable_help_flag = true)]
+    Objtool {
+        /// objtool's actions, options and file.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
-}
-
-#[derive(clap::Args)]
-struct CheckArgs {
-    /// Generate ORC (and run the stack validation it needs).
-    #[arg(long)]
-    orc: bool,
-    /// Validate frame-pointer rules too.
-    #[arg(long)]
-    stackval: bool,
-    /// Validate uaccess (SMAP) rules.
-    #[arg(long)]
-    uaccess: bool,
-    /// The object is part of a kernel module.
-    #[arg(long)]
-    module: bool,
-    /// The object is linked (vmlinux.o).
-    #[arg(long)]
-    link: bool,
-    /// Skip 'unreachable instruction' warnings.
-    #[arg(long)]
-    no_unreachable: bool,
-    /// Print section addresses in warnings.
-    #[arg(long)]
-    sec_address: bool,
-    /// Print a backtrace of the path that failed.
-    #[arg(long)]
-    backtrace: bool,
-    /// Backtraces plus orctool's explanation of each warning (e.g. both states of an
-    /// alternatives conflict).
-    #[arg(short, long)]
-    verbose: bool,
-    /// Skip orctool's own check that every alternative unwinds correctly with the merged
-    /// ORC table (objtool has no such check).
-    #[arg(long)]
-    no_alt_unwind_check: bool,
-    /// objtool's toolchain hacks: jump_label, noinstr, skylake (all when no list is given).
-    #[arg(long, num_args = 0..=1, default_missing_value = "jump_label,noinstr,skylake", value_name = "LIST")]
-    hacks: Vec<String>,
-    /// Validate IBT rules (affects sibling-call detection past ENDBR).
-    #[arg(long)]
-    ibt: bool,
-    /// Exit with status 1 when there are warnings.
-    #[arg(long)]
-    werror: bool,
-    /// ORC ABI of the entries to generate (default: detected from the object).
-    #[arg(long, value_name = "6.1|6.12")]
-    orc_abi: Option<OrcAbi>,
-    /// Print the generated ORC table (in `dump` format) on stdout instead of writing it.
-    #[arg(long)]
-    print_orc: bool,
-    /// Print counts and phase times on stderr.
-    #[arg(long)]
-    stats: bool,
-    /// Worker threads (default: all cores). The output is the same for any number.
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
-    /// Run every parallel stage even for small objects (for testing the parallel paths).
-    #[arg(long, hide = true)]
-    force_parallel: bool,
-    /// Write the result to OUT instead of changing FILE in place (one FILE only; `-` for
-    /// standard output).
-    #[arg(short, long, value_name = "OUT")]
-    output: Option<PathBuf>,
-    /// Replace ORC sections the object already has (objtool refuses such objects).
-    #[arg(long)]
-    force: bool,
-    /// Check (and generate) but write nothing.
-    #[arg(long)]
-    dry_run: bool,
-    /// Flush the written object to disk (fsync) before replacing the original.
-    #[arg(long)]
-    sync: bool,
-    /// Test hook: fail, stop after, or raise a signal before the writer's Nth system call
-    /// (`fail:N`, `stop:N`, `signal:N:SIG`).
-    #[arg(long, hide = true, value_name = "SPEC", value_parser = parse_fault)]
-    fault: Option<orctool::elf::output::Fault>,
-    #[arg(required = true)]
-    files: Vec<PathBuf>,
-}
-
-fn parse_fault(text: &str) -> Result<orctool::elf::output::Fault, String> {
-    orctool::elf::output::Fault::parse(text).ok_or_else(|| format!("bad fault spec '{text}'"))
+    /// Write the man pages or print shell completions (see README).
+    #[command(hide = true)]
+    Generate(cli::generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
-    // `check` decodes: the decoder's tables (half a millisecond to build, as long as the
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_default();
+    let first = args.next();
+    // checking decodes: the decoder's tables (half a millisecond to build, as long as the
     // rest of a small module's check) are built beside the argument parsing and reading
-    if std::env::args_os().nth(1).is_some_and(|a| a == "check") {
+    let objtool = Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == "objtool");
+    if objtool || first.as_ref().is_some_and(|a| a == "check") {
         std::thread::spawn(orctool::decode::warm_up);
     }
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Dump { orc_abi, files } => dump(orc_abi, &files),
-        Command::Check(args) => check(&args),
+    if objtool {
+        let all: Vec<OsString> = first.into_iter().chain(args).collect();
+        return cli::objtool::run(&all);
     }
-}
-
-fn check(args: &CheckArgs) -> ExitCode {
-    let mut opts = orctool::options::Options {
-        stackval: args.stackval,
-        orc: args.orc,
-        uaccess: args.uaccess,
-        module: args.module,
-        link: args.link,
-        no_unreachable: args.no_unreachable,
-        sec_address: args.sec_address,
-        backtrace: args.backtrace,
-        verbose: args.verbose,
-        alt_unwind_check: !args.no_alt_unwind_check,
-        ibt: args.ibt,
-        force_parallel: args.force_parallel,
-        stats: args.stats,
-        ..Default::default()
-    };
-    for list in &args.hacks {
-        for h in list.split(',') {
-            match h {
-                "jump_label" => opts.hack_jump_label = true,
-                "noinstr" => opts.hack_noinstr = true,
-                "skylake" => opts.hack_skylake = true,
-                _ => {
-                    eprintln!(
-                        "orctool: unknown --hacks value '{h}' (expected jump_label, noinstr, skylake)"
-                    );
-                    return ExitCode::from(2);
-                }
-            }
-        }
+    if first.as_ref().is_some_and(|a| a == "objtool") {
+        std::thread::spawn(orctool::decode::warm_up);
+        return cli::objtool::run(&args.collect::<Vec<_>>());
     }
-    if !(opts.orc || opts.stackval || opts.uaccess) {
-        eprintln!("orctool: check: at least one of --orc, --stackval, --uaccess is required");
+    if let Some(hint) = cli::misplaced_options(&std::env::args_os().skip(1).collect::<Vec<_>>()) {
+        eprintln!("{hint}");
         return ExitCode::from(2);
     }
-    if let Some(n) = args.threads {
-        if rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global()
-            .is_err()
-        {
-            eprintln!("orctool: can't set up {n} threads");
-            return ExitCode::from(2);
-        }
+    match Cli::parse().command {
+        Command::Check(args) => cli::check::run(&args),
+        Command::Dump(args) => cli::dump::run(&args),
+        Command::Objtool { args } => cli::objtool::run(&args),
+        Command::Generate(args) => cli::generate::run(&args, Cli::command()),
     }
-    if args.output.is_some() && args.files.len() > 1 {
-        eprintln!("orctool: check: -o/--output takes exactly one FILE");
-        return ExitCode::from(2);
-    }
-    let mut status = ExitCode::SUCCESS;
-    for path in &args.files {
-        match check_one(args, &opts, path) {
-            Ok(warned) => {
-                if warned && args.werror {
-                    status = ExitCode::FAILURE;
-                }
-            }
-            Err(e) => {
-                eprintln!("orctool: {}: {e}", path.display());
-                status = ExitCode::FAILURE;
-            }
-        }
-    }
-    status
-}
-
-/// Checks one object; returns whether it printed warnings.
-fn check_one(
-    args: &CheckArgs,
-    opts: &orctool::options::Options,
-    path: &Path,
-) -> orctool::Result<bool> {
-    // objtool opens the object for writing first, even for --stackval or --dry-run (its
-    // error if it may not); then what a killed earlier run left is cleaned.
-    if args.output.is_none() && !args.print_orc {
-        orctool::elf::output::check_writable(path)?;
-        if !args.dry_run {
-            orctool::elf::output::recover(path)?;
-        }
-    }
-    let data = input::open(path)?;
-    let obj = Object::parse(&data)?;
-    let (detected, source) = orc::detect_abi(&obj);
-    let abi = args.orc_abi.unwrap_or(detected);
-    let mut opts = opts.clone();
-    opts.rules_6_1 = abi == OrcAbi::V6_1;
-    opts.alt_abi_6_1 = match source {
-        orc::AbiSource::Vermagic(ma, mi) | orc::AbiSource::Banner(ma, mi) => (ma, mi) < (6, 3),
-        _ => abi == OrcAbi::V6_1,
-    };
-    let t0 = std::time::Instant::now();
-    let mut out = orctool::check::check_with(&obj, &opts, abi, &|| data.release_pages())?;
-    // What to write: the ORC rows (objtool refuses an object that already has ORC, after
-    // generating it) and the jump-label NOPs.
-    let mut rows = None;
-    if !args.print_orc {
-        if let Some(r) = out.orc.take().filter(|r| !r.is_empty()) {
-            if obj.section_by_name(b".orc_unwind").is_some() && !args.force {
-                out.findings
-                    .warn(orctool::report::FindingKind::OrcAlreadyPresent);
-            } else {
-                rows = Some(r);
-            }
-        }
-    }
-    let name = path.display().to_string();
-    let mut text = String::new();
-    for e in &out.errors {
-        text.push_str(&format!("error: orctool: {e}\n"));
-    }
-    text.push_str(&out.findings.render(&name, opts.backtrace, opts.verbose));
-    eprint!("{text}");
-    if args.print_orc {
-        if let Some(rows) = &out.orc {
-            let mut s = String::new();
-            for r in rows {
-                let sec = String::from_utf8_lossy(obj.section_name(r.section)?).into_owned();
-                let e = orc::OrcEntry::decode(abi, r.entry);
-                s.push_str(&format!("{sec}+{:x}:{}\n", r.offset, e.dump_text(abi)));
-            }
-            print!("{s}");
-        }
-        if args.stats {
-            print_stats(&out.stats, t0);
-        }
-        return Ok(out.findings.warning_count() > 0);
-    }
-    let changed = rows.is_some() || !out.nopped.is_empty();
-    if !args.dry_run && (changed || args.output.is_some()) {
-        use orctool::elf::output::Destination;
-        let dest = match args.output.as_deref() {
-            Some(p) if p.as_os_str() == "-" => Destination::Stdout,
-            Some(p) => Destination::NewFile(p),
-            None => Destination::InPlace(path),
-        };
-        let compressed = matches!(&data, input::Input::Owned(v) if !v.is_empty());
-        if args.output.is_none() && compressed {
-            return Err(orctool::Error::Other(
-                "is compressed: give -o OUT to write the result".into(),
-            ));
-        }
-        // the input file again, to copy its untouched sections without reading them
-        let source = if compressed {
-            None
-        } else {
-            Some(std::fs::File::open(path)?)
-        };
-        let rows = rows.unwrap_or_default();
-        let patches = orctool::patch::nop_patches(&obj, &out.nopped)?;
-        let t = std::time::Instant::now();
-        orctool::elf::output::inject_fault(args.fault);
-        let method = orctool::write::write_orc_file(
-            &obj,
-            &rows,
-            &orctool::write::WriteOptions {
-                force: args.force,
-                sync: args.sync,
-            },
-            source.as_ref(),
-            dest,
-            &patches,
-        )?;
-        if args.stats {
-            eprintln!("orctool: stats: write method: {method:?}");
-        }
-        let rss = if args.stats {
-            orctool::check::rss_kib()
-        } else {
-            0
-        };
-        out.stats.phases.push(("write", t.elapsed(), rss));
-    }
-    if args.stats {
-        print_stats(&out.stats, t0);
-    }
-    Ok(out.findings.warning_count() > 0)
-}
-
-fn dump(orc_abi: Option<OrcAbi>, files: &[PathBuf]) -> ExitCode {
-    let mut status = ExitCode::SUCCESS;
-    let stdout = std::io::stdout();
-    for (n, path) in files.iter().enumerate() {
-        match dump_one(orc_abi, path) {
-            Ok(text) => {
-                let mut out = stdout.lock();
-                let header = if files.len() > 1 {
-                    format!("{}{}:\n", if n > 0 { "\n" } else { "" }, path.display())
-                } else {
-                    String::new()
-                };
-                if out
-                    .write_all(header.as_bytes())
-                    .and_then(|()| out.write_all(text.as_bytes()))
-                    .and_then(|()| out.flush())
-                    .is_err()
-                {
-                    // stdout closed (e.g. `| head`): nothing more to say.
-                    return status;
-                }
-            }
-            Err(e) => {
-                eprintln!("orctool: {}: {e}", path.display());
-                status = ExitCode::FAILURE;
-            }
-        }
-    }
-    status
-}
-
-fn dump_one(orc_abi: Option<OrcAbi>, path: &Path) -> orctool::Result<String> {
-    let data = input::open(path)?;
-    let obj = Object::parse(&data)?;
-    let abi = orc_abi.unwrap_or_else(|| orc::detect_abi(&obj).0);
-    let mut text = String::new();
-    orc::dump::dump(&obj, abi, &mut text)?;
-    Ok(text)
-}
-
-fn print_stats(st: &orctool::check::Stats, t0: std::time::Instant) {
-    eprintln!(
-        "orctool: stats: {} instructions, {} visited, {} distinct states",
-        st.insns, st.visited, st.states
-    );
-    for (name, d, rss) in &st.phases {
-        eprintln!(
-            "orctool: stats: {name:>9}: {:8.3} ms, resident {:6} MiB",
-            d.as_secs_f64() * 1e3,
-            rss / 1024
-        );
-    }
-    eprintln!(
-        "orctool: stats: {:>9}: {:8.3} ms, peak     {:6} MiB",
-        "total",
-        t0.elapsed().as_secs_f64() * 1e3,
-        orctool::check::peak_rss_kib() / 1024
-    );
 }

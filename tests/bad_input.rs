@@ -57,7 +57,7 @@ fn not_elf() {
 #[test]
 fn missing_file() {
     let d = Scratch::new("missing");
-    insta::assert_snapshot!(dump_error_at(&d.path("nope.o")), @"orctool: FILE: No such file or directory (os error 2)");
+    insta::assert_snapshot!(dump_error_at(&d.path("nope.o")), @"orctool: FILE: No such file or directory");
 }
 
 #[test]
@@ -93,9 +93,9 @@ fn truncated() {
     let b = module();
     insta::assert_snapshot!(dump_error(&d, "hdr.ko", &b[..30]), @"orctool: FILE: truncated ELF header (30 bytes)");
     // The section header table sits at the end of the file.
-    insta::assert_snapshot!(dump_error(&d, "half.ko", &b[..b.len() / 2]), @"orctool: FILE: malformed ELF: Invalid ELF section header offset/size/alignment");
+    insta::assert_snapshot!(dump_error(&d, "half.ko", &b[..b.len() / 2]), @"orctool: FILE: truncated: the section header table ends at byte 14184 but the file has 7243 bytes");
     let packed = std::fs::read(fixtures().join("dump/xt_rateest-6.12.ko.xz")).unwrap();
-    insta::assert_snapshot!(dump_error(&d, "cut.ko.xz", &packed[..packed.len() / 2]), @"orctool: FILE: can't decompress xz data: io error: failed to fill whole buffer");
+    insta::assert_snapshot!(dump_error(&d, "cut.ko.xz", &packed[..packed.len() / 2]), @"orctool: FILE: truncated xz data: the compressed stream ends early");
 }
 
 #[test]
@@ -103,7 +103,7 @@ fn section_headers_outside_the_file() {
     let d = Scratch::new("shoff");
     let mut b = module();
     put_u64(&mut b, 0x28, 0xffff_ffff_0000); // e_shoff
-    insta::assert_snapshot!(dump_error(&d, "shoff.ko", &b), @"orctool: FILE: malformed ELF: Invalid ELF section header offset/size/alignment");
+    insta::assert_snapshot!(dump_error(&d, "shoff.ko", &b), @"orctool: FILE: malformed ELF: the section header table (at byte 281474976645120) lies outside the file (14487 bytes)");
     let mut b = module();
     let sh = shdr_offset(&b, b".orc_unwind");
     put_u64(&mut b, sh + 0x18, 0x7fff_ffff_ffff); // sh_offset

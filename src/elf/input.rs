@@ -6,7 +6,7 @@ use std::io::{BufReader, Read, Write};
 use std::ops::Deref;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::error::{ReadError, Result};
 
 /// Decompressed objects larger than this are refused (a decompression bomb guard).
 const MAX_DECOMPRESSED: u64 = 8 << 30;
@@ -73,20 +73,27 @@ impl Compression {
 /// Maps an open file read-only (used to read back an output file for patching).
 pub fn map_file(file: &File) -> Result<memmap2::Mmap> {
     // SAFETY: as in `open`: a private read-only map of a file this process controls.
-    Ok(unsafe { memmap2::Mmap::map(file)? })
+    Ok(unsafe { memmap2::Mmap::map(file).map_err(ReadError::Os)? })
 }
 
 /// Opens `path`: maps it, or reads and decompresses it when it is compressed.
 pub fn open(path: &Path) -> Result<Input> {
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
+    let file = File::open(path).map_err(ReadError::Os)?;
+    let meta = file.metadata().map_err(ReadError::Os)?;
+    if meta.is_dir() {
+        return Err(ReadError::IsDirectory.into());
+    }
+    if !meta.is_file() {
+        return Err(ReadError::NotRegularFile.into());
+    }
+    let len = meta.len();
     if len == 0 {
         return Ok(Input::Owned(Vec::new()));
     }
     // SAFETY: the map is read-only and private; orctool never maps a file it writes.
     // Another process truncating the file while it is mapped is outside what the tool
     // can defend against, as for every program that maps its input.
-    let map = unsafe { memmap2::Mmap::map(&file)? };
+    let map = unsafe { memmap2::Mmap::map(&file).map_err(ReadError::Os)? };
     match Compression::detect(&map) {
         None => Ok(Input::Mapped(map)),
         Some(c) => decompress(c, &map).map(Input::Owned),
@@ -96,35 +103,50 @@ pub fn open(path: &Path) -> Result<Input> {
 /// Decompresses a whole `.xz`, `.zst` or `.gz` stream held in memory.
 pub fn decompress(c: Compression, data: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len().saturating_mul(4));
-    let err = |message: String| Error::Decompress {
-        format: c.name(),
-        message,
+    let format = c.name();
+    let err = |message: String| ReadError::Decompress { format, message };
+    // a stream that stops early shows as an unexpected end of its input
+    let io_err = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => ReadError::TruncatedCompressed { format },
+        _ if e.to_string() == TOO_LARGE => ReadError::DecompressedTooLarge { format },
+        _ => err(e.to_string()),
     };
     match c {
         Compression::Xz => {
             let mut r = BufReader::new(data);
             let mut w = Capped(&mut out);
-            lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| err(e.to_string()))?;
+            lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| match e {
+                lzma_rs::error::Error::IoError(e) | lzma_rs::error::Error::HeaderTooShort(e) => {
+                    io_err(e)
+                }
+                e => err(e.to_string()),
+            })?;
         }
         Compression::Zstd => {
-            let dec =
-                ruzstd::decoding::StreamingDecoder::new(data).map_err(|e| err(e.to_string()))?;
+            let dec = ruzstd::decoding::StreamingDecoder::new(data).map_err(|e| match e {
+                ruzstd::decoding::errors::FrameDecoderError::ReadFrameHeaderError(_) => {
+                    ReadError::TruncatedCompressed { format }
+                }
+                e => err(e.to_string()),
+            })?;
             dec.take(MAX_DECOMPRESSED)
                 .read_to_end(&mut out)
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(io_err)?;
         }
         Compression::Gzip => {
             flate2::read::GzDecoder::new(data)
                 .take(MAX_DECOMPRESSED)
                 .read_to_end(&mut out)
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(io_err)?;
         }
     }
     if out.len() as u64 >= MAX_DECOMPRESSED {
-        return Err(err("decompressed size exceeds 8 GiB".into()));
+        return Err(ReadError::DecompressedTooLarge { format }.into());
     }
     Ok(out)
 }
+
+const TOO_LARGE: &str = "decompressed size exceeds 8 GiB";
 
 /// A `Vec` writer that refuses to grow past [`MAX_DECOMPRESSED`].
 struct Capped<'a>(&'a mut Vec<u8>);
@@ -132,7 +154,7 @@ struct Capped<'a>(&'a mut Vec<u8>);
 impl Write for Capped<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if (self.0.len() + buf.len()) as u64 > MAX_DECOMPRESSED {
-            return Err(std::io::Error::other("decompressed size exceeds 8 GiB"));
+            return Err(std::io::Error::other(TOO_LARGE));
         }
         self.0.extend_from_slice(buf);
         Ok(buf.len())

@@ -11,7 +11,7 @@ use object::LittleEndian;
 use object::elf;
 use object::read::elf::{FileHeader as _, SectionHeader as _, SectionTable, Sym as _, SymbolTable};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ReadError, Result};
 
 pub type FileHeader = elf::FileHeader64<LittleEndian>;
 pub type SectionHeader = elf::SectionHeader64<LittleEndian>;
@@ -47,8 +47,9 @@ impl<'data> Object<'data> {
         let header = FileHeader::parse(data)?;
         let machine = header.e_machine(LE);
         if machine != elf::EM_X86_64 {
-            return Err(Error::WrongMachine(machine));
+            return Err(ReadError::WrongMachine(machine).into());
         }
+        check_section_table(header, data)?;
         let sections = header.sections(LE, data)?;
         let symbols = sections.symbols(LE, data, elf::SHT_SYMTAB)?;
         let mut rela_for = vec![None; sections.len()];
@@ -133,7 +134,18 @@ impl<'data> Object<'data> {
     pub fn section_data(&self, id: SecId) -> Result<&'data [u8]> {
         let s = self.section(id)?;
         s.data(LE, self.data).map_err(|_| {
-            Error::malformed(format!("{} data lies outside the file", self.describe(id)))
+            let end = s.sh_offset(LE).saturating_add(s.sh_size(LE));
+            let size = self.data.len() as u64;
+            if end > size && s.sh_offset(LE) / 2 <= size {
+                ReadError::Truncated {
+                    what: format!("the data of {}", self.describe(id)),
+                    end,
+                    size,
+                }
+                .into()
+            } else {
+                Error::malformed(format!("{} data lies outside the file", self.describe(id)))
+            }
         })
     }
 
@@ -141,11 +153,12 @@ impl<'data> Object<'data> {
     pub fn section_entries(&self, id: SecId, entsize: u64) -> Result<&'data [u8]> {
         let data = self.section_data(id)?;
         if data.len() as u64 % entsize != 0 {
-            return Err(Error::BadSectionSize {
+            return Err(ReadError::BadSectionSize {
                 section: String::from_utf8_lossy(self.section_name(id)?).into_owned(),
                 size: data.len() as u64,
                 entsize,
-            });
+            }
+            .into());
         }
         Ok(data)
     }
@@ -217,21 +230,50 @@ impl<'data> Object<'data> {
     }
 }
 
+/// A section header table that does not fit in the file: a truncated file, most often
+/// (objects keep their section headers at the end), else a corrupt header.
+fn check_section_table(header: &FileHeader, data: &[u8]) -> Result<()> {
+    let shoff = header.e_shoff(LE);
+    let mut shnum = u64::from(header.e_shnum(LE));
+    if shoff != 0 && shnum == 0 {
+        // more than 0xff00 sections: the count is in section 0's sh_size; its header must fit
+        shnum = 1;
+    }
+    let end = shoff.saturating_add(shnum.saturating_mul(u64::from(header.e_shentsize(LE))));
+    let size = data.len() as u64;
+    // an offset within twice the file's size is taken for a file cut short; further out,
+    // for a corrupt header
+    if shoff != 0 && end > size && shoff / 2 > size {
+        return Err(Error::malformed(format!(
+            "the section header table (at byte {shoff}) lies outside the file ({size} bytes)"
+        )));
+    }
+    if shoff != 0 && end > size {
+        return Err(ReadError::Truncated {
+            what: "the section header table".into(),
+            end,
+            size,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Checks `e_ident` first so that the common mistakes get a precise message.
 fn check_ident(data: &[u8]) -> Result<()> {
     if data.len() < 4 || data[..4] != elf::ELFMAG {
-        return Err(Error::NotElf);
+        return Err(ReadError::NotElf.into());
     }
     if data.len() < size_of::<FileHeader>() {
-        return Err(Error::TruncatedHeader(data.len()));
+        return Err(ReadError::TruncatedHeader(data.len()).into());
     }
     let class = data[4];
     if class != elf::ELFCLASS64 {
-        return Err(Error::NotElf64(class));
+        return Err(ReadError::NotElf64(class).into());
     }
     let encoding = data[5];
     if encoding != elf::ELFDATA2LSB {
-        return Err(Error::NotLittleEndian(encoding));
+        return Err(ReadError::NotLittleEndian(encoding).into());
     }
     Ok(())
 }

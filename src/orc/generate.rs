@@ -10,8 +10,8 @@ use crate::cfg::{AnalysisError, Program};
 use crate::cfi::state::*;
 use crate::cfi::walk::Walk;
 use crate::ids::{InsnId, SecId, StateId};
-use crate::report::{FindingKind, Findings};
 pub use crate::orc::row::OrcRow;
+use crate::report::{FindingKind, Findings};
 
 /// A state ORC cannot express (objtool's `init_orc_entry()` warnings).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,316 @@
+//! One object through the library: read, check, print, write. Both command lines (orctool's
+//! `check` and objtool's) end here; this is the one place the CLI uses the check and
+//! report APIs.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::check::{self, Outcome, Stats};
+use crate::elf::{LE, Object, ObjectKind, input};
+use crate::error::{ReadError, Result};
+use crate::options::Options;
+use crate::orc::{self, OrcAbi};
+
+/// The name a message starts with: `orctool`, or `objtool` when orctool stands in for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Orctool,
+    Objtool,
+}
+
+impl Tool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Orctool => "orctool",
+            Tool::Objtool => "objtool",
+        }
+    }
+}
+
+/// What becomes of the result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Replace the input file (objtool's way).
+    InPlace,
+    /// Write the result to this file.
+    File(PathBuf),
+    /// objtool's `--dry-run`: everything as for writing, then write nothing.
+    DryRun,
+    /// Validate only: no ORC is written, and an existing table is no reason to warn.
+    None,
+}
+
+/// How to run one object.
+pub struct Job<'a> {
+    pub opts: &'a Options,
+    pub tool: Tool,
+    pub orc_abi: Option<OrcAbi>,
+    pub output: Output,
+    /// Print the generated table on stdout (implies [`Output::None`]).
+    pub print_orc: bool,
+    /// Replace ORC sections the object already has.
+    pub force: bool,
+    pub sync: bool,
+    /// Printed before the table (`--print-orc`) and the statistics with several files.
+    pub header: Option<String>,
+    /// The writer's test hook (`--fault`).
+    pub fault: Option<crate::elf::output::Fault>,
+}
+
+/// Before reading an object that may be changed in place: objtool's open for writing (its
+/// error when the user may not), then what a killed earlier run left beside or inside the
+/// file is cleaned up (not for `--dry-run`, which changes nothing).
+pub fn prepare_in_place(job: &Job<'_>, path: &Path) -> Result<()> {
+    if matches!(job.output, Output::InPlace | Output::DryRun) {
+        crate::elf::output::check_writable(path)?;
+    }
+    if job.output == Output::InPlace {
+        crate::elf::output::recover(path)?;
+    }
+    Ok(())
+}
+
+/// An object read from its file, with the time that took (decompression included).
+pub struct Loaded {
+    pub data: input::Input,
+    pub read_time: Duration,
+    /// Resident memory after reading, KiB (measured for `--stats` only).
+    pub read_rss: u64,
+    pub start: Instant,
+}
+
+/// Reads (and decompresses) `path`.
+pub fn load(path: &Path, stats: bool) -> Result<Loaded> {
+    let start = Instant::now();
+    let data = input::open(path)?;
+    Ok(Loaded {
+        data,
+        read_time: start.elapsed(),
+        read_rss: if stats { check::rss_kib() } else { 0 },
+        start,
+    })
+}
+
+impl Loaded {
+    pub fn compressed(&self) -> bool {
+        matches!(&self.data, input::Input::Owned(v) if !v.is_empty())
+    }
+}
+
+/// The object check needs: relocatable (`.o`, `.ko`, `vmlinux.o`), not a linked image.
+pub fn parse_relocatable<'d>(data: &'d [u8]) -> Result<Object<'d>> {
+    let obj = Object::parse(data)?;
+    if obj.kind() != ObjectKind::Relocatable {
+        let name = match obj.header().e_type.get(LE) {
+            object::elf::ET_EXEC => "ET_EXEC, an executable",
+            object::elf::ET_DYN => "ET_DYN, a shared object",
+            object::elf::ET_CORE => "ET_CORE, a core file",
+            _ => "unknown",
+        };
+        return Err(ReadError::NotRelocatable(name).into());
+    }
+    Ok(obj)
+}
+
+/// Whether the object has more than one `STT_FILE` symbol: objtool's `has_multiple_files`
+/// (a linked object such as `vmlinux.o`).
+pub fn has_multiple_files(obj: &Object<'_>) -> bool {
+    let mut files = 0;
+    for i in 1..obj.symbol_count() {
+        if let Ok(sym) = obj.symbol(crate::elf::SymId(i as u32)) {
+            if sym.st_type() == object::elf::STT_FILE {
+                files += 1;
+                if files > 1 {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Checks one object, prints its findings (stderr), its table (`--print-orc`, stdout) and
+/// its statistics, and writes the result. Returns whether it printed warnings.
+pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Result<bool> {
+    let (detected, source) = orc::detect_abi(obj);
+    let abi = job.orc_abi.unwrap_or(detected);
+    let mut opts = job.opts.clone();
+    opts.rules_6_1 = abi == OrcAbi::V6_1;
+    opts.alt_abi_6_1 = match source {
+        orc::AbiSource::Vermagic(ma, mi) | orc::AbiSource::Banner(ma, mi) => (ma, mi) < (6, 3),
+        _ => abi == OrcAbi::V6_1,
+    };
+    let mut out = check::check_with(obj, &opts, abi, &|| loaded.data.release_pages())?;
+    out.stats
+        .phases
+        .insert(0, (read_phase(loaded), loaded.read_time, loaded.read_rss));
+    let writing = matches!(job.output, Output::InPlace | Output::File(_)) && !job.print_orc;
+    // What to write: the ORC rows (objtool refuses an object that already has ORC, after
+    // generating it) and the jump-label NOPs.
+    let mut rows = None;
+    if writing || job.output == Output::DryRun {
+        if let Some(r) = out.orc.take().filter(|r| !r.is_empty()) {
+            if obj.section_by_name(b".orc_unwind").is_some() && !job.force {
+                out.findings
+                    .warn(crate::report::FindingKind::OrcAlreadyPresent);
+            } else {
+                rows = Some(r);
+            }
+        }
+    }
+    print_findings(job, path, &out);
+    if job.print_orc {
+        print_table(job, obj, abi, &out)?;
+    }
+    let changed = rows.is_some() || !out.nopped.is_empty();
+    let target = match &job.output {
+        Output::File(p) if writing => Some(p.as_path()),
+        Output::InPlace if writing && changed => Some(path),
+        _ => None,
+    };
+    if let Some(target) = target {
+        write(
+            job,
+            path,
+            target,
+            loaded,
+            obj,
+            rows.unwrap_or_default(),
+            &mut out,
+        )?;
+    }
+    if opts.stats {
+        print_stats(job, &out.stats, loaded.start);
+    }
+    Ok(out.findings.warning_count() > 0)
+}
+
+fn read_phase(loaded: &Loaded) -> &'static str {
+    if loaded.compressed() {
+        "decompress"
+    } else {
+        "open"
+    }
+}
+
+fn write(
+    job: &Job<'_>,
+    path: &Path,
+    target: &Path,
+    loaded: &Loaded,
+    obj: &Object<'_>,
+    rows: Vec<crate::orc::generate::OrcRow>,
+    out: &mut Outcome,
+) -> Result<()> {
+    let compressed = loaded.compressed();
+    if target == path && compressed {
+        return Err(ReadError::CompressedInPlace.into());
+    }
+    // the input file again, to copy its untouched sections without reading them
+    let source = if compressed {
+        None
+    } else {
+        Some(std::fs::File::open(path).map_err(ReadError::Os)?)
+    };
+    use crate::elf::output::Destination;
+    let dest = if target == path {
+        Destination::InPlace(path)
+    } else if target.as_os_str() == "-" {
+        Destination::Stdout
+    } else {
+        Destination::NewFile(target)
+    };
+    let patches = crate::patch::nop_patches(obj, &out.nopped)?;
+    let t = Instant::now();
+    crate::elf::output::inject_fault(job.fault);
+    let method = crate::write::write_orc_file(
+        obj,
+        &rows,
+        &crate::write::WriteOptions {
+            force: job.force,
+            sync: job.sync,
+        },
+        source.as_ref(),
+        dest,
+        &patches,
+    )?;
+    if job.opts.stats {
+        eprintln!("{}: stats: write method: {method:?}", job.tool.name());
+    }
+    let rss = if job.opts.stats { check::rss_kib() } else { 0 };
+    out.stats.phases.push(("write", t.elapsed(), rss));
+    Ok(())
+}
+
+/// objtool's `error:` lines, then the warnings, in objtool's layout with the tool's name.
+fn print_findings(job: &Job<'_>, path: &Path, out: &Outcome) {
+    let name = path.display().to_string();
+    let tool = job.tool.name();
+    let mut text = String::new();
+    for e in &out.errors {
+        text.push_str(&format!("error: {tool}: {e}\n"));
+    }
+    let (backtrace, verbose) = match job.tool {
+        Tool::Orctool => (job.opts.backtrace, job.opts.verbose),
+        // objtool's --verbose adds the backtraces (and a disassembly by objdump, which
+        // orctool does not run)
+        Tool::Objtool => (job.opts.backtrace || job.opts.verbose, false),
+    };
+    let rendered = out.findings.render(&name, backtrace, verbose);
+    if job.tool == Tool::Orctool {
+        text.push_str(&rendered);
+    } else {
+        let from = format!("{name}: warning: orctool:");
+        let to = format!("{name}: warning: objtool:");
+        for line in rendered.lines() {
+            match line.strip_prefix(&from) {
+                Some(rest) => {
+                    text.push_str(&to);
+                    text.push_str(rest);
+                }
+                None => text.push_str(line),
+            }
+            text.push('\n');
+        }
+    }
+    eprint!("{text}");
+}
+
+fn print_table(job: &Job<'_>, obj: &Object<'_>, abi: OrcAbi, out: &Outcome) -> Result<()> {
+    let mut s = job.header.clone().unwrap_or_default();
+    if let Some(rows) = &out.orc {
+        for r in rows {
+            let sec = String::from_utf8_lossy(obj.section_name(r.section)?).into_owned();
+            let e = orc::OrcEntry::decode(abi, r.entry);
+            s.push_str(&format!("{sec}+{:x}:{}\n", r.offset, e.dump_text(abi)));
+        }
+    }
+    super::print_stdout(&s);
+    Ok(())
+}
+
+fn print_stats(job: &Job<'_>, st: &Stats, t0: Instant) {
+    let tool = job.tool.name();
+    let mut s = String::new();
+    if let Some(h) = &job.header {
+        s.push_str(&format!("{tool}: stats: {}", h.trim_start()));
+    }
+    s.push_str(&format!(
+        "{tool}: stats: {} instructions, {} visited, {} distinct states\n",
+        st.insns, st.visited, st.states
+    ));
+    for (name, d, rss) in &st.phases {
+        s.push_str(&format!(
+            "{tool}: stats: {name:>10}: {:8.3} ms, resident {:6} MiB\n",
+            d.as_secs_f64() * 1e3,
+            rss / 1024
+        ));
+    }
+    s.push_str(&format!(
+        "{tool}: stats: {:>10}: {:8.3} ms, peak     {:6} MiB\n",
+        "total",
+        t0.elapsed().as_secs_f64() * 1e3,
+        check::peak_rss_kib() / 1024
+    ));
+    eprint!("{s}");
+}
