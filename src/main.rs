@@ -32,6 +32,8 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Prove that an object's ORC table unwinds every instruction (independent analysis).
+    Verify(orctool::verify::VerifyArgs),
 }
 
 #[derive(clap::Args)]
@@ -118,6 +120,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Dump { orc_abi, files } => dump(orc_abi, &files),
         Command::Check(args) => check(&args),
+        Command::Verify(args) => orctool::verify::run(&args),
     }
 }
 

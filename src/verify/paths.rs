@@ -1,0 +1,516 @@
+//! Following every path of one function (with its `.cold` parts) through the abstract
+//! machine, in every alternative, with each jump label both ways and into exception fixups,
+//! then judging each instruction against the entry the kernel's unwinder would use.
+//!
+//! A node is an instruction of the function's own text (variant 0) or of one replacement of
+//! an alternative (variant k + 1 for `.altinstructions` entry k), which runs at the site's
+//! address plus its offset in the replacement. Entering a site enters every variant;
+//! leaving a replacement at its end continues after the site (through the NOP padding when
+//! the replacement is shorter, checked at its first byte).
+//!
+//! A fall-through after a call or a `ud2` is *weak*: the callee may not return (BUG, a
+//! noreturn function), so a different state reaching the same instruction by a jump wins
+//! over it. Two different states by strong edges make the instruction unprovable.
+
+use std::collections::HashMap;
+
+use super::image::{Image, Loc};
+use super::lookup::{Meaning, Table, meaning};
+use super::machine::{self, Bp, Flow, State};
+use super::report::{Finding, Tally, Unprovable, Verdict};
+use super::special::Special;
+use crate::orc::{OrcEntry, OrcReg, OrcType};
+
+/// Updates of one node before it is declared a conflict (a loop that keeps moving rsp).
+const MAX_UPDATES: u8 = 6;
+
+pub struct Ctx<'a, 'd> {
+    pub img: &'a Image<'d>,
+    pub special: &'a Special,
+    pub table: &'a Table,
+}
+
+/// A function and its cold parts: ranges of one or more sections.
+pub struct Group {
+    pub entry: Loc,
+    pub parts: Vec<(Loc, u64)>,
+}
+
+impl Group {
+    fn contains(&self, l: Loc) -> bool {
+        self.parts
+            .iter()
+            .any(|(s, n)| s.sec == l.sec && l.off >= s.off && l.off < s.off + n)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Node {
+    /// 0: the function's text; k + 1: replacement of alternative k.
+    var: u32,
+    /// Where its bytes are.
+    loc: Loc,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Val {
+    Known(State),
+    Conflict,
+}
+
+struct Slot {
+    val: Val,
+    weak: bool,
+    updates: u8,
+}
+
+struct Walk<'c, 'a, 'd> {
+    c: &'c Ctx<'a, 'd>,
+    g: &'c Group,
+    slots: HashMap<Node, Slot>,
+    work: Vec<Node>,
+}
+
+impl<'d> Walk<'_, '_, 'd> {
+    fn arrive(&mut self, node: Node, mut val: Val, weak: bool) {
+        if let Val::Known(s) = &mut val {
+            if node.var == 0 && self.c.special.hints.contains(&node.loc) {
+                s.hint = true;
+            }
+        }
+        match self.slots.get_mut(&node) {
+            None => {
+                self.slots.insert(
+                    node,
+                    Slot {
+                        val,
+                        weak,
+                        updates: 0,
+                    },
+                );
+                self.work.push(node);
+            }
+            Some(slot) => {
+                let new = if slot.val == val {
+                    if slot.weak && !weak {
+                        Some((val, false))
+                    } else {
+                        None
+                    }
+                } else if slot.weak && !weak {
+                    Some((val, false))
+                } else if (!slot.weak && weak) || slot.val == Val::Conflict {
+                    None
+                } else {
+                    Some((Val::Conflict, slot.weak && weak))
+                };
+                if let Some((v, w)) = new {
+                    slot.updates += 1;
+                    slot.val = if slot.updates > MAX_UPDATES {
+                        Val::Conflict
+                    } else {
+                        v
+                    };
+                    slot.weak = w;
+                    self.work.push(node);
+                }
+            }
+        }
+    }
+
+    /// Arrives at `loc` of the function's text, and at every alternative of a site there.
+    fn enter(&mut self, loc: Loc, val: Val, weak: bool) {
+        self.arrive(Node { var: 0, loc }, val, weak);
+        if let Some(alts) = self.c.special.alts_at.get(&loc) {
+            for &k in alts {
+                let a = self.c.special.alts[k as usize];
+                self.arrive(
+                    Node {
+                        var: k + 1,
+                        loc: a.repl,
+                    },
+                    val,
+                    weak,
+                );
+            }
+        }
+    }
+
+    /// The bytes a node decodes from (a replacement stops at its end).
+    fn bytes(&self, node: Node) -> &'d [u8] {
+        let data = self.c.img.data(node.loc.sec);
+        let end = match node.var {
+            0 => data.len() as u64,
+            k => {
+                let a = self.c.special.alts[k as usize - 1];
+                (a.repl.off + a.repl_len).min(data.len() as u64)
+            }
+        };
+        data.get(node.loc.off as usize..end as usize).unwrap_or(&[])
+    }
+
+    /// Where control goes at `off` bytes into a node's place (the next instruction, or a
+    /// branch target given relative to its end).
+    fn goto(&mut self, node: Node, to: Loc, name: &[u8], val: Val, weak: bool) {
+        if node.var > 0 {
+            let a = self.c.special.alts[node.var as usize - 1];
+            if to.sec == a.repl.sec && to.off >= a.repl.off && to.off < a.repl.off + a.repl_len {
+                self.arrive(
+                    Node {
+                        var: node.var,
+                        loc: to,
+                    },
+                    val,
+                    weak,
+                );
+                return;
+            }
+            if to.sec == a.repl.sec && to.off == a.repl.off + a.repl_len {
+                // past the replacement: its NOP padding, then after the site
+                if a.repl_len < a.orig_len {
+                    self.arrive(
+                        Node {
+                            var: node.var,
+                            loc: to,
+                        },
+                        val,
+                        weak,
+                    );
+                } else {
+                    self.enter(site_end(&a), val, weak);
+                }
+                return;
+            }
+        }
+        if name == b"__x86_return_thunk" {
+            return;
+        }
+        if self.g.contains(to) {
+            self.enter(to, val, weak);
+        }
+    }
+
+    fn step(&mut self, node: Node) {
+        let Some(slot) = self.slots.get(&node) else {
+            return;
+        };
+        let (val, weak) = (slot.val, slot.weak);
+        if node.var > 0 {
+            let a = self.c.special.alts[node.var as usize - 1];
+            if node.loc.off >= a.repl.off + a.repl_len {
+                // the padding
+                self.enter(site_end(&a), val, weak);
+                return;
+            }
+        }
+        let bytes = self.bytes(node);
+        let Some(d) = machine::decode(bytes) else {
+            return;
+        };
+        let next = Loc {
+            sec: node.loc.sec,
+            off: node.loc.off + d.len,
+        };
+        let after = match val {
+            Val::Known(s) => Val::Known(machine::step(&s, &d.inst)),
+            Val::Conflict => Val::Conflict,
+        };
+        // exception fixups: a fault here resumes there with this instruction's stack
+        if node.var == 0 {
+            if let Some(fixups) = self.c.special.ex_fixups.get(&node.loc).cloned() {
+                for f in fixups {
+                    self.goto(node, f, b"", val, weak);
+                }
+            }
+            if let Some(&t) = self.c.special.jump_labels.get(&node.loc) {
+                // a jump label: NOP or JMP to the target, both ways
+                self.goto(node, t, b"", after, weak);
+                self.goto(node, next, b"", after, weak);
+                return;
+            }
+        }
+        match machine::flow(&d.inst) {
+            Flow::Next => self.goto(node, next, b"", after, weak),
+            Flow::Trap => self.goto(node, next, b"", after, true),
+            Flow::Jump(Some(disp)) => {
+                let (to, name) = self.branch_target(node, next, d.len, disp);
+                self.goto(node, to, name, after, weak);
+            }
+            Flow::Cond(disp) => {
+                let (to, name) = self.branch_target(node, next, d.len, disp);
+                self.goto(node, to, name, after, weak);
+                self.goto(node, next, b"", after, weak);
+            }
+            Flow::Call(Some(disp)) => {
+                let (to, _) = self.branch_target(node, next, d.len, disp);
+                if self.is_local_call(node, to) {
+                    // `call 1f` inside the function: pushes a return address nobody returns
+                    // through (return-stack-buffer stuffing)
+                    let pushed = match val {
+                        Val::Known(mut s) => {
+                            s.sp = s.sp.and_then(|v| v.checked_add(8));
+                            Val::Known(s)
+                        }
+                        v => v,
+                    };
+                    self.goto(node, to, b"", pushed, weak);
+                } else {
+                    self.goto(node, next, b"", after, true);
+                }
+            }
+            Flow::Call(None) => self.goto(node, next, b"", after, true),
+            Flow::Jump(None) | Flow::Ret | Flow::Stop => {}
+        }
+    }
+
+    /// A branch's target: through its relocation in a relocatable object (a branch to
+    /// another section or symbol), else `next + disp` (a linked image, or a branch inside
+    /// the section). The name is the relocation symbol's (empty otherwise).
+    fn branch_target(&self, node: Node, next: Loc, len: u64, disp: i64) -> (Loc, &'d [u8]) {
+        let img = self.c.img;
+        let none = Loc {
+            sec: crate::elf::SecId(0),
+            off: 0,
+        };
+        match img.kind {
+            crate::elf::ObjectKind::Relocatable => {
+                if len >= 5 {
+                    if let Some(t) = img.rel32(next.sec, next.off - 4, next.off, &[]) {
+                        return (t.loc.unwrap_or(none), t.name);
+                    }
+                }
+                let _ = node;
+                (
+                    Loc {
+                        sec: next.sec,
+                        off: next.off.wrapping_add(disp as u64),
+                    },
+                    b"",
+                )
+            }
+            crate::elf::ObjectKind::Linked => {
+                let addr = img.addr(next).wrapping_add(disp as u64);
+                (img.addr_loc(addr).unwrap_or(none), b"")
+            }
+        }
+    }
+
+    fn is_local_call(&self, node: Node, to: Loc) -> bool {
+        if node.var > 0 {
+            let a = self.c.special.alts[node.var as usize - 1];
+            if to.sec == a.repl.sec && to.off >= a.repl.off && to.off <= a.repl.off + a.repl_len {
+                return true;
+            }
+        }
+        self.g.contains(to) && to != self.g.entry
+    }
+}
+
+fn site_end(a: &super::special::Alt) -> Loc {
+    Loc {
+        sec: a.site.sec,
+        off: a.site.off + a.orig_len,
+    }
+}
+
+/// The kernel address (as a location) where a node's instruction runs.
+fn runtime(c: &Ctx<'_, '_>, node: Node) -> Loc {
+    match node.var {
+        0 => node.loc,
+        k => {
+            let a = c.special.alts[k as usize - 1];
+            Loc {
+                sec: a.site.sec,
+                off: a.site.off + (node.loc.off - a.repl.off),
+            }
+        }
+    }
+}
+
+/// Whether an entry describes the state: `Ok(())`, or why not.
+pub fn judge(abi: crate::orc::OrcAbi, e: Option<OrcEntry>, s: &State) -> Verdict {
+    let Some(e) = e else {
+        return Verdict::Wrong("no ORC entry covers it");
+    };
+    match meaning(abi, &e) {
+        Meaning::Undefined => return Verdict::Wrong("undefined entry in reachable code"),
+        Meaning::End => return Verdict::Wrong("end-of-stack entry inside a function"),
+        Meaning::Frame => {}
+    }
+    match e.ty {
+        OrcType::Regs | OrcType::RegsPartial => {
+            return Verdict::Unprovable(Unprovable::RegsFrame);
+        }
+        OrcType::Call => {}
+        _ => return Verdict::Wrong("unknown entry type"),
+    }
+    if abi == crate::orc::OrcAbi::V6_12 && e.flag {
+        return Verdict::Wrong("signal bit on a call frame");
+    }
+    let off = i32::from(e.sp_offset);
+    match e.sp_reg {
+        OrcReg::SP => match s.sp {
+            None => return Verdict::Unprovable(Unprovable::SpUnknown),
+            Some(k) if k != off => return Verdict::Wrong("wrong sp offset"),
+            Some(_) => {}
+        },
+        OrcReg::BP => match s.bp {
+            Bp::Frame(k) if k == off => {}
+            Bp::Frame(_) => return Verdict::Wrong("wrong bp offset"),
+            _ if s.sp.is_none() => return Verdict::Unprovable(Unprovable::SpUnknown),
+            _ => return Verdict::Wrong("CFA from rbp, which holds no frame"),
+        },
+        _ => return Verdict::Unprovable(Unprovable::OtherCfaReg),
+    }
+    let bp_ok = match e.bp_reg {
+        OrcReg::UNDEFINED => s.bp == Bp::Caller,
+        OrcReg::PREV_SP => s.saved_bp == Some(-i32::from(e.bp_offset)),
+        OrcReg::BP => match s.bp {
+            Bp::Frame(k) => s.saved_bp == Some(k - i32::from(e.bp_offset)),
+            _ => false,
+        },
+        _ => false,
+    };
+    if !bp_ok {
+        return Verdict::Wrong("wrong rule for the caller's rbp");
+    }
+    Verdict::Right
+}
+
+/// The ORC text of the truth, in `dump` syntax (for reports).
+pub fn expected(s: &State) -> String {
+    let sp = match s.sp {
+        Some(k) => format!("sp:sp+{k}"),
+        None => match s.bp {
+            Bp::Frame(k) => format!("sp:bp+{k}"),
+            _ => "sp:?".into(),
+        },
+    };
+    let bp = match (s.bp, s.saved_bp) {
+        (Bp::Caller, _) => "bp:(und)".to_string(),
+        (_, Some(k)) => format!("bp:prevsp{}", -k),
+        _ => "bp:lost".into(),
+    };
+    format!("type:call {sp} {bp}")
+}
+
+/// Walks one group and judges every instruction it reaches; counts the rest.
+pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
+    let mut w = Walk {
+        c,
+        g,
+        slots: HashMap::new(),
+        work: Vec::new(),
+    };
+    let non_standard = c.special.non_standard.contains(&g.entry);
+    w.enter(g.entry, Val::Known(State::ENTRY), false);
+    while let Some(n) = w.work.pop() {
+        w.step(n);
+    }
+    let abi = c.table.abi;
+    let mut nodes: Vec<(Node, Val)> = w.slots.iter().map(|(n, s)| (*n, s.val)).collect();
+    nodes.sort_by_key(|(n, _)| (n.var, n.loc));
+    // a function the table declares unknown everywhere (STACK_FRAME_NON_STANDARD)
+    let declared_unknown = non_standard
+        || nodes.iter().all(|(n, _)| {
+            c.table
+                .find(c.img, runtime(c, *n))
+                .is_some_and(|e| meaning(abi, &e) == Meaning::Undefined)
+        });
+    for &(node, val) in &nodes {
+        let at = runtime(c, node);
+        let verdict = match val {
+            _ if declared_unknown => Verdict::Unprovable(Unprovable::NonStandard),
+            Val::Conflict => Verdict::Unprovable(Unprovable::Conflict),
+            Val::Known(s) if s.hint => Verdict::Unprovable(Unprovable::Hint),
+            Val::Known(s) => {
+                let e = c.table.find(c.img, at);
+                let mut v = judge(abi, e, &s);
+                let mut what = "";
+                let mut found = e;
+                // a call's return address, looked up at itself − 1
+                if v == Verdict::Right {
+                    if let Some((ra1, e2)) = w.call_return(node, at) {
+                        let v2 = judge(abi, e2, &s);
+                        if v2 != Verdict::Right {
+                            v = v2;
+                            found = e2;
+                            what = if ra1 == at.off {
+                                ""
+                            } else {
+                                "return address − 1: "
+                            };
+                        }
+                    }
+                }
+                if let Verdict::Wrong(why) = v {
+                    tally.findings.push(Finding {
+                        at,
+                        alt: (node.var > 0).then(|| node.var - 1),
+                        why: format!("{what}{why}"),
+                        expected: expected(&s),
+                        found: found.map(|e| e.dump_text(abi).to_string()),
+                    });
+                }
+                v
+            }
+        };
+        tally.add(&verdict);
+    }
+    // instructions of the function no path reaches
+    for &(start, size) in &g.parts {
+        let data = c.img.data(start.sec);
+        let mut off = start.off;
+        while off < start.off + size {
+            let Some(d) = data.get(off as usize..).and_then(machine::decode) else {
+                break;
+            };
+            let node = Node {
+                var: 0,
+                loc: Loc {
+                    sec: start.sec,
+                    off,
+                },
+            };
+            if !w.slots.contains_key(&node) {
+                tally.add(&Verdict::Unprovable(if non_standard {
+                    Unprovable::NonStandard
+                } else {
+                    Unprovable::Unreached
+                }));
+            }
+            off += d.len;
+        }
+    }
+}
+
+impl Walk<'_, '_, '_> {
+    /// For a call that returns (not a local one): (return address − 1, its entry).
+    fn call_return(&self, node: Node, at: Loc) -> Option<(u64, Option<OrcEntry>)> {
+        if node.var > 0 {
+            let a = self.c.special.alts[node.var as usize - 1];
+            if node.loc.off >= a.repl.off + a.repl_len {
+                return None;
+            }
+        }
+        let d = machine::decode(self.bytes(node))?;
+        let Flow::Call(disp) = machine::flow(&d.inst) else {
+            return None;
+        };
+        if let Some(disp) = disp {
+            let next = Loc {
+                sec: node.loc.sec,
+                off: node.loc.off + d.len,
+            };
+            let (to, _) = self.branch_target(node, next, d.len, disp);
+            if self.is_local_call(node, to) {
+                return None;
+            }
+        }
+        let ra1 = Loc {
+            sec: at.sec,
+            off: at.off + d.len - 1,
+        };
+        Some((ra1.off, self.c.table.find(self.c.img, ra1)))
+    }
+}
