@@ -140,6 +140,7 @@ fn imm(op: &Operand) -> Option<i64> {
         Operand::ImmediateU16 { imm } => imm as i64,
         Operand::ImmediateI32 { imm } => imm as i64,
         Operand::ImmediateU32 { imm } => imm as i64,
+        Operand::ImmediateI64 { imm } => imm,
         _ => return None,
     })
 }
@@ -399,6 +400,9 @@ mod tests {
         // lea -0x8(%rsp),%rsp
         let s = run(&[&[0x48, 0x8d, 0x64, 0x24, 0xf8]]);
         assert_eq!(s.sp, Some(16));
+        // sub $0x88,%rsp
+        let s = run(&[&[0x48, 0x81, 0xec, 0x88, 0, 0, 0]]);
+        assert_eq!(s.sp, Some(0x90));
         // and $-16,%rsp
         let s = run(&[&[0x48, 0x83, 0xe4, 0xf0]]);
         assert_eq!(s.sp, None);

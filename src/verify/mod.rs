@@ -51,6 +51,9 @@ pub struct VerifyArgs {
     /// Print only each file's summary line, not every wrong instruction.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also list every unprovable instruction with its reason.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Print a total over all files at the end.
     #[arg(long)]
     pub total: bool,
@@ -108,6 +111,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
                 }
                 total.merge(Tally {
                     findings: Vec::new(),
+                    notes: Vec::new(),
                     ..r.tally
                 });
                 if let Some(d) = r.dwarf {
@@ -159,6 +163,7 @@ pub fn verify_object(obj: &Object<'_>, name: &str, args: &VerifyArgs) -> crate::
         img: &img,
         special: &special,
         table: &table,
+        verbose: args.verbose,
     };
     let groups = groups(&img);
     let tally = groups

@@ -9,8 +9,9 @@
 //! the replacement is shorter, checked at its first byte).
 //!
 //! A fall-through after a call or a `ud2` is *weak*: the callee may not return (BUG, a
-//! noreturn function), so a different state reaching the same instruction by a jump wins
-//! over it. Two different states by strong edges make the instruction unprovable.
+//! noreturn function), so a state reaching an instruction over fewer weak edges wins over
+//! one that came over more. Two states of the same rank with rsp at different places make
+//! the instruction unprovable.
 
 use std::collections::HashMap;
 
@@ -28,6 +29,8 @@ pub struct Ctx<'a, 'd> {
     pub img: &'a Image<'d>,
     pub special: &'a Special,
     pub table: &'a Table,
+    /// Record every unprovable instruction (`--verbose`).
+    pub verbose: bool,
 }
 
 /// A function and its cold parts: ranges of one or more sections.
@@ -60,7 +63,8 @@ enum Val {
 
 struct Slot {
     val: Val,
-    weak: bool,
+    /// Weak edges (a fall-through after a call or `ud2`) on the way here: fewer wins.
+    rank: u8,
     updates: u8,
 }
 
@@ -72,7 +76,7 @@ struct Walk<'c, 'a, 'd> {
 }
 
 impl<'d> Walk<'_, '_, 'd> {
-    fn arrive(&mut self, node: Node, mut val: Val, weak: bool) {
+    fn arrive(&mut self, node: Node, mut val: Val, rank: u8) {
         if let Val::Known(s) = &mut val {
             if node.var == 0 && self.c.special.hints.contains(&node.loc) {
                 s.hint = true;
@@ -84,34 +88,35 @@ impl<'d> Walk<'_, '_, 'd> {
                     node,
                     Slot {
                         val,
-                        weak,
+                        rank,
                         updates: 0,
                     },
                 );
                 self.work.push(node);
             }
             Some(slot) => {
-                let new = if slot.val == val {
-                    if slot.weak && !weak {
-                        Some((val, false))
-                    } else {
-                        None
-                    }
-                } else if slot.weak && !weak {
-                    Some((val, false))
-                } else if (!slot.weak && weak) || slot.val == Val::Conflict {
+                let new = if rank < slot.rank {
+                    Some(val)
+                } else if rank > slot.rank || slot.val == Val::Conflict {
                     None
                 } else {
-                    Some((Val::Conflict, slot.weak && weak))
+                    let joined = join(slot.val, val);
+                    if joined == Val::Conflict && std::env::var_os("ORCTOOL_VERIFY_TRACE").is_some() {
+                        eprintln!("conflict at {:?}: {:?} vs {:?} rank {rank}", node, slot.val, val);
+                    }
+                    (joined != slot.val).then_some(joined)
                 };
-                if let Some((v, w)) = new {
-                    slot.updates += 1;
+                if let Some(v) = new {
+                    // rank only falls, joins only climb a short lattice: the cap is a guard
+                    if rank == slot.rank {
+                        slot.updates += 1;
+                    }
                     slot.val = if slot.updates > MAX_UPDATES {
                         Val::Conflict
                     } else {
                         v
                     };
-                    slot.weak = w;
+                    slot.rank = rank;
                     self.work.push(node);
                 }
             }
@@ -119,8 +124,8 @@ impl<'d> Walk<'_, '_, 'd> {
     }
 
     /// Arrives at `loc` of the function's text, and at every alternative of a site there.
-    fn enter(&mut self, loc: Loc, val: Val, weak: bool) {
-        self.arrive(Node { var: 0, loc }, val, weak);
+    fn enter(&mut self, loc: Loc, val: Val, rank: u8) {
+        self.arrive(Node { var: 0, loc }, val, rank);
         if let Some(alts) = self.c.special.alts_at.get(&loc) {
             for &k in alts {
                 let a = self.c.special.alts[k as usize];
@@ -130,7 +135,7 @@ impl<'d> Walk<'_, '_, 'd> {
                         loc: a.repl,
                     },
                     val,
-                    weak,
+                    rank,
                 );
             }
         }
@@ -151,7 +156,7 @@ impl<'d> Walk<'_, '_, 'd> {
 
     /// Where control goes at `off` bytes into a node's place (the next instruction, or a
     /// branch target given relative to its end).
-    fn goto(&mut self, node: Node, to: Loc, name: &[u8], val: Val, weak: bool) {
+    fn goto(&mut self, node: Node, to: Loc, name: &[u8], val: Val, rank: u8) {
         if node.var > 0 {
             let a = self.c.special.alts[node.var as usize - 1];
             if to.sec == a.repl.sec && to.off >= a.repl.off && to.off < a.repl.off + a.repl_len {
@@ -161,7 +166,7 @@ impl<'d> Walk<'_, '_, 'd> {
                         loc: to,
                     },
                     val,
-                    weak,
+                    rank,
                 );
                 return;
             }
@@ -174,10 +179,10 @@ impl<'d> Walk<'_, '_, 'd> {
                             loc: to,
                         },
                         val,
-                        weak,
+                        rank,
                     );
                 } else {
-                    self.enter(site_end(&a), val, weak);
+                    self.enter(site_end(&a), val, rank);
                 }
                 return;
             }
@@ -186,7 +191,7 @@ impl<'d> Walk<'_, '_, 'd> {
             return;
         }
         if self.g.contains(to) {
-            self.enter(to, val, weak);
+            self.enter(to, val, rank);
         }
     }
 
@@ -194,12 +199,12 @@ impl<'d> Walk<'_, '_, 'd> {
         let Some(slot) = self.slots.get(&node) else {
             return;
         };
-        let (val, weak) = (slot.val, slot.weak);
+        let (val, rank) = (slot.val, slot.rank);
         if node.var > 0 {
             let a = self.c.special.alts[node.var as usize - 1];
             if node.loc.off >= a.repl.off + a.repl_len {
                 // the padding
-                self.enter(site_end(&a), val, weak);
+                self.enter(site_end(&a), val, rank);
                 return;
             }
         }
@@ -219,27 +224,27 @@ impl<'d> Walk<'_, '_, 'd> {
         if node.var == 0 {
             if let Some(fixups) = self.c.special.ex_fixups.get(&node.loc).cloned() {
                 for f in fixups {
-                    self.goto(node, f, b"", val, weak);
+                    self.goto(node, f, b"", val, rank);
                 }
             }
             if let Some(&t) = self.c.special.jump_labels.get(&node.loc) {
                 // a jump label: NOP or JMP to the target, both ways
-                self.goto(node, t, b"", after, weak);
-                self.goto(node, next, b"", after, weak);
+                self.goto(node, t, b"", after, rank);
+                self.goto(node, next, b"", after, rank);
                 return;
             }
         }
         match machine::flow(&d.inst) {
-            Flow::Next => self.goto(node, next, b"", after, weak),
-            Flow::Trap => self.goto(node, next, b"", after, true),
+            Flow::Next => self.goto(node, next, b"", after, rank),
+            Flow::Trap => self.goto(node, next, b"", after, rank.saturating_add(1)),
             Flow::Jump(Some(disp)) => {
                 let (to, name) = self.branch_target(node, next, d.len, disp);
-                self.goto(node, to, name, after, weak);
+                self.goto(node, to, name, after, rank);
             }
             Flow::Cond(disp) => {
                 let (to, name) = self.branch_target(node, next, d.len, disp);
-                self.goto(node, to, name, after, weak);
-                self.goto(node, next, b"", after, weak);
+                self.goto(node, to, name, after, rank);
+                self.goto(node, next, b"", after, rank);
             }
             Flow::Call(Some(disp)) => {
                 let (to, _) = self.branch_target(node, next, d.len, disp);
@@ -253,12 +258,12 @@ impl<'d> Walk<'_, '_, 'd> {
                         }
                         v => v,
                     };
-                    self.goto(node, to, b"", pushed, weak);
+                    self.goto(node, to, b"", pushed, rank);
                 } else {
-                    self.goto(node, next, b"", after, true);
+                    self.goto(node, next, b"", after, rank.saturating_add(1));
                 }
             }
-            Flow::Call(None) => self.goto(node, next, b"", after, true),
+            Flow::Call(None) => self.goto(node, next, b"", after, rank.saturating_add(1)),
             Flow::Jump(None) | Flow::Ret | Flow::Stop => {}
         }
     }
@@ -304,6 +309,27 @@ impl<'d> Walk<'_, '_, 'd> {
         }
         self.g.contains(to) && to != self.g.entry
     }
+}
+
+/// Two states at one instruction: the same frame (rsp in the same place) with rbp's value
+/// known on one path only keeps what both agree on; a different rsp is a conflict.
+fn join(a: Val, b: Val) -> Val {
+    let (Val::Known(x), Val::Known(y)) = (a, b) else {
+        return Val::Conflict;
+    };
+    if x.sp != y.sp || x.hint != y.hint {
+        return Val::Conflict;
+    }
+    Val::Known(State {
+        sp: x.sp,
+        bp: if x.bp == y.bp { x.bp } else { Bp::Other },
+        saved_bp: if x.saved_bp == y.saved_bp {
+            x.saved_bp
+        } else {
+            None
+        },
+        hint: x.hint,
+    })
 }
 
 fn site_end(a: &super::special::Alt) -> Loc {
@@ -403,7 +429,7 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
         work: Vec::new(),
     };
     let non_standard = c.special.non_standard.contains(&g.entry);
-    w.enter(g.entry, Val::Known(State::ENTRY), false);
+    w.enter(g.entry, Val::Known(State::ENTRY), 0);
     while let Some(n) = w.work.pop() {
         w.step(n);
     }
@@ -455,6 +481,9 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
                 v
             }
         };
+        if let (true, Verdict::Unprovable(u)) = (c.verbose, verdict) {
+            tally.notes.push((at, u));
+        }
         tally.add(&verdict);
     }
     // instructions of the function no path reaches
@@ -473,11 +502,15 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
                 },
             };
             if !w.slots.contains_key(&node) {
-                tally.add(&Verdict::Unprovable(if non_standard {
+                let u = if non_standard {
                     Unprovable::NonStandard
                 } else {
                     Unprovable::Unreached
-                }));
+                };
+                if c.verbose {
+                    tally.notes.push((node.loc, u));
+                }
+                tally.add(&Verdict::Unprovable(u));
             }
             off += d.len;
         }

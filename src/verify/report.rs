@@ -80,6 +80,8 @@ pub struct Tally {
     pub wrong: u64,
     pub unprovable: [u64; Unprovable::ALL.len()],
     pub findings: Vec<Finding>,
+    /// With `--verbose`: every unprovable instruction and why.
+    pub notes: Vec<(Loc, Unprovable)>,
 }
 
 impl Tally {
@@ -100,6 +102,7 @@ impl Tally {
             *a += b;
         }
         self.findings.extend(o.findings);
+        self.notes.extend(o.notes);
     }
 
     pub fn unprovable_total(&self) -> u64 {
@@ -145,6 +148,17 @@ pub fn render(name: &str, img: &Image<'_>, t: &Tally) -> String {
             f.why,
             f.expected,
             f.found.as_deref().unwrap_or("no entry"),
+        );
+    }
+    let mut notes = t.notes.clone();
+    notes.sort();
+    for (at, why) in notes {
+        let _ = writeln!(
+            out,
+            "{name}: unprovable: {} [0x{:x}]: {}",
+            img.describe(at),
+            img.addr(at),
+            why.name()
         );
     }
     let _ = writeln!(out, "{name}: {}", t.summary());
