@@ -151,6 +151,16 @@ pub fn verify_object(obj: &Object<'_>, name: &str, args: &VerifyArgs) -> crate::
     let abi = args.orc_abi.unwrap_or(detected);
     let img = Image::new(obj);
     let Some(table) = lookup::Table::read(&img, abi)? else {
+        if img.funcs.is_empty() {
+            // no code, no table (a module of data only): nothing to verify
+            let tally = Tally::default();
+            let text = report::render(name, &img, &tally);
+            return Ok(FileReport {
+                tally,
+                dwarf: None,
+                text,
+            });
+        }
         return Err(crate::Error::Other("has no ORC table".into()));
     };
     let alt_size = match source {

@@ -101,8 +101,12 @@ impl<'d> Walk<'_, '_, 'd> {
                     None
                 } else {
                     let joined = join(slot.val, val);
-                    if joined == Val::Conflict && std::env::var_os("ORCTOOL_VERIFY_TRACE").is_some() {
-                        eprintln!("conflict at {:?}: {:?} vs {:?} rank {rank}", node, slot.val, val);
+                    if joined == Val::Conflict && std::env::var_os("ORCTOOL_VERIFY_TRACE").is_some()
+                    {
+                        eprintln!(
+                            "conflict at {:?}: {:?} vs {:?} rank {rank}",
+                            node, slot.val, val
+                        );
                     }
                     (joined != slot.val).then_some(joined)
                 };
@@ -413,8 +417,8 @@ pub fn expected(s: &State) -> String {
         },
     };
     let bp = match (s.bp, s.saved_bp) {
-        (Bp::Caller, _) => "bp:(und)".to_string(),
         (_, Some(k)) => format!("bp:prevsp{}", -k),
+        (Bp::Caller, None) => "bp:(und)".to_string(),
         _ => "bp:lost".into(),
     };
     format!("type:call {sp} {bp}")
@@ -475,7 +479,7 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
                         alt: (node.var > 0).then(|| node.var - 1),
                         why: format!("{what}{why}"),
                         expected: expected(&s),
-                        found: found.map(|e| e.dump_text(abi).to_string()),
+                        found: found.map(|e| e.dump_text(abi).to_string().trim().to_string()),
                     });
                 }
                 v
