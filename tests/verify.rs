@@ -179,7 +179,11 @@ fn abi_6_1_undefined_and_end_entries_are_wrong() {
 #[test]
 fn file_without_orc_is_an_error() {
     let dir = Scratch::new("verify-noorc");
-    let obj = common::assemble_text(&dir, "plain", ".text\nf: ret\n");
+    let obj = common::assemble_text(
+        &dir,
+        "plain",
+        ".text\n.type f,@function\nf: ret\n.size f, .-f\n",
+    );
     let out = orctool(&["verify", obj.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no ORC table"));

@@ -1,26 +1,343 @@
-//! `--dwarf`: the compiler's CFI compared with the ORC table.
+//! `--dwarf`: the compiler's CFI (`.debug_frame`, else `.eh_frame`, read with `gimli`)
+//! compared with the ORC table at every entry where both speak.
+//!
+//! In a relocatable object the CFI's addresses are relocations: the section is copied and
+//! its RELA records applied, with every section given a synthetic base address
+//! (`(index + 1) << 40`; the CFI section itself at 0, so CIE pointers stay offsets). In a
+//! linked image the addresses are the real ones.
+//!
+//! Per ORC entry (at its address): the CFA rule (rsp/rbp + offset) and the caller's rbp rule
+//! (unchanged, or saved at CFA + offset). A disagreement is classified:
+//! * **alternative**: the address lies in an `.altinstructions` site — the table describes a
+//!   replacement the compiler never saw (the paravirt `pushf; pop`);
+//! * **DWARF blind**: the verifier's machine agrees with ORC — an inline-asm stack change
+//!   the compiler was not told about (`iret_to_self`, `pushf` in `native_save_fl`);
+//! * **ORC wrong**: the machine agrees with DWARF;
+//! * **ORC regs frame / no truth / unexplained**: the entry comes from a hint, or the machine
+//!   has no state there, or neither agrees.
+//!
+//! Entries without CFI ("no DWARF": `__pfx_` padding, assembly) and the table's undefined
+//! entries are counted apart.
 
-use super::image::Image;
-use super::lookup::Table;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use gimli::{CfaRule, CieOrFde, RegisterRule, UnwindSection};
+use object::read::elf::Sym as _;
+
+use super::image::{Image, Loc};
+use super::lookup::{Meaning, Table, meaning};
+use super::machine::State;
+use super::paths::judge;
+use super::report::Verdict;
 use super::special::Special;
+use crate::elf::{LE, ObjectKind, SecId};
+use crate::orc::{OrcEntry, OrcReg, OrcType};
+
+const SEC_SHIFT: u32 = 40;
 
 #[derive(Clone, Debug, Default)]
 pub struct DwarfTally {
+    /// ORC entries with a frame (not undefined/end).
+    pub entries: u64,
+    /// … of which the CFI covers.
     pub both: u64,
     pub agree: u64,
+    pub alternative: u64,
+    pub dwarf_blind: u64,
+    pub orc_wrong: u64,
+    pub orc_regs: u64,
+    pub no_truth: u64,
+    pub unexplained: u64,
+    pub no_dwarf: u64,
+    /// Each disagreement, described (printed with `--verbose`).
+    pub examples: Vec<String>,
+    /// The CFI section used (empty: none).
+    pub source: &'static str,
 }
 
 impl DwarfTally {
     pub fn merge(&mut self, o: &DwarfTally) {
+        self.entries += o.entries;
         self.both += o.both;
         self.agree += o.agree;
+        self.alternative += o.alternative;
+        self.dwarf_blind += o.dwarf_blind;
+        self.orc_wrong += o.orc_wrong;
+        self.orc_regs += o.orc_regs;
+        self.no_truth += o.no_truth;
+        self.unexplained += o.unexplained;
+        self.no_dwarf += o.no_dwarf;
     }
 
     pub fn summary(&self) -> String {
-        format!("both {}, agree {}", self.both, self.agree)
+        let mut s = String::new();
+        let pct = if self.both > 0 {
+            100.0 * self.agree as f64 / self.both as f64
+        } else {
+            0.0
+        };
+        let _ = write!(
+            s,
+            "{}entries {}, both speak {}, agree {} ({pct:.2} %), disagree {} (alternative {}, DWARF blind {}, ORC wrong {}, ORC regs frame {}, no truth {}, unexplained {}), no DWARF {}",
+            if self.source.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", self.source)
+            },
+            self.entries,
+            self.both,
+            self.agree,
+            self.both - self.agree,
+            self.alternative,
+            self.dwarf_blind,
+            self.orc_wrong,
+            self.orc_regs,
+            self.no_truth,
+            self.unexplained,
+            self.no_dwarf
+        );
+        s
     }
 }
 
-pub fn compare(_img: &Image<'_>, _table: &Table, _special: &Special) -> crate::Result<DwarfTally> {
-    Ok(DwarfTally::default())
+/// The compiler's rules over one address range.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    start: u64,
+    end: u64,
+    /// CFA = reg + offset (DWARF numbers: 6 rbp, 7 rsp); `None`: an expression.
+    cfa: Option<(u16, i64)>,
+    /// rbp saved at CFA + n; `None`: unchanged (same value/undefined/not mentioned).
+    bp_saved: Option<i64>,
+    /// A rule for rbp other than unchanged or CFA-relative.
+    bp_other: bool,
+}
+
+/// Reads the CFI rows, sorted by start address (linked addresses, or synthetic ones).
+fn read_rows(img: &Image<'_>) -> (Vec<Row>, &'static str) {
+    let obj = img.obj;
+    for (name, eh) in [(".debug_frame", false), (".eh_frame", true)] {
+        let Some(sec) = obj.section_by_name(name.as_bytes()) else {
+            continue;
+        };
+        let mut data = img.data(sec).to_vec();
+        if data.is_empty() {
+            continue;
+        }
+        let mut bases = gimli::BaseAddresses::default();
+        match img.kind {
+            ObjectKind::Relocatable => apply_relocs(img, sec, &mut data),
+            ObjectKind::Linked => {
+                bases = bases.set_eh_frame(img.addr(Loc { sec, off: 0 }));
+            }
+        }
+        let rows = if eh {
+            let s = gimli::EhFrame::new(&data, gimli::LittleEndian);
+            collect(&s, &bases)
+        } else {
+            let mut s = gimli::DebugFrame::new(&data, gimli::LittleEndian);
+            s.set_address_size(8);
+            collect(&s, &bases)
+        };
+        let mut rows = rows;
+        rows.sort_by_key(|r| r.start);
+        return (rows, if eh { ".eh_frame" } else { ".debug_frame" });
+    }
+    (Vec::new(), "")
+}
+
+fn collect<'a, S: UnwindSection<gimli::EndianSlice<'a, gimli::LittleEndian>>>(
+    section: &S,
+    bases: &gimli::BaseAddresses,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let mut ctx = gimli::UnwindContext::new();
+    let mut entries = section.entries(bases);
+    loop {
+        let entry = match entries.next() {
+            Ok(Some(e)) => e,
+            Ok(None) | Err(_) => break,
+        };
+        let CieOrFde::Fde(partial) = entry else {
+            continue;
+        };
+        let Ok(fde) = partial.parse(|s, b, o| s.cie_from_offset(b, o)) else {
+            continue;
+        };
+        let Ok(mut table) = fde.rows(section, bases, &mut ctx) else {
+            continue;
+        };
+        while let Ok(Some(row)) = table.next_row() {
+            let cfa = match row.cfa() {
+                CfaRule::RegisterAndOffset { register, offset } => Some((register.0, *offset)),
+                CfaRule::Expression(_) => None,
+            };
+            let (bp_saved, bp_other) = match row.register(gimli::X86_64::RBP) {
+                RegisterRule::Undefined | RegisterRule::SameValue => (None, false),
+                RegisterRule::Offset(n) => (Some(n), false),
+                _ => (None, true),
+            };
+            rows.push(Row {
+                start: row.start_address(),
+                end: row.end_address(),
+                cfa,
+                bp_saved,
+                bp_other,
+            });
+        }
+    }
+    rows
+}
+
+/// Applies the RELA records of a relocatable object's CFI section (R_X86_64_64, _32, _32S,
+/// _PC32, _PC64) with synthetic section addresses.
+fn apply_relocs(img: &Image<'_>, sec: SecId, data: &mut [u8]) {
+    for r in img.relocs_of(sec) {
+        let Some(loc) = img.symbol_loc(r.sym).or_else(|| {
+            // a section symbol: its section at offset 0
+            let sym = img.obj.symbol(r.sym).ok()?;
+            let s = img.obj.symbol_section(r.sym).ok()??;
+            Some(Loc {
+                sec: s,
+                off: sym.st_value(LE),
+            })
+        }) else {
+            continue;
+        };
+        let base = |s: SecId| {
+            if s == sec {
+                0
+            } else {
+                (u64::from(s.0) + 1) << SEC_SHIFT
+            }
+        };
+        let sa = (base(loc.sec) + loc.off).wrapping_add(r.addend as u64);
+        let p = r.off;
+        let (value, width): (u64, usize) = match r.ty {
+            1 => (sa, 8),                  // R_X86_64_64
+            10 | 11 => (sa, 4),            // R_X86_64_32, _32S
+            2 => (sa.wrapping_sub(p), 4),  // R_X86_64_PC32
+            24 => (sa.wrapping_sub(p), 8), // R_X86_64_PC64
+            _ => continue,
+        };
+        if let Some(dst) = data.get_mut(p as usize..p as usize + width) {
+            dst.copy_from_slice(&value.to_le_bytes()[..width]);
+        }
+    }
+}
+
+/// The address the rows use for `loc`.
+fn row_addr(img: &Image<'_>, loc: Loc) -> u64 {
+    match img.kind {
+        ObjectKind::Relocatable => ((u64::from(loc.sec.0) + 1) << SEC_SHIFT) + loc.off,
+        ObjectKind::Linked => img.addr(loc),
+    }
+}
+
+fn find(rows: &[Row], addr: u64) -> Option<&Row> {
+    let i = rows.partition_point(|r| r.start <= addr);
+    rows[..i].last().filter(|r| addr < r.end)
+}
+
+/// Whether the compiler's row and the ORC entry say the same.
+fn agree(row: &Row, e: &OrcEntry) -> bool {
+    let cfa = match (row.cfa, e.sp_reg) {
+        (Some((7, off)), OrcReg::SP) | (Some((6, off)), OrcReg::BP) => {
+            off == i64::from(e.sp_offset)
+        }
+        _ => false,
+    };
+    let bp = match (row.bp_saved, e.bp_reg) {
+        (None, OrcReg::UNDEFINED) => !row.bp_other,
+        (Some(n), OrcReg::PREV_SP) => n == i64::from(e.bp_offset),
+        _ => false,
+    };
+    cfa && bp
+}
+
+/// Whether the compiler's row describes the machine's state.
+fn row_is_truth(row: &Row, s: &State) -> bool {
+    let cfa = match row.cfa {
+        Some((7, off)) => s.sp.map(i64::from) == Some(off),
+        Some((6, off)) => s.bp == super::machine::Bp::Frame(off as i32),
+        _ => false,
+    };
+    let bp = match row.bp_saved {
+        None => s.bp == super::machine::Bp::Caller,
+        Some(n) => s.saved_bp.map(|k| -i64::from(k)) == Some(n),
+    };
+    cfa && bp
+}
+
+pub fn compare(
+    img: &Image<'_>,
+    table: &Table,
+    special: &Special,
+    truth: Vec<(Loc, State)>,
+) -> DwarfTally {
+    let (rows, source) = read_rows(img);
+    let truth: HashMap<Loc, State> = truth.into_iter().collect();
+    let mut t = DwarfTally {
+        source,
+        ..Default::default()
+    };
+    let abi = table.abi;
+    // sites, for "inside an alternative"
+    let mut sites: Vec<(Loc, u64)> = special.alts.iter().map(|a| (a.site, a.orig_len)).collect();
+    sites.sort();
+    let in_site = |l: Loc| {
+        let i = sites.partition_point(|(s, _)| *s <= l);
+        sites[..i]
+            .iter()
+            .rev()
+            .take(4)
+            .any(|(s, n)| s.sec == l.sec && l.off < s.off + n)
+    };
+    for (loc, e) in table.all(img) {
+        if meaning(abi, &e) != Meaning::Frame {
+            continue;
+        }
+        t.entries += 1;
+        let Some(row) = find(&rows, row_addr(img, loc)) else {
+            t.no_dwarf += 1;
+            continue;
+        };
+        t.both += 1;
+        if agree(row, &e) {
+            t.agree += 1;
+            continue;
+        }
+        let (class, name) = if in_site(loc) {
+            (&mut t.alternative, "alternative")
+        } else if matches!(e.ty, OrcType::Regs | OrcType::RegsPartial) {
+            (&mut t.orc_regs, "ORC regs frame")
+        } else {
+            match truth.get(&loc) {
+                None => (&mut t.no_truth, "no truth"),
+                Some(s) if judge(abi, Some(e), s) == Verdict::Right => {
+                    (&mut t.dwarf_blind, "DWARF blind")
+                }
+                Some(s) if row_is_truth(row, s) => (&mut t.orc_wrong, "ORC wrong"),
+                Some(_) => (&mut t.unexplained, "unexplained"),
+            }
+        };
+        *class += 1;
+        t.examples.push(format!(
+            "{} [0x{:x}]: {name}: DWARF cfa {} bp {}, ORC {}",
+            img.describe(loc),
+            img.addr(loc),
+            match row.cfa {
+                Some((r, o)) => format!("r{r}{o:+}"),
+                None => "expr".into(),
+            },
+            match (row.bp_saved, row.bp_other) {
+                (Some(n), _) => format!("cfa{n:+}"),
+                (None, true) => "other".into(),
+                (None, false) => "same".into(),
+            },
+            e.dump_text(abi).to_string().trim()
+        ));
+    }
+    t
 }

@@ -39,10 +39,11 @@ pub struct Func<'d> {
 
 /// One relocation record of an executable or table section.
 #[derive(Clone, Copy, Debug)]
-struct Reloc {
-    off: u64,
-    sym: SymId,
-    addend: i64,
+pub struct Reloc {
+    pub off: u64,
+    pub sym: SymId,
+    pub addend: i64,
+    pub ty: u32,
 }
 
 pub struct Image<'d> {
@@ -93,6 +94,7 @@ impl<'d> Image<'d> {
                         off: r.r_offset(LE),
                         sym,
                         addend: r.r_addend(LE),
+                        ty: r.r_type(LE, false),
                     });
                 }
             }
@@ -225,6 +227,11 @@ impl<'d> Image<'d> {
                 Some(Target { loc, name: b"" })
             }
         }
+    }
+
+    /// The relocation records of `sec`, sorted by offset (relocatable objects).
+    pub fn relocs_of(&self, sec: SecId) -> &[Reloc] {
+        self.relocs.get(&sec).map(Vec::as_slice).unwrap_or(&[])
     }
 
     /// What every relocation record of `sec` names (S + A).

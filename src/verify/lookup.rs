@@ -165,6 +165,35 @@ impl Table {
     }
 }
 
+impl Table {
+    /// Every entry with the place it names, in address order per section.
+    pub fn all(&self, img: &Image<'_>) -> Vec<(Loc, OrcEntry)> {
+        match self.kind {
+            ObjectKind::Relocatable => self
+                .per_sec
+                .iter()
+                .enumerate()
+                .flat_map(|(i, list)| {
+                    list.iter().map(move |(off, e)| {
+                        (
+                            Loc {
+                                sec: SecId(i as u32),
+                                off: *off,
+                            },
+                            *e,
+                        )
+                    })
+                })
+                .collect(),
+            ObjectKind::Linked => self
+                .linked
+                .iter()
+                .filter_map(|(a, e)| Some((img.addr_loc(*a)?, *e)))
+                .collect(),
+        }
+    }
+}
+
 /// `__orc_find()`: the index of the rightmost entry at or below `ip`; the first entry when
 /// all are above it; `None` for an empty table.
 fn orc_find_in(table: &[(u64, OrcEntry)], ip: u64) -> Option<usize> {

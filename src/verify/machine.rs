@@ -177,7 +177,9 @@ fn store(s: &mut State, dst: &Operand, value_is_caller_bp: bool) {
         return;
     }
     match slot(s, dst) {
-        Some(k) if value_is_caller_bp => s.saved_bp = Some(k),
+        // a second copy: the first stays valid (and is the one objtool names)
+        Some(k) if value_is_caller_bp && s.saved_bp.is_none() => s.saved_bp = Some(k),
+        Some(_) if value_is_caller_bp => {}
         Some(k) if s.saved_bp == Some(k) => s.saved_bp = None,
         Some(_) => {}
         // a store through another register: the kernel does not write over its own frame

@@ -27,6 +27,7 @@ pub mod report;
 pub mod special;
 
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -105,13 +106,22 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
                 } else {
                     r.text
                 };
-                print!("{text}");
+                let mut out = std::io::stdout().lock();
+                if out
+                    .write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .is_err()
+                {
+                    // stdout closed (e.g. `| head`): nothing more to say
+                    return status;
+                }
                 if r.tally.wrong > 0 {
                     status = ExitCode::FAILURE;
                 }
                 total.merge(Tally {
                     findings: Vec::new(),
                     notes: Vec::new(),
+                    truth: Vec::new(),
                     ..r.tally
                 });
                 if let Some(d) = r.dwarf {
@@ -174,9 +184,10 @@ pub fn verify_object(obj: &Object<'_>, name: &str, args: &VerifyArgs) -> crate::
         special: &special,
         table: &table,
         verbose: args.verbose,
+        keep_truth: args.dwarf,
     };
     let groups = groups(&img);
-    let tally = groups
+    let mut tally = groups
         .par_iter()
         .fold(Tally::default, |mut t, g| {
             paths::verify_group(&ctx, g, &mut t);
@@ -187,12 +198,18 @@ pub fn verify_object(obj: &Object<'_>, name: &str, args: &VerifyArgs) -> crate::
             a
         });
     let dwarf = if args.dwarf {
-        Some(dwarf::compare(&img, &table, &special)?)
+        let truth = std::mem::take(&mut tally.truth);
+        Some(dwarf::compare(&img, &table, &special, truth))
     } else {
         None
     };
     let mut text = report::render(name, &img, &tally);
     if let Some(d) = &dwarf {
+        if args.verbose {
+            for x in &d.examples {
+                text.push_str(&format!("{name}: dwarf: {x}\n"));
+            }
+        }
         text.push_str(&format!("{name}: dwarf: {}\n", d.summary()));
     }
     Ok(FileReport { tally, dwarf, text })

@@ -8,10 +8,11 @@
 //! leaving a replacement at its end continues after the site (through the NOP padding when
 //! the replacement is shorter, checked at its first byte).
 //!
-//! A fall-through after a call or a `ud2` is *weak*: the callee may not return (BUG, a
-//! noreturn function), so a state reaching an instruction over fewer weak edges wins over
-//! one that came over more. Two states of the same rank with rsp at different places make
-//! the instruction unprovable.
+//! A fall-through after a call or a `ud2` is a *weak* edge: the callee may not return (BUG,
+//! a noreturn function). An instruction's state is the join of what its predecessors bring
+//! over strong edges, and only when there is none, over weak ones; a predecessor whose state
+//! changes replaces what it brought. States with rsp at different places make the
+//! instruction unprovable.
 
 use std::collections::HashMap;
 
@@ -23,7 +24,7 @@ use super::special::Special;
 use crate::orc::{OrcEntry, OrcReg, OrcType};
 
 /// Updates of one node before it is declared a conflict (a loop that keeps moving rsp).
-const MAX_UPDATES: u8 = 6;
+const MAX_UPDATES: u8 = 32;
 
 pub struct Ctx<'a, 'd> {
     pub img: &'a Image<'d>,
@@ -31,6 +32,8 @@ pub struct Ctx<'a, 'd> {
     pub table: &'a Table,
     /// Record every unprovable instruction (`--verbose`).
     pub verbose: bool,
+    /// Keep the machine's states for the DWARF comparison (`--dwarf`).
+    pub keep_truth: bool,
 }
 
 /// A function and its cold parts: ranges of one or more sections.
@@ -62,9 +65,10 @@ enum Val {
 }
 
 struct Slot {
+    /// The join of the strong arrivals, else of the weak ones.
     val: Val,
-    /// Weak edges (a fall-through after a call or `ud2`) on the way here: fewer wins.
-    rank: u8,
+    /// What each predecessor brought, and whether over a weak edge.
+    ins: Vec<(Node, Val, bool)>,
     updates: u8,
 }
 
@@ -73,63 +77,52 @@ struct Walk<'c, 'a, 'd> {
     g: &'c Group,
     slots: HashMap<Node, Slot>,
     work: Vec<Node>,
+    /// The instruction whose successors are being entered.
+    cur: Node,
 }
 
 impl<'d> Walk<'_, '_, 'd> {
-    fn arrive(&mut self, node: Node, mut val: Val, rank: u8) {
+    fn arrive(&mut self, node: Node, mut val: Val, weak: bool) {
         if let Val::Known(s) = &mut val {
             if node.var == 0 && self.c.special.hints.contains(&node.loc) {
                 s.hint = true;
             }
         }
-        match self.slots.get_mut(&node) {
-            None => {
-                self.slots.insert(
-                    node,
-                    Slot {
-                        val,
-                        rank,
-                        updates: 0,
-                    },
-                );
-                self.work.push(node);
-            }
-            Some(slot) => {
-                let new = if rank < slot.rank {
-                    Some(val)
-                } else if rank > slot.rank || slot.val == Val::Conflict {
-                    None
-                } else {
-                    let joined = join(slot.val, val);
-                    if joined == Val::Conflict && std::env::var_os("ORCTOOL_VERIFY_TRACE").is_some()
-                    {
-                        eprintln!(
-                            "conflict at {:?}: {:?} vs {:?} rank {rank}",
-                            node, slot.val, val
-                        );
-                    }
-                    (joined != slot.val).then_some(joined)
-                };
-                if let Some(v) = new {
-                    // rank only falls, joins only climb a short lattice: the cap is a guard
-                    if rank == slot.rank {
-                        slot.updates += 1;
-                    }
-                    slot.val = if slot.updates > MAX_UPDATES {
-                        Val::Conflict
-                    } else {
-                        v
-                    };
-                    slot.rank = rank;
-                    self.work.push(node);
-                }
-            }
+        let pred = self.cur;
+        let slot = self.slots.entry(node).or_insert_with(|| Slot {
+            ins: Vec::new(),
+            val: Val::Conflict,
+            updates: 0,
+        });
+        match slot.ins.iter_mut().find(|(p, _, _)| *p == pred) {
+            Some(i) if (i.1, i.2) == (val, weak) => return,
+            Some(i) => *i = (pred, val, weak),
+            None => slot.ins.push((pred, val, weak)),
+        }
+        // the strong arrivals decide; only without any, the weak ones
+        let strong = slot.ins.iter().any(|(_, _, w)| !w);
+        let new = slot
+            .ins
+            .iter()
+            .filter(|(_, _, w)| !strong || !w)
+            .map(|(_, v, _)| *v)
+            .reduce(join)
+            .unwrap_or(Val::Conflict);
+        let first = slot.updates == 0;
+        if first || new != slot.val {
+            slot.updates += 1;
+            slot.val = if slot.updates > MAX_UPDATES {
+                Val::Conflict
+            } else {
+                new
+            };
+            self.work.push(node);
         }
     }
 
     /// Arrives at `loc` of the function's text, and at every alternative of a site there.
-    fn enter(&mut self, loc: Loc, val: Val, rank: u8) {
-        self.arrive(Node { var: 0, loc }, val, rank);
+    fn enter(&mut self, loc: Loc, val: Val, weak: bool) {
+        self.arrive(Node { var: 0, loc }, val, weak);
         if let Some(alts) = self.c.special.alts_at.get(&loc) {
             for &k in alts {
                 let a = self.c.special.alts[k as usize];
@@ -139,7 +132,7 @@ impl<'d> Walk<'_, '_, 'd> {
                         loc: a.repl,
                     },
                     val,
-                    rank,
+                    weak,
                 );
             }
         }
@@ -160,7 +153,7 @@ impl<'d> Walk<'_, '_, 'd> {
 
     /// Where control goes at `off` bytes into a node's place (the next instruction, or a
     /// branch target given relative to its end).
-    fn goto(&mut self, node: Node, to: Loc, name: &[u8], val: Val, rank: u8) {
+    fn goto(&mut self, node: Node, to: Loc, name: &[u8], val: Val, weak: bool) {
         if node.var > 0 {
             let a = self.c.special.alts[node.var as usize - 1];
             if to.sec == a.repl.sec && to.off >= a.repl.off && to.off < a.repl.off + a.repl_len {
@@ -170,7 +163,7 @@ impl<'d> Walk<'_, '_, 'd> {
                         loc: to,
                     },
                     val,
-                    rank,
+                    weak,
                 );
                 return;
             }
@@ -183,10 +176,10 @@ impl<'d> Walk<'_, '_, 'd> {
                             loc: to,
                         },
                         val,
-                        rank,
+                        weak,
                     );
                 } else {
-                    self.enter(site_end(&a), val, rank);
+                    self.enter(site_end(&a), val, weak);
                 }
                 return;
             }
@@ -195,7 +188,7 @@ impl<'d> Walk<'_, '_, 'd> {
             return;
         }
         if self.g.contains(to) {
-            self.enter(to, val, rank);
+            self.enter(to, val, weak);
         }
     }
 
@@ -203,12 +196,13 @@ impl<'d> Walk<'_, '_, 'd> {
         let Some(slot) = self.slots.get(&node) else {
             return;
         };
-        let (val, rank) = (slot.val, slot.rank);
+        let val = slot.val;
+        self.cur = node;
         if node.var > 0 {
             let a = self.c.special.alts[node.var as usize - 1];
             if node.loc.off >= a.repl.off + a.repl_len {
                 // the padding
-                self.enter(site_end(&a), val, rank);
+                self.enter(site_end(&a), val, false);
                 return;
             }
         }
@@ -228,27 +222,27 @@ impl<'d> Walk<'_, '_, 'd> {
         if node.var == 0 {
             if let Some(fixups) = self.c.special.ex_fixups.get(&node.loc).cloned() {
                 for f in fixups {
-                    self.goto(node, f, b"", val, rank);
+                    self.goto(node, f, b"", val, false);
                 }
             }
             if let Some(&t) = self.c.special.jump_labels.get(&node.loc) {
                 // a jump label: NOP or JMP to the target, both ways
-                self.goto(node, t, b"", after, rank);
-                self.goto(node, next, b"", after, rank);
+                self.goto(node, t, b"", after, false);
+                self.goto(node, next, b"", after, false);
                 return;
             }
         }
         match machine::flow(&d.inst) {
-            Flow::Next => self.goto(node, next, b"", after, rank),
-            Flow::Trap => self.goto(node, next, b"", after, rank.saturating_add(1)),
+            Flow::Next => self.goto(node, next, b"", after, false),
+            Flow::Trap => self.goto(node, next, b"", after, true),
             Flow::Jump(Some(disp)) => {
                 let (to, name) = self.branch_target(node, next, d.len, disp);
-                self.goto(node, to, name, after, rank);
+                self.goto(node, to, name, after, false);
             }
             Flow::Cond(disp) => {
                 let (to, name) = self.branch_target(node, next, d.len, disp);
-                self.goto(node, to, name, after, rank);
-                self.goto(node, next, b"", after, rank);
+                self.goto(node, to, name, after, false);
+                self.goto(node, next, b"", after, false);
             }
             Flow::Call(Some(disp)) => {
                 let (to, _) = self.branch_target(node, next, d.len, disp);
@@ -262,12 +256,12 @@ impl<'d> Walk<'_, '_, 'd> {
                         }
                         v => v,
                     };
-                    self.goto(node, to, b"", pushed, rank);
+                    self.goto(node, to, b"", pushed, false);
                 } else {
-                    self.goto(node, next, b"", after, rank.saturating_add(1));
+                    self.goto(node, next, b"", after, true);
                 }
             }
-            Flow::Call(None) => self.goto(node, next, b"", after, rank.saturating_add(1)),
+            Flow::Call(None) => self.goto(node, next, b"", after, true),
             Flow::Jump(None) | Flow::Ret | Flow::Stop => {}
         }
     }
@@ -431,9 +425,13 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
         g,
         slots: HashMap::new(),
         work: Vec::new(),
+        cur: Node {
+            var: u32::MAX,
+            loc: g.entry,
+        },
     };
     let non_standard = c.special.non_standard.contains(&g.entry);
-    w.enter(g.entry, Val::Known(State::ENTRY), 0);
+    w.enter(g.entry, Val::Known(State::ENTRY), false);
     while let Some(n) = w.work.pop() {
         w.step(n);
     }
@@ -454,6 +452,9 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
             Val::Conflict => Verdict::Unprovable(Unprovable::Conflict),
             Val::Known(s) if s.hint => Verdict::Unprovable(Unprovable::Hint),
             Val::Known(s) => {
+                if c.keep_truth && node.var == 0 {
+                    tally.truth.push((at, s));
+                }
                 let e = c.table.find(c.img, at);
                 let mut v = judge(abi, e, &s);
                 let mut what = "";

@@ -82,6 +82,8 @@ pub struct Tally {
     pub findings: Vec<Finding>,
     /// With `--verbose`: every unprovable instruction and why.
     pub notes: Vec<(Loc, Unprovable)>,
+    /// With `--dwarf`: the machine's state at each instruction of the functions' own text.
+    pub truth: Vec<(Loc, super::machine::State)>,
 }
 
 impl Tally {
@@ -103,6 +105,7 @@ impl Tally {
         }
         self.findings.extend(o.findings);
         self.notes.extend(o.notes);
+        self.truth.extend(o.truth);
     }
 
     pub fn unprovable_total(&self) -> u64 {
