@@ -56,6 +56,8 @@ pub struct Image<'d> {
     relocs: HashMap<SecId, Vec<Reloc>>,
     /// Linked: (start, end, section) of every allocated section, sorted.
     ranges: Vec<(u64, u64, SecId)>,
+    /// Where named symbols (not sections or files) point.
+    symbols_at: std::collections::HashSet<Loc>,
 }
 
 impl<'d> Image<'d> {
@@ -109,9 +111,29 @@ impl<'d> Image<'d> {
             funcs: Vec::new(),
             relocs,
             ranges,
+            symbols_at: Default::default(),
         };
         image.funcs = image.read_funcs();
+        image.symbols_at = image.read_symbol_locs();
         image
+    }
+
+    fn read_symbol_locs(&self) -> std::collections::HashSet<Loc> {
+        (1..self.obj.symbol_count())
+            .filter_map(|i| {
+                let id = SymId(i as u32);
+                let sym = self.obj.symbol(id).ok()?;
+                let named = matches!(sym.st_type(), elf::STT_NOTYPE | elf::STT_FUNC)
+                    && sym.st_name(LE) != 0
+                    && !self.obj.symbol_name(sym).ok()?.starts_with(b".L");
+                if named { self.symbol_loc(id) } else { None }
+            })
+            .collect()
+    }
+
+    /// Whether a named symbol points at `loc`.
+    pub fn is_symbol(&self, loc: Loc) -> bool {
+        self.symbols_at.contains(&loc)
     }
 
     fn read_funcs(&self) -> Vec<Func<'d>> {

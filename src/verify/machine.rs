@@ -20,6 +20,9 @@ pub enum Bp {
     Caller,
     /// A frame pointer: rbp = CFA − k.
     Frame(i32),
+    /// Loaded from memory outside the frame (a global or through a pointer): a saved
+    /// context being restored, perhaps the caller's — the machine cannot tell.
+    Loaded,
     /// Anything else.
     Other,
 }
@@ -165,6 +168,17 @@ fn slot(s: &State, op: &Operand) -> Option<i32> {
     }
 }
 
+/// Whether a memory operand is addressed from rsp or rbp (the stack).
+fn based_on_frame(op: &Operand) -> bool {
+    match *op {
+        Operand::MemDeref { base }
+        | Operand::Disp { base, .. }
+        | Operand::MemBaseIndexScale { base, .. }
+        | Operand::MemBaseIndexScaleDisp { base, .. } => is_sp(base) || is_bp(base),
+        _ => false,
+    }
+}
+
 fn add(v: Option<i32>, d: i64) -> Option<i32> {
     let d = i32::try_from(d).ok()?;
     v?.checked_add(d)
@@ -237,7 +251,8 @@ pub fn step(s: &State, inst: &Instruction) -> State {
             let caller_bp = matches!(o0, Operand::Register { reg } if reg == RegSpec::rbp())
                 && s.bp == Bp::Caller;
             n.sp = add(s.sp, 8);
-            if caller_bp {
+            // a second copy: the first stays valid (and is the one objtool names)
+            if caller_bp && s.saved_bp.is_none() {
                 n.saved_bp = n.sp;
             }
         }
@@ -274,13 +289,12 @@ pub fn step(s: &State, inst: &Instruction) -> State {
                         s.sp.map_or(Bp::Other, Bp::Frame)
                     }
                     Operand::Register { reg } if *reg == RegSpec::rbp() => s.bp,
-                    m if m.is_memory() && *d == RegSpec::rbp() => {
-                        if slot(s, m).is_some() && slot(s, m) == s.saved_bp {
-                            Bp::Caller
-                        } else {
-                            Bp::Other
-                        }
-                    }
+                    m if m.is_memory() && *d == RegSpec::rbp() => match slot(s, m) {
+                        Some(k) if s.saved_bp == Some(k) => Bp::Caller,
+                        Some(_) => Bp::Other,
+                        None if based_on_frame(m) => Bp::Other,
+                        None => Bp::Loaded,
+                    },
                     _ => Bp::Other,
                 };
             }

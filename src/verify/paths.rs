@@ -305,7 +305,8 @@ impl<'d> Walk<'_, '_, 'd> {
                 return true;
             }
         }
-        self.g.contains(to) && to != self.g.entry
+        // a call to a labelled place is a real call (`call srso_safe_ret`)
+        self.g.contains(to) && to != self.g.entry && !self.c.img.is_symbol(to)
     }
 }
 
@@ -396,6 +397,9 @@ pub fn judge(abi: crate::orc::OrcAbi, e: Option<OrcEntry>, s: &State) -> Verdict
         _ => false,
     };
     if !bp_ok {
+        if s.bp == Bp::Loaded && s.saved_bp.is_none() {
+            return Verdict::Unprovable(Unprovable::RbpReloaded);
+        }
         return Verdict::Wrong("wrong rule for the caller's rbp");
     }
     Verdict::Right

@@ -26,10 +26,13 @@ pub enum Unprovable {
     NonStandard,
     /// Code outside any function symbol (assembly `SYM_CODE`).
     NoFunction,
+    /// rbp was loaded from memory outside the frame (a saved context restored): whether it
+    /// is the caller's cannot be known.
+    RbpReloaded,
 }
 
 impl Unprovable {
-    pub const ALL: [Unprovable; 8] = [
+    pub const ALL: [Unprovable; 9] = [
         Unprovable::Hint,
         Unprovable::RegsFrame,
         Unprovable::Unreached,
@@ -38,6 +41,7 @@ impl Unprovable {
         Unprovable::OtherCfaReg,
         Unprovable::NonStandard,
         Unprovable::NoFunction,
+        Unprovable::RbpReloaded,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +54,7 @@ impl Unprovable {
             Unprovable::OtherCfaReg => "other CFA register",
             Unprovable::NonStandard => "non-standard function",
             Unprovable::NoFunction => "outside functions",
+            Unprovable::RbpReloaded => "rbp reloaded",
         }
     }
 }
