@@ -101,17 +101,52 @@ impl DwarfTally {
     }
 }
 
+/// The compiler's CFA rule, in the terms ORC can express.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cfa {
+    /// CFA = reg + offset (DWARF register numbers: 7 rsp, 6 rbp, 10 r10, 13 r13, 5 rdi, 1 rdx).
+    Reg(u16, i64),
+    /// CFA = *(reg + offset) (`DW_OP_bregN off; DW_OP_deref`: DRAP's saved pointer).
+    Deref(u16, i64),
+    Other,
+}
+
+/// The compiler's rule for the caller's rbp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BpRule {
+    /// Same value (or undefined, or not mentioned).
+    Same,
+    /// Saved at CFA + n.
+    AtCfa(i64),
+    /// Saved at reg + n (`DW_CFA_expression: DW_OP_bregN n`).
+    AtReg(u16, i64),
+    Other,
+}
+
 /// The compiler's rules over one address range.
 #[derive(Clone, Copy, Debug)]
 struct Row {
     start: u64,
     end: u64,
-    /// CFA = reg + offset (DWARF numbers: 6 rbp, 7 rsp); `None`: an expression.
-    cfa: Option<(u16, i64)>,
-    /// rbp saved at CFA + n; `None`: unchanged (same value/undefined/not mentioned).
-    bp_saved: Option<i64>,
-    /// A rule for rbp other than unchanged or CFA-relative.
-    bp_other: bool,
+    cfa: Cfa,
+    bp: BpRule,
+}
+
+impl Row {
+    fn text(&self) -> String {
+        let cfa = match self.cfa {
+            Cfa::Reg(r, o) => format!("r{r}{o:+}"),
+            Cfa::Deref(r, o) => format!("*(r{r}{o:+})"),
+            Cfa::Other => "expr".into(),
+        };
+        let bp = match self.bp {
+            BpRule::Same => "same".into(),
+            BpRule::AtCfa(n) => format!("cfa{n:+}"),
+            BpRule::AtReg(r, n) => format!("r{r}{n:+}"),
+            BpRule::Other => "other".into(),
+        };
+        format!("cfa {cfa} bp {bp}")
+    }
 }
 
 /// Reads the CFI rows, sorted by start address (linked addresses, or synthetic ones).
@@ -134,11 +169,11 @@ fn read_rows(img: &Image<'_>) -> (Vec<Row>, &'static str) {
         }
         let rows = if eh {
             let s = gimli::EhFrame::new(&data, gimli::LittleEndian);
-            collect(&s, &bases)
+            collect(&s, &bases, &data)
         } else {
             let mut s = gimli::DebugFrame::new(&data, gimli::LittleEndian);
             s.set_address_size(8);
-            collect(&s, &bases)
+            collect(&s, &bases, &data)
         };
         let mut rows = rows;
         rows.sort_by_key(|r| r.start);
@@ -147,10 +182,30 @@ fn read_rows(img: &Image<'_>) -> (Vec<Row>, &'static str) {
     (Vec::new(), "")
 }
 
+/// `DW_OP_bregN sleb [DW_OP_deref]`: (N, offset, deref).
+fn breg(expr: &[u8]) -> Option<(u16, i64, bool)> {
+    let (&op, rest) = expr.split_first()?;
+    if !(0x70..=0x8f).contains(&op) {
+        return None;
+    }
+    let mut r = gimli::EndianSlice::new(rest, gimli::LittleEndian);
+    let off = gimli::Reader::read_sleb128(&mut r).ok()?;
+    let tail: &[u8] = r.slice();
+    let deref = match tail {
+        [] => false,
+        [0x06] => true,
+        _ => return None,
+    };
+    Some((u16::from(op - 0x70), off, deref))
+}
+
 fn collect<'a, S: UnwindSection<gimli::EndianSlice<'a, gimli::LittleEndian>>>(
     section: &S,
     bases: &gimli::BaseAddresses,
+    data: &[u8],
 ) -> Vec<Row> {
+    let expr =
+        |e: &gimli::UnwindExpression<usize>| data.get(e.offset..e.offset + e.length).and_then(breg);
     let mut rows = Vec::new();
     let mut ctx = gimli::UnwindContext::new();
     let mut entries = section.entries(bases);
@@ -170,20 +225,27 @@ fn collect<'a, S: UnwindSection<gimli::EndianSlice<'a, gimli::LittleEndian>>>(
         };
         while let Ok(Some(row)) = table.next_row() {
             let cfa = match row.cfa() {
-                CfaRule::RegisterAndOffset { register, offset } => Some((register.0, *offset)),
-                CfaRule::Expression(_) => None,
+                CfaRule::RegisterAndOffset { register, offset } => Cfa::Reg(register.0, *offset),
+                CfaRule::Expression(e) => match expr(e) {
+                    Some((r, o, true)) => Cfa::Deref(r, o),
+                    Some((r, o, false)) => Cfa::Reg(r, o),
+                    None => Cfa::Other,
+                },
             };
-            let (bp_saved, bp_other) = match row.register(gimli::X86_64::RBP) {
-                RegisterRule::Undefined | RegisterRule::SameValue => (None, false),
-                RegisterRule::Offset(n) => (Some(n), false),
-                _ => (None, true),
+            let bp = match row.register(gimli::X86_64::RBP) {
+                RegisterRule::Undefined | RegisterRule::SameValue => BpRule::Same,
+                RegisterRule::Offset(n) => BpRule::AtCfa(n),
+                RegisterRule::Expression(e) => match expr(&e) {
+                    Some((r, o, false)) => BpRule::AtReg(r, o),
+                    _ => BpRule::Other,
+                },
+                _ => BpRule::Other,
             };
             rows.push(Row {
                 start: row.start_address(),
                 end: row.end_address(),
                 cfa,
-                bp_saved,
-                bp_other,
+                bp,
             });
         }
     }
@@ -240,17 +302,32 @@ fn find(rows: &[Row], addr: u64) -> Option<&Row> {
     rows[..i].last().filter(|r| addr < r.end)
 }
 
+/// The DWARF number of an ORC base register.
+fn dwarf_reg(r: OrcReg) -> Option<u16> {
+    Some(match r {
+        OrcReg::SP => 7,
+        OrcReg::BP => 6,
+        OrcReg::R10 => 10,
+        OrcReg::R13 => 13,
+        OrcReg::DI => 5,
+        OrcReg::DX => 1,
+        _ => return None,
+    })
+}
+
 /// Whether the compiler's row and the ORC entry say the same.
 fn agree(row: &Row, e: &OrcEntry) -> bool {
+    let sp_off = i64::from(e.sp_offset);
     let cfa = match (row.cfa, e.sp_reg) {
-        (Some((7, off)), OrcReg::SP) | (Some((6, off)), OrcReg::BP) => {
-            off == i64::from(e.sp_offset)
-        }
+        (Cfa::Deref(6, off), OrcReg::BP_INDIRECT) => off == sp_off,
+        (Cfa::Reg(r, off), reg) => dwarf_reg(reg) == Some(r) && off == sp_off,
         _ => false,
     };
-    let bp = match (row.bp_saved, e.bp_reg) {
-        (None, OrcReg::UNDEFINED) => !row.bp_other,
-        (Some(n), OrcReg::PREV_SP) => n == i64::from(e.bp_offset),
+    let bp_off = i64::from(e.bp_offset);
+    let bp = match (row.bp, e.bp_reg) {
+        (BpRule::Same, OrcReg::UNDEFINED) => true,
+        (BpRule::AtCfa(n), OrcReg::PREV_SP) => n == bp_off,
+        (BpRule::AtReg(6, n), OrcReg::BP) => n == bp_off,
         _ => false,
     };
     cfa && bp
@@ -259,15 +336,30 @@ fn agree(row: &Row, e: &OrcEntry) -> bool {
 /// Whether the compiler's row describes the machine's state.
 fn row_is_truth(row: &Row, s: &State) -> bool {
     let cfa = match row.cfa {
-        Some((7, off)) => s.sp.map(i64::from) == Some(off),
-        Some((6, off)) => s.bp == super::machine::Bp::Frame(off as i32),
+        Cfa::Reg(7, off) => s.sp.map(i64::from) == Some(off),
+        Cfa::Reg(6, off) => s.bp == super::machine::Bp::Frame(off as i32),
         _ => false,
     };
-    let bp = match row.bp_saved {
-        None => s.bp == super::machine::Bp::Caller,
-        Some(n) => s.saved_bp.map(|k| -i64::from(k)) == Some(n),
+    let bp = match row.bp {
+        BpRule::Same => s.bp == super::machine::Bp::Caller,
+        BpRule::AtCfa(n) => s.saved_bp.map(|k| -i64::from(k)) == Some(n),
+        _ => false,
     };
     cfa && bp
+}
+
+/// The function entries (of `entries`) no CFI row covers: assembly, in a file whose
+/// compiled code has CFI.
+pub fn uncovered(img: &Image<'_>, entries: &[Loc]) -> std::collections::HashSet<Loc> {
+    let (rows, _) = read_rows(img);
+    if rows.is_empty() {
+        return Default::default();
+    }
+    entries
+        .iter()
+        .copied()
+        .filter(|l| find(&rows, row_addr(img, *l)).is_none())
+        .collect()
 }
 
 pub fn compare(
@@ -310,6 +402,9 @@ pub fn compare(
         }
         let (class, name) = if in_site(loc) {
             (&mut t.alternative, "alternative")
+        } else if e.sp_reg == OrcReg::SP_INDIRECT {
+            // call_on_stack()/run_on_irqstack: an inline-asm stack switch gcc does not see
+            (&mut t.dwarf_blind, "DWARF blind (stack switch)")
         } else if matches!(e.ty, OrcType::Regs | OrcType::RegsPartial) {
             (&mut t.orc_regs, "ORC regs frame")
         } else {
@@ -324,18 +419,10 @@ pub fn compare(
         };
         *class += 1;
         t.examples.push(format!(
-            "{} [0x{:x}]: {name}: DWARF cfa {} bp {}, ORC {}",
+            "{} [0x{:x}]: {name}: DWARF {}, ORC {}",
             img.describe(loc),
             img.addr(loc),
-            match row.cfa {
-                Some((r, o)) => format!("r{r}{o:+}"),
-                None => "expr".into(),
-            },
-            match (row.bp_saved, row.bp_other) {
-                (Some(n), _) => format!("cfa{n:+}"),
-                (None, true) => "other".into(),
-                (None, false) => "same".into(),
-            },
+            row.text(),
             e.dump_text(abi).to_string().trim()
         ));
     }

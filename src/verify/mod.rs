@@ -61,8 +61,11 @@ pub struct VerifyArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Also verify the files listed in FILE, one path a line.
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
     /// Objects with ORC: .o, .ko (.ko.xz/.zst/.gz), vmlinux.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "list")]
     pub files: Vec<PathBuf>,
 }
 
@@ -91,7 +94,17 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
     let mut total = Tally::default();
     let mut total_dwarf = dwarf::DwarfTally::default();
     let t0 = Instant::now();
-    for path in &args.files {
+    let mut files = args.files.clone();
+    if let Some(list) = &args.list {
+        match std::fs::read_to_string(list) {
+            Ok(text) => files.extend(text.lines().filter(|l| !l.is_empty()).map(PathBuf::from)),
+            Err(e) => {
+                eprintln!("orctool: {}: {e}", list.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for path in &files {
         match verify_path(path, args) {
             Ok(r) => {
                 let text = if args.quiet {
@@ -137,7 +150,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
     if args.total {
         println!(
             "total ({} files, {:.2} s): {}",
-            args.files.len(),
+            files.len(),
             t0.elapsed().as_secs_f64(),
             total.summary()
         );
@@ -179,14 +192,22 @@ pub fn verify_object(obj: &Object<'_>, name: &str, args: &VerifyArgs) -> crate::
         _ => 14,
     };
     let special = special::Special::read(&img, alt_size);
+    let groups = groups(&img);
+    let asm = match img.kind {
+        crate::elf::ObjectKind::Linked => {
+            let entries: Vec<_> = groups.iter().map(|g| g.entry).collect();
+            dwarf::uncovered(&img, &entries)
+        }
+        crate::elf::ObjectKind::Relocatable => Default::default(),
+    };
     let ctx = Ctx {
         img: &img,
         special: &special,
         table: &table,
         verbose: args.verbose,
         keep_truth: args.dwarf,
+        asm,
     };
-    let groups = groups(&img);
     let mut tally = groups
         .par_iter()
         .fold(Tally::default, |mut t, g| {

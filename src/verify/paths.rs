@@ -34,6 +34,9 @@ pub struct Ctx<'a, 'd> {
     pub verbose: bool,
     /// Keep the machine's states for the DWARF comparison (`--dwarf`).
     pub keep_truth: bool,
+    /// Linked image: entries of functions without compiler CFI (assembly), whose hints
+    /// the image no longer has.
+    pub asm: std::collections::HashSet<Loc>,
 }
 
 /// A function and its cold parts: ranges of one or more sections.
@@ -477,6 +480,9 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
                             };
                         }
                     }
+                }
+                if matches!(v, Verdict::Wrong(_)) && c.asm.contains(&g.entry) {
+                    v = Verdict::Unprovable(Unprovable::AsmNoHints);
                 }
                 if let Verdict::Wrong(why) = v {
                     tally.findings.push(Finding {

@@ -29,10 +29,13 @@ pub enum Unprovable {
     /// rbp was loaded from memory outside the frame (a saved context restored): whether it
     /// is the caller's cannot be known.
     RbpReloaded,
+    /// A linked image's assembly function (no compiler CFI covers it) where the machine
+    /// disagrees with the table: its unwind hints are not in the image (`.discard`).
+    AsmNoHints,
 }
 
 impl Unprovable {
-    pub const ALL: [Unprovable; 9] = [
+    pub const ALL: [Unprovable; 10] = [
         Unprovable::Hint,
         Unprovable::RegsFrame,
         Unprovable::Unreached,
@@ -42,6 +45,7 @@ impl Unprovable {
         Unprovable::NonStandard,
         Unprovable::NoFunction,
         Unprovable::RbpReloaded,
+        Unprovable::AsmNoHints,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +59,7 @@ impl Unprovable {
             Unprovable::NonStandard => "non-standard function",
             Unprovable::NoFunction => "outside functions",
             Unprovable::RbpReloaded => "rbp reloaded",
+            Unprovable::AsmNoHints => "assembly, hints not in the image",
         }
     }
 }
