@@ -20,6 +20,8 @@ pub enum Bp {
     Caller,
     /// A frame pointer: rbp = CFA − k.
     Frame(i32),
+    /// A frame pointer in a realigned frame: rbp = A − k (see [`State::asp`]).
+    Aligned(i32),
     /// Loaded from memory outside the frame (a global or through a pointer): a saved
     /// context being restored, perhaps the caller's — the machine cannot tell.
     Loaded,
@@ -30,8 +32,18 @@ pub enum Bp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct State {
     pub sp: Option<i32>,
+    /// After `and $-N,%rsp` (stack realignment) rsp is no longer known from the CFA, but from
+    /// the aligned address A it was given: rsp = A − `asp`.
+    pub asp: Option<i32>,
     pub bp: Bp,
     pub saved_bp: Option<i32>,
+    /// A copy of the caller's rbp at A − k (realigned frame).
+    pub saved_bp_a: Option<i32>,
+    /// gcc's DRAP register (`lea 0x8(%rsp),%r10` before realigning): (register number,
+    /// k) with its value CFA − k.
+    pub drap: Option<(u8, i32)>,
+    /// A copy of the DRAP register at A − slot: (slot, k).
+    pub drap_saved: Option<(i32, i32)>,
     pub hint: bool,
 }
 
@@ -39,8 +51,12 @@ impl State {
     /// At a function's entry: the return address on top, every register the caller's.
     pub const ENTRY: State = State {
         sp: Some(8),
+        asp: None,
         bp: Bp::Caller,
         saved_bp: None,
+        saved_bp_a: None,
+        drap: None,
+        drap_saved: None,
         hint: false,
     };
 }
@@ -203,10 +219,12 @@ fn store(s: &mut State, dst: &Operand, value_is_caller_bp: bool) {
 
 /// Pops 8 bytes into `dst`.
 fn pop_into(s: &mut State, dst: &Operand) {
-    let top = s.sp;
+    let (top, atop) = (s.sp, s.asp);
     match *dst {
         Operand::Register { reg } if is_bp(reg) => {
-            s.bp = if top.is_some() && s.saved_bp == top {
+            let from_cfa = top.is_some() && s.saved_bp == top;
+            let from_a = atop.is_some() && s.saved_bp_a == atop;
+            s.bp = if from_cfa || from_a {
                 Bp::Caller
             } else {
                 Bp::Other
@@ -214,11 +232,27 @@ fn pop_into(s: &mut State, dst: &Operand) {
         }
         Operand::Register { reg } if is_sp(reg) => {
             s.sp = None;
+            s.asp = None;
             return;
+        }
+        Operand::Register { reg } => {
+            s.drap = match s.drap_saved {
+                Some((slot, k)) if atop == Some(slot) && gpr(reg).is_some() => {
+                    gpr(reg).map(|r| (r, k))
+                }
+                _ if s.drap.map(|d| d.0) == gpr(reg) => None,
+                _ => s.drap,
+            };
         }
         _ => {}
     }
     s.sp = add(s.sp, -8);
+    s.asp = add(s.asp, -8);
+}
+
+/// A 64-bit general register's number (rax 0 … r15 15); `None` for anything else.
+fn gpr(r: RegSpec) -> Option<u8> {
+    (r.class() == yaxpeax_x86::long_mode::register_class::Q).then(|| r.num())
 }
 
 /// After the stack pointer rose, copies below it are gone (an interrupt may overwrite them:
@@ -227,6 +261,16 @@ fn drop_dead(s: &mut State) {
     if let (Some(sp), Some(k)) = (s.sp, s.saved_bp) {
         if k > sp {
             s.saved_bp = None;
+        }
+    }
+    if let (Some(sp), Some(k)) = (s.asp, s.saved_bp_a) {
+        if k > sp {
+            s.saved_bp_a = None;
+        }
+    }
+    if let (Some(sp), Some((k, _))) = (s.asp, s.drap_saved) {
+        if k > sp {
+            s.drap_saved = None;
         }
     }
 }
@@ -251,18 +295,33 @@ pub fn step(s: &State, inst: &Instruction) -> State {
             let caller_bp = matches!(o0, Operand::Register { reg } if reg == RegSpec::rbp())
                 && s.bp == Bp::Caller;
             n.sp = add(s.sp, 8);
+            n.asp = add(s.asp, 8);
             // a second copy: the first stays valid (and is the one objtool names)
-            if caller_bp && s.saved_bp.is_none() {
+            if caller_bp && s.saved_bp.is_none() && n.sp.is_some() {
                 n.saved_bp = n.sp;
+            } else if caller_bp && n.sp.is_none() && s.saved_bp_a.is_none() {
+                n.saved_bp_a = n.asp;
+            }
+            if let (Operand::Register { reg }, Some((r, k)), Some(slot)) = (&o0, s.drap, n.asp) {
+                if gpr(*reg) == Some(r) {
+                    n.drap_saved = Some((slot, k));
+                }
             }
         }
-        Opcode::PUSHF => n.sp = add(s.sp, 8),
-        Opcode::POPF => n.sp = add(s.sp, -8),
+        Opcode::PUSHF => {
+            n.sp = add(s.sp, 8);
+            n.asp = add(s.asp, 8);
+        }
+        Opcode::POPF => {
+            n.sp = add(s.sp, -8);
+            n.asp = add(s.asp, -8);
+        }
         Opcode::POP => pop_into(&mut n, &o0),
         Opcode::LEAVE => {
-            n.sp = match s.bp {
-                Bp::Frame(k) => Some(k),
-                _ => None,
+            (n.sp, n.asp) = match s.bp {
+                Bp::Frame(k) => (Some(k), None),
+                Bp::Aligned(k) => (None, Some(k)),
+                _ => (None, None),
             };
             pop_into(
                 &mut n,
@@ -275,18 +334,27 @@ pub fn step(s: &State, inst: &Instruction) -> State {
             n.sp = None;
             n.bp = Bp::Other;
         }
+        Opcode::MOV
+            if matches!(o0, Operand::Register { reg }
+            if s.drap.is_some_and(|d| d.0 == reg.num()) && !is_sp(reg) && !is_bp(reg)) =>
+        {
+            n.drap = None;
+        }
         Opcode::MOV => match (&o0, &o1) {
             (Operand::Register { reg: d }, Operand::Register { reg: r }) if is_sp(*d) => {
-                n.sp = match s.bp {
-                    Bp::Frame(k) if *r == RegSpec::rbp() => Some(k),
-                    _ if *r == RegSpec::rsp() => s.sp,
-                    _ => None,
+                (n.sp, n.asp) = match s.bp {
+                    Bp::Frame(k) if *r == RegSpec::rbp() => (Some(k), None),
+                    Bp::Aligned(k) if *r == RegSpec::rbp() => (None, Some(k)),
+                    _ if *r == RegSpec::rsp() => (s.sp, s.asp),
+                    _ => (None, None),
                 };
             }
             (Operand::Register { reg: d }, src) if is_bp(*d) => {
                 n.bp = match src {
                     Operand::Register { reg } if *reg == RegSpec::rsp() => {
-                        s.sp.map_or(Bp::Other, Bp::Frame)
+                        s.sp.map(Bp::Frame)
+                            .or(s.asp.map(Bp::Aligned))
+                            .unwrap_or(Bp::Other)
                     }
                     Operand::Register { reg } if *reg == RegSpec::rbp() => s.bp,
                     m if m.is_memory() && *d == RegSpec::rbp() => match slot(s, m) {
@@ -310,22 +378,40 @@ pub fn step(s: &State, inst: &Instruction) -> State {
                     Operand::MemDeref { base } => Some((base, 0)),
                     _ => None,
                 };
-                let value = src.and_then(|(base, disp)| {
+                // (CFA-relative, A-relative) distance below the base of the address
+                let value = src.map_or((None, None), |(base, disp)| {
                     if base == RegSpec::rsp() {
-                        s.sp?.checked_sub(disp)
+                        (
+                            s.sp.and_then(|v| v.checked_sub(disp)),
+                            s.asp.and_then(|v| v.checked_sub(disp)),
+                        )
                     } else if base == RegSpec::rbp() {
                         match s.bp {
-                            Bp::Frame(k) => k.checked_sub(disp),
-                            _ => None,
+                            Bp::Frame(k) => (k.checked_sub(disp), None),
+                            Bp::Aligned(k) => (None, k.checked_sub(disp)),
+                            _ => (None, None),
                         }
+                    } else if s.drap.is_some() && gpr(base) == s.drap.map(|d| d.0) {
+                        (s.drap.and_then(|(_, k)| k.checked_sub(disp)), None)
                     } else {
-                        None
+                        (None, None)
                     }
                 });
                 if is_sp(d) {
-                    n.sp = value;
+                    (n.sp, n.asp) = value;
                 } else if is_bp(d) {
-                    n.bp = value.map_or(Bp::Other, Bp::Frame);
+                    n.bp = match value {
+                        (Some(k), _) => Bp::Frame(k),
+                        (None, Some(k)) => Bp::Aligned(k),
+                        _ => Bp::Other,
+                    };
+                } else if let Some(r) = gpr(d) {
+                    // lea 0x8(%rsp),%r10: the DRAP register
+                    if let Some(k) = value.0 {
+                        n.drap = Some((r, k));
+                    } else if s.drap.is_some_and(|x| x.0 == r) {
+                        n.drap = None;
+                    }
                 }
             }
         }
@@ -334,11 +420,24 @@ pub fn step(s: &State, inst: &Instruction) -> State {
                 if is_sp(reg) {
                     let sign = if op == Opcode::SUB { 1 } else { -1 };
                     n.sp = imm(&o1).and_then(|v| add(s.sp, sign * v));
+                    n.asp = imm(&o1).and_then(|v| add(s.asp, sign * v));
                 } else if is_bp(reg) {
                     n.bp = Bp::Other;
+                } else if gpr(reg).is_some() && gpr(reg) == s.drap.map(|d| d.0) {
+                    n.drap = None;
                 }
             } else {
                 store(&mut n, &o0, false);
+            }
+        }
+        Opcode::AND if matches!(o0, Operand::Register { reg } if reg == RegSpec::rsp()) => {
+            // realignment: a new base A, whatever rsp was relative to before
+            n.sp = None;
+            n.asp = Some(0);
+            n.saved_bp_a = None;
+            n.drap_saved = None;
+            if let Bp::Aligned(_) = s.bp {
+                n.bp = Bp::Other;
             }
         }
         Opcode::CALL | Opcode::NOP => {}
@@ -350,7 +449,15 @@ pub fn step(s: &State, inst: &Instruction) -> State {
                 .is_some_and(|a| a.is_write());
             if writes0 {
                 match o0 {
-                    Operand::Register { reg } if is_sp(reg) => n.sp = None,
+                    Operand::Register { reg } if is_sp(reg) => {
+                        n.sp = None;
+                        n.asp = None;
+                    }
+                    Operand::Register { reg }
+                        if gpr(reg).is_some() && gpr(reg) == s.drap.map(|d| d.0) =>
+                    {
+                        n.drap = None
+                    }
                     Operand::Register { reg } if is_bp(reg) => n.bp = Bp::Other,
                     ref m if m.is_memory() => store(&mut n, m, false),
                     _ => {}
@@ -425,6 +532,42 @@ mod tests {
         // pushf; pop %rax
         let s = run(&[&[0x9c], &[0x58]]);
         assert_eq!(s, State::ENTRY);
+    }
+
+    #[test]
+    fn drap_realignment() {
+        // lea 0x8(%rsp),%r10; and $-16,%rsp; push -0x8(%r10); push %rbp; mov %rsp,%rbp;
+        // push %r10; lea -0x90(%rbp),%r12
+        let s = run(&[
+            &[0x4c, 0x8d, 0x54, 0x24, 0x08],
+            &[0x48, 0x83, 0xe4, 0xf0],
+            &[0x41, 0xff, 0x72, 0xf8],
+            &[0x55],
+            &[0x48, 0x89, 0xe5],
+            &[0x41, 0x52],
+            &[0x4c, 0x8d, 0xa5, 0x70, 0xff, 0xff, 0xff],
+        ]);
+        assert_eq!(s.sp, None);
+        assert_eq!(s.asp, Some(24));
+        assert_eq!(s.bp, Bp::Aligned(16));
+        assert_eq!(s.saved_bp_a, Some(16));
+        assert_eq!(s.drap, Some((10, 0)));
+        assert_eq!(s.drap_saved, Some((24, 0)));
+        // lea -0x8(%rbp),%rsp; pop %r10; pop %rbp; lea -0x8(%r10),%rsp
+        let s2 = {
+            let mut st = s;
+            for c in [
+                &[0x48, 0x8d, 0x65, 0xf8][..],
+                &[0x41, 0x5a],
+                &[0x5d],
+                &[0x49, 0x8d, 0x62, 0xf8],
+            ] {
+                st = step(&st, &decode(c).unwrap().inst);
+            }
+            st
+        };
+        assert_eq!(s2.sp, Some(8));
+        assert_eq!(s2.bp, Bp::Caller);
     }
 
     #[test]

@@ -319,18 +319,21 @@ fn join(a: Val, b: Val) -> Val {
     let (Val::Known(x), Val::Known(y)) = (a, b) else {
         return Val::Conflict;
     };
-    if x.sp != y.sp || x.hint != y.hint {
+    if x.sp != y.sp || x.asp != y.asp || x.hint != y.hint {
         return Val::Conflict;
     }
+    let same = |p: Option<i32>, q: Option<i32>| if p == q { p } else { None };
     Val::Known(State {
-        sp: x.sp,
         bp: if x.bp == y.bp { x.bp } else { Bp::Other },
-        saved_bp: if x.saved_bp == y.saved_bp {
-            x.saved_bp
+        saved_bp: same(x.saved_bp, y.saved_bp),
+        saved_bp_a: same(x.saved_bp_a, y.saved_bp_a),
+        drap: if x.drap == y.drap { x.drap } else { None },
+        drap_saved: if x.drap_saved == y.drap_saved {
+            x.drap_saved
         } else {
             None
         },
-        hint: x.hint,
+        ..x
     })
 }
 
@@ -385,8 +388,28 @@ pub fn judge(abi: crate::orc::OrcAbi, e: Option<OrcEntry>, s: &State) -> Verdict
         OrcReg::BP => match s.bp {
             Bp::Frame(k) if k == off => {}
             Bp::Frame(_) => return Verdict::Wrong("wrong bp offset"),
+            Bp::Aligned(_) => return Verdict::Wrong("CFA from rbp in a realigned frame"),
             _ if s.sp.is_none() => return Verdict::Unprovable(Unprovable::SpUnknown),
             _ => return Verdict::Wrong("CFA from rbp, which holds no frame"),
+        },
+        OrcReg::R10 | OrcReg::R13 | OrcReg::DI | OrcReg::DX => {
+            let reg = match e.sp_reg {
+                OrcReg::R10 => 10,
+                OrcReg::R13 => 13,
+                OrcReg::DI => 7,
+                _ => 2,
+            };
+            match s.drap {
+                Some((r, k)) if r == reg && k == off => {}
+                Some(_) => return Verdict::Wrong("wrong DRAP register or offset"),
+                None => return Verdict::Unprovable(Unprovable::OtherCfaReg),
+            }
+        }
+        OrcReg::BP_INDIRECT => match (s.bp, s.drap_saved) {
+            // CFA = *(rbp + off): the DRAP copy (k = 0, the CFA itself) lies there
+            (Bp::Aligned(b), Some((slot, 0))) if slot == b - off => {}
+            (Bp::Aligned(_), Some(_)) => return Verdict::Wrong("wrong DRAP slot"),
+            _ => return Verdict::Unprovable(Unprovable::OtherCfaReg),
         },
         _ => return Verdict::Unprovable(Unprovable::OtherCfaReg),
     }
@@ -395,6 +418,7 @@ pub fn judge(abi: crate::orc::OrcAbi, e: Option<OrcEntry>, s: &State) -> Verdict
         OrcReg::PREV_SP => s.saved_bp == Some(-i32::from(e.bp_offset)),
         OrcReg::BP => match s.bp {
             Bp::Frame(k) => s.saved_bp == Some(k - i32::from(e.bp_offset)),
+            Bp::Aligned(k) => s.saved_bp_a == Some(k - i32::from(e.bp_offset)),
             _ => false,
         },
         _ => false,
@@ -410,16 +434,16 @@ pub fn judge(abi: crate::orc::OrcAbi, e: Option<OrcEntry>, s: &State) -> Verdict
 
 /// The ORC text of the truth, in `dump` syntax (for reports).
 pub fn expected(s: &State) -> String {
-    let sp = match s.sp {
-        Some(k) => format!("sp:sp+{k}"),
-        None => match s.bp {
-            Bp::Frame(k) => format!("sp:bp+{k}"),
-            _ => "sp:?".into(),
-        },
+    let sp = match (s.sp, s.bp, s.drap) {
+        (Some(k), _, _) => format!("sp:sp+{k}"),
+        (None, Bp::Frame(k), _) => format!("sp:bp+{k}"),
+        (None, _, Some((r, k))) => format!("sp:r{r}+{k}"),
+        _ => "sp:?".into(),
     };
-    let bp = match (s.bp, s.saved_bp) {
-        (_, Some(k)) => format!("bp:prevsp{}", -k),
-        (Bp::Caller, None) => "bp:(und)".to_string(),
+    let bp = match (s.bp, s.saved_bp, s.saved_bp_a) {
+        (_, Some(k), _) => format!("bp:prevsp{}", -k),
+        (Bp::Caller, None, _) => "bp:(und)".to_string(),
+        (Bp::Aligned(b), None, Some(k)) => format!("bp:bp{:+}", b - k),
         _ => "bp:lost".into(),
     };
     format!("type:call {sp} {bp}")
