@@ -240,7 +240,7 @@ fn pop_into(s: &mut State, dst: &Operand) {
                 Some((slot, k)) if atop == Some(slot) && gpr(reg).is_some() => {
                     gpr(reg).map(|r| (r, k))
                 }
-                _ if s.drap.map(|d| d.0) == gpr(reg) => None,
+                _ if s.drap.is_some() && s.drap.map(|d| d.0) == gpr_any(reg) => None,
                 _ => s.drap,
             };
         }
@@ -253,6 +253,13 @@ fn pop_into(s: &mut State, dst: &Operand) {
 /// A 64-bit general register's number (rax 0 … r15 15); `None` for anything else.
 fn gpr(r: RegSpec) -> Option<u8> {
     (r.class() == yaxpeax_x86::long_mode::register_class::Q).then(|| r.num())
+}
+
+/// The number of the 64-bit register a write to `r` changes (any width but ah…bh).
+fn gpr_any(r: RegSpec) -> Option<u8> {
+    use yaxpeax_x86::long_mode::register_class as c;
+    let class = r.class();
+    (class == c::Q || class == c::D || class == c::W || class == c::RB).then(|| r.num())
 }
 
 /// After the stack pointer rose, copies below it are gone (an interrupt may overwrite them:
@@ -405,13 +412,11 @@ pub fn step(s: &State, inst: &Instruction) -> State {
                         (None, Some(k)) => Bp::Aligned(k),
                         _ => Bp::Other,
                     };
-                } else if let Some(r) = gpr(d) {
+                } else if let (Some(r), Some(k)) = (gpr(d), value.0) {
                     // lea 0x8(%rsp),%r10: the DRAP register
-                    if let Some(k) = value.0 {
-                        n.drap = Some((r, k));
-                    } else if s.drap.is_some_and(|x| x.0 == r) {
-                        n.drap = None;
-                    }
+                    n.drap = Some((r, k));
+                } else if s.drap.is_some() && gpr_any(d) == s.drap.map(|x| x.0) {
+                    n.drap = None;
                 }
             }
         }
@@ -423,7 +428,7 @@ pub fn step(s: &State, inst: &Instruction) -> State {
                     n.asp = imm(&o1).and_then(|v| add(s.asp, sign * v));
                 } else if is_bp(reg) {
                     n.bp = Bp::Other;
-                } else if gpr(reg).is_some() && gpr(reg) == s.drap.map(|d| d.0) {
+                } else if s.drap.is_some() && gpr_any(reg) == s.drap.map(|d| d.0) {
                     n.drap = None;
                 }
             } else {
@@ -454,7 +459,7 @@ pub fn step(s: &State, inst: &Instruction) -> State {
                         n.asp = None;
                     }
                     Operand::Register { reg }
-                        if gpr(reg).is_some() && gpr(reg) == s.drap.map(|d| d.0) =>
+                        if s.drap.is_some() && gpr_any(reg) == s.drap.map(|d| d.0) =>
                     {
                         n.drap = None
                     }
