@@ -477,6 +477,9 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
                 .is_some_and(|e| meaning(abi, &e) == Meaning::Undefined)
         });
     for &(node, val) in &nodes {
+        if node.var == 0 && c.special.vanishing.contains(&node.loc) {
+            continue;
+        }
         let at = runtime(c, node);
         let verdict = match val {
             _ if declared_unknown => Verdict::Unprovable(Unprovable::NonStandard),
@@ -540,7 +543,7 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
                     off,
                 },
             };
-            if !w.slots.contains_key(&node) {
+            if !w.slots.contains_key(&node) && !c.special.vanishing.contains(&node.loc) {
                 let u = if non_standard {
                     Unprovable::NonStandard
                 } else {

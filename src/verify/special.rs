@@ -18,6 +18,22 @@ use std::collections::{HashMap, HashSet};
 use super::image::{Image, Loc};
 use crate::elf::{ObjectKind, SecId};
 
+/// Where a table lies: its section, or in a linked image (where the linker script may put
+/// it inside `.data`, as `__jump_table`) between `__start_NAME` and `__stop_NAME`.
+fn table(img: &Image<'_>, name: &[u8]) -> Option<(SecId, u64, u64)> {
+    if let Some(sec) = img.obj.section_by_name(name) {
+        return Some((sec, 0, img.data(sec).len() as u64));
+    }
+    if img.kind != ObjectKind::Linked {
+        return None;
+    }
+    let start = img.symbol_value(&[b"__start_", name].concat())?;
+    let stop = img.symbol_value(&[b"__stop_", name].concat())?;
+    let loc = img.addr_loc(start)?;
+    let len = stop.checked_sub(start)?;
+    Some((loc.sec, loc.off, loc.off + len))
+}
+
 /// One `.altinstructions` entry.
 #[derive(Clone, Copy, Debug)]
 pub struct Alt {
@@ -38,6 +54,10 @@ pub struct Special {
     pub ex_fixups: HashMap<Loc, Vec<Loc>>,
     pub hints: HashSet<Loc>,
     pub non_standard: HashSet<Loc>,
+    /// NOPs of an original site that follow another NOP: at boot `optimize_nops()` turns
+    /// each run of NOPs into one instruction, so these are no instruction boundaries at run
+    /// time (and the table may describe a replacement there).
+    pub vanishing: HashSet<Loc>,
 }
 
 impl Special {
@@ -69,20 +89,39 @@ impl Special {
                 });
             }
         }
-        if let Some(sec) = obj.section_by_name(b"__jump_table") {
+        if let Some((sec, start, end)) = table(img, b"__jump_table") {
             let data = img.data(sec);
-            for i in 0..data.len() as u64 / 16 {
-                if let Some((code, target)) = two(sec, i * 16, data) {
+            for off in (start..end).step_by(16) {
+                if let Some((code, target)) = two(sec, off, data) {
                     s.jump_labels.insert(code, target);
                 }
             }
         }
-        if let Some(sec) = obj.section_by_name(b"__ex_table") {
+        if let Some((sec, start, end)) = table(img, b"__ex_table") {
             let data = img.data(sec);
-            for i in 0..data.len() as u64 / 12 {
-                if let Some((insn, fixup)) = two(sec, i * 12, data) {
+            for off in (start..end).step_by(12) {
+                if let Some((insn, fixup)) = two(sec, off, data) {
                     s.ex_fixups.entry(insn).or_default().push(fixup);
                 }
+            }
+        }
+        for a in &s.alts {
+            let data = img.data(a.site.sec);
+            let mut off = a.site.off;
+            let mut prev_nop = false;
+            while off < a.site.off + a.orig_len {
+                let Some(d) = data.get(off as usize..).and_then(super::machine::decode) else {
+                    break;
+                };
+                let nop = d.inst.opcode() == yaxpeax_x86::long_mode::Opcode::NOP;
+                if nop && prev_nop {
+                    s.vanishing.insert(Loc {
+                        sec: a.site.sec,
+                        off,
+                    });
+                }
+                prev_nop = nop;
+                off += d.len;
             }
         }
         if img.kind == ObjectKind::Relocatable {
