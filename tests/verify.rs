@@ -81,6 +81,37 @@ fn alternative_unwind_hazard_is_wrong() {
 }
 
 #[test]
+fn dwarf_comparison_classifies_an_untold_push() {
+    // .eh_frame relocated against .text; `pushf` is not in the CFI: one entry disagrees, and
+    // the machine says ORC is right there
+    let f = fixture("dwarf.o");
+    let out = orctool(&["verify", "-v", "--dwarf", f.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.contains(
+            "dwarf: d1+0x2 [0x2]: DWARF blind: DWARF cfa r7+16 bp same, ORC type:call sp:sp+24"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("dwarf: .eh_frame: entries 5, both speak 5, agree 4 (80.00 %), disagree 1 (alternative 0, DWARF blind 1, ORC wrong 0,"),
+        "{out}"
+    );
+}
+
+#[test]
+fn return_buffer_stuffing_is_a_push_not_a_frame() {
+    // `call 2f; int3; 2: add $8,%rsp` in a loop: 2: is reached with the pushed return
+    // address (sp+24, as the table says), the int3 by no path
+    let (code, out) = verify(&fixture("rsb.o"));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.ends_with("checked 9, right 8, wrong 0, unprovable 1 (unreached 1)\n"),
+        "{out}"
+    );
+}
+
+#[test]
 fn frame_pointer_reloaded_is_wrong() {
     // docs/findings.md: objtool keeps `sp:bp+16` after rbp is loaded with another value
     let (code, out) = verify(&fixture("guest_rbp.o"));

@@ -2,9 +2,9 @@
 //! compared with the ORC table at every entry where both speak.
 //!
 //! In a relocatable object the CFI's addresses are relocations: the section is copied and
-//! its RELA records applied, with every section given a synthetic base address
-//! (`(index + 1) << 40`; the CFI section itself at 0, so CIE pointers stay offsets). In a
-//! linked image the addresses are the real ones.
+//! its RELA records applied, with the sections laid out one after another at synthetic
+//! addresses (the CFI section itself at 0, so CIE pointers stay offsets and PC-relative
+//! pointers come out right). In a linked image the addresses are the real ones.
 //!
 //! Per ORC entry (at its address): the CFA rule (rsp/rbp + offset) and the caller's rbp rule
 //! (unchanged, or saved at CFA + offset). A disagreement is classified:
@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use gimli::{CfaRule, CieOrFde, RegisterRule, UnwindSection};
-use object::read::elf::Sym as _;
+use object::read::elf::{SectionHeader as _, Sym as _};
 
 use super::image::{Image, Loc};
 use super::lookup::{Meaning, Table, meaning};
@@ -33,8 +33,6 @@ use super::report::Verdict;
 use super::special::Special;
 use crate::elf::{LE, ObjectKind, SecId};
 use crate::orc::{OrcEntry, OrcReg, OrcType};
-
-const SEC_SHIFT: u32 = 40;
 
 #[derive(Clone, Debug, Default)]
 pub struct DwarfTally {
@@ -150,7 +148,7 @@ impl Row {
 }
 
 /// Reads the CFI rows, sorted by start address (linked addresses, or synthetic ones).
-fn read_rows(img: &Image<'_>) -> (Vec<Row>, &'static str) {
+fn read_rows(img: &Image<'_>, layout: &[u64]) -> (Vec<Row>, &'static str) {
     let obj = img.obj;
     for (name, eh) in [(".debug_frame", false), (".eh_frame", true)] {
         let Some(sec) = obj.section_by_name(name.as_bytes()) else {
@@ -162,7 +160,11 @@ fn read_rows(img: &Image<'_>) -> (Vec<Row>, &'static str) {
         }
         let mut bases = gimli::BaseAddresses::default();
         match img.kind {
-            ObjectKind::Relocatable => apply_relocs(img, sec, &mut data),
+            ObjectKind::Relocatable => {
+                // the CFI section at 0: PC-relative pointers come out as S + A
+                apply_relocs(img, layout, sec, &mut data);
+                bases = bases.set_eh_frame(0);
+            }
             ObjectKind::Linked => {
                 bases = bases.set_eh_frame(img.addr(Loc { sec, off: 0 }));
             }
@@ -254,7 +256,7 @@ fn collect<'a, S: UnwindSection<gimli::EndianSlice<'a, gimli::LittleEndian>>>(
 
 /// Applies the RELA records of a relocatable object's CFI section (R_X86_64_64, _32, _32S,
 /// _PC32, _PC64) with synthetic section addresses.
-fn apply_relocs(img: &Image<'_>, sec: SecId, data: &mut [u8]) {
+fn apply_relocs(img: &Image<'_>, bases: &[u64], sec: SecId, data: &mut [u8]) {
     for r in img.relocs_of(sec) {
         let Some(loc) = img.symbol_loc(r.sym).or_else(|| {
             // a section symbol: its section at offset 0
@@ -271,7 +273,7 @@ fn apply_relocs(img: &Image<'_>, sec: SecId, data: &mut [u8]) {
             if s == sec {
                 0
             } else {
-                (u64::from(s.0) + 1) << SEC_SHIFT
+                bases.get(s.0 as usize).copied().unwrap_or(0)
             }
         };
         let sa = (base(loc.sec) + loc.off).wrapping_add(r.addend as u64);
@@ -289,10 +291,26 @@ fn apply_relocs(img: &Image<'_>, sec: SecId, data: &mut [u8]) {
     }
 }
 
+/// A relocatable object's sections laid out one after the other from 16 MiB (each at a
+/// 16-byte boundary after the previous one's end): addresses that PC-relative 32-bit fields
+/// can hold. Indexed by section.
+fn layout(img: &Image<'_>) -> Vec<u64> {
+    let mut base = 16 << 20;
+    img.obj
+        .section_ids()
+        .map(|id| {
+            let here = base;
+            let size = img.obj.section(id).map(|h| h.sh_size(LE)).unwrap_or(0);
+            base = (base + size + 15) & !15;
+            here
+        })
+        .collect()
+}
+
 /// The address the rows use for `loc`.
-fn row_addr(img: &Image<'_>, loc: Loc) -> u64 {
+fn row_addr(img: &Image<'_>, bases: &[u64], loc: Loc) -> u64 {
     match img.kind {
-        ObjectKind::Relocatable => ((u64::from(loc.sec.0) + 1) << SEC_SHIFT) + loc.off,
+        ObjectKind::Relocatable => bases.get(loc.sec.0 as usize).copied().unwrap_or(0) + loc.off,
         ObjectKind::Linked => img.addr(loc),
     }
 }
@@ -351,14 +369,15 @@ fn row_is_truth(row: &Row, s: &State) -> bool {
 /// The function entries (of `entries`) no CFI row covers: assembly, in a file whose
 /// compiled code has CFI.
 pub fn uncovered(img: &Image<'_>, entries: &[Loc]) -> std::collections::HashSet<Loc> {
-    let (rows, _) = read_rows(img);
+    let bases = layout(img);
+    let (rows, _) = read_rows(img, &bases);
     if rows.is_empty() {
         return Default::default();
     }
     entries
         .iter()
         .copied()
-        .filter(|l| find(&rows, row_addr(img, *l)).is_none())
+        .filter(|l| find(&rows, row_addr(img, &bases, *l)).is_none())
         .collect()
 }
 
@@ -368,7 +387,8 @@ pub fn compare(
     special: &Special,
     truth: Vec<(Loc, State)>,
 ) -> DwarfTally {
-    let (rows, source) = read_rows(img);
+    let bases = layout(img);
+    let (rows, source) = read_rows(img, &bases);
     let truth: HashMap<Loc, State> = truth.into_iter().collect();
     let mut t = DwarfTally {
         source,
@@ -391,7 +411,7 @@ pub fn compare(
             continue;
         }
         t.entries += 1;
-        let Some(row) = find(&rows, row_addr(img, loc)) else {
+        let Some(row) = find(&rows, row_addr(img, &bases, loc)) else {
             t.no_dwarf += 1;
             continue;
         };
