@@ -166,6 +166,21 @@ impl Table {
 }
 
 impl Table {
+    /// Whether an entry starts exactly at `loc`.
+    pub fn has_entry(&self, img: &Image<'_>, loc: Loc) -> bool {
+        match self.kind {
+            ObjectKind::Relocatable => self
+                .per_sec
+                .get(loc.sec.0 as usize)
+                .is_some_and(|l| l.binary_search_by_key(&loc.off, |(o, _)| *o).is_ok()),
+            ObjectKind::Linked => {
+                let a = img.addr(loc);
+                let i = self.linked.partition_point(|(x, _)| *x < a);
+                self.linked.get(i).is_some_and(|(x, _)| *x == a)
+            }
+        }
+    }
+
     /// Every entry with the place it names, in address order per section.
     pub fn all(&self, img: &Image<'_>) -> Vec<(Loc, OrcEntry)> {
         match self.kind {

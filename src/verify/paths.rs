@@ -486,7 +486,7 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
             Val::Conflict => Verdict::Unprovable(Unprovable::Conflict),
             Val::Known(s) if s.hint => Verdict::Unprovable(Unprovable::Hint),
             Val::Known(s) => {
-                if c.keep_truth && node.var == 0 {
+                if c.keep_truth && node.var == 0 && c.table.has_entry(c.img, at) {
                     tally.truth.push((at, s));
                 }
                 let e = c.table.find(c.img, at);

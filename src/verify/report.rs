@@ -92,7 +92,8 @@ pub struct Tally {
     pub findings: Vec<Finding>,
     /// With `--verbose`: every unprovable instruction and why.
     pub notes: Vec<(Loc, Unprovable)>,
-    /// With `--dwarf`: the machine's state at each instruction of the functions' own text.
+    /// With `--dwarf`: the machine's state at each instruction of the functions' own text
+    /// where an ORC entry starts.
     pub truth: Vec<(Loc, super::machine::State)>,
 }
 
