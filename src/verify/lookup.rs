@@ -228,7 +228,8 @@ impl Fast {
         let lookup = img.symbol_value(b"orc_lookup")?;
         let lookup_end = img.symbol_value(b"orc_lookup_end")?;
         let num = (lookup_end.checked_sub(lookup)? / 4) as usize;
-        if num == 0 || table.is_empty() || stop <= start {
+        // a hostile image could claim any size; the kernel's covers [_stext, _etext)
+        if num == 0 || num > (1 << 24) || table.is_empty() || stop <= start {
             return None;
         }
         let mut blocks = Vec::with_capacity(num);

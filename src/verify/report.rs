@@ -24,8 +24,6 @@ pub enum Unprovable {
     OtherCfaReg,
     /// STACK_FRAME_NON_STANDARD: the table declares the function unknown.
     NonStandard,
-    /// Code outside any function symbol (assembly `SYM_CODE`).
-    NoFunction,
     /// rbp was loaded from memory outside the frame (a saved context restored): whether it
     /// is the caller's cannot be known.
     RbpReloaded,
@@ -35,7 +33,7 @@ pub enum Unprovable {
 }
 
 impl Unprovable {
-    pub const ALL: [Unprovable; 10] = [
+    pub const ALL: [Unprovable; 9] = [
         Unprovable::Hint,
         Unprovable::RegsFrame,
         Unprovable::Unreached,
@@ -43,7 +41,6 @@ impl Unprovable {
         Unprovable::SpUnknown,
         Unprovable::OtherCfaReg,
         Unprovable::NonStandard,
-        Unprovable::NoFunction,
         Unprovable::RbpReloaded,
         Unprovable::AsmNoHints,
     ];
@@ -57,7 +54,6 @@ impl Unprovable {
             Unprovable::SpUnknown => "sp unknown",
             Unprovable::OtherCfaReg => "other CFA register",
             Unprovable::NonStandard => "non-standard function",
-            Unprovable::NoFunction => "outside functions",
             Unprovable::RbpReloaded => "rbp reloaded",
             Unprovable::AsmNoHints => "assembly, hints not in the image",
         }
