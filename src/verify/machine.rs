@@ -22,8 +22,9 @@ pub enum Bp {
     Frame(i32),
     /// A frame pointer in a realigned frame: rbp = A − k (see [`State::asp`]).
     Aligned(i32),
-    /// Loaded from memory outside the frame (a global or through a pointer): a saved
-    /// context being restored, perhaps the caller's — the machine cannot tell.
+    /// Loaded from memory the machine does not follow (a stack slot it did not see written
+    /// with the caller's rbp, a global, through a pointer): a saved context being restored,
+    /// perhaps the caller's — the machine cannot tell.
     Loaded,
     /// Anything else.
     Other,
@@ -184,17 +185,6 @@ fn slot(s: &State, op: &Operand) -> Option<i32> {
     }
 }
 
-/// Whether a memory operand is addressed from rsp or rbp (the stack).
-fn based_on_frame(op: &Operand) -> bool {
-    match *op {
-        Operand::MemDeref { base }
-        | Operand::Disp { base, .. }
-        | Operand::MemBaseIndexScale { base, .. }
-        | Operand::MemBaseIndexScaleDisp { base, .. } => is_sp(base) || is_bp(base),
-        _ => false,
-    }
-}
-
 fn add(v: Option<i32>, d: i64) -> Option<i32> {
     let d = i32::try_from(d).ok()?;
     v?.checked_add(d)
@@ -227,7 +217,7 @@ fn pop_into(s: &mut State, dst: &Operand) {
             s.bp = if from_cfa || from_a {
                 Bp::Caller
             } else {
-                Bp::Other
+                Bp::Loaded
             };
         }
         Operand::Register { reg } if is_sp(reg) => {
@@ -364,11 +354,12 @@ pub fn step(s: &State, inst: &Instruction) -> State {
                             .unwrap_or(Bp::Other)
                     }
                     Operand::Register { reg } if *reg == RegSpec::rbp() => s.bp,
+                    // from memory the machine does not follow (a stack slot it did not see
+                    // written with the caller's rbp, a global, through a pointer): perhaps a
+                    // copy of the caller's rbp being restored (ftrace's pt_regs), perhaps not
                     m if m.is_memory() && *d == RegSpec::rbp() => match slot(s, m) {
                         Some(k) if s.saved_bp == Some(k) => Bp::Caller,
-                        Some(_) => Bp::Other,
-                        None if based_on_frame(m) => Bp::Other,
-                        None => Bp::Loaded,
+                        _ => Bp::Loaded,
                     },
                     _ => Bp::Other,
                 };
