@@ -45,6 +45,9 @@ pub struct State {
     pub drap: Option<(u8, i32)>,
     /// A copy of the DRAP register at A − slot: (slot, k).
     pub drap_saved: Option<(i32, i32)>,
+    /// A register holding a copy of rsp (`mov %rsp,%r14` before a variable-size
+    /// allocation, `mov %r14,%rsp` after): (register number, k) with its value CFA − k.
+    pub sp_copy: Option<(u8, i32)>,
     pub hint: bool,
 }
 
@@ -58,6 +61,7 @@ impl State {
         saved_bp_a: None,
         drap: None,
         drap_saved: None,
+        sp_copy: None,
         hint: false,
     };
 }
@@ -343,6 +347,9 @@ pub fn step(s: &State, inst: &Instruction) -> State {
                     Bp::Frame(k) if *r == RegSpec::rbp() => (Some(k), None),
                     Bp::Aligned(k) if *r == RegSpec::rbp() => (None, Some(k)),
                     _ if *r == RegSpec::rsp() => (s.sp, s.asp),
+                    _ if s.sp_copy.is_some() && gpr(*r) == s.sp_copy.map(|c| c.0) => {
+                        (s.sp_copy.map(|c| c.1), None)
+                    }
                     _ => (None, None),
                 };
             }
@@ -470,6 +477,33 @@ pub fn step(s: &State, inst: &Instruction) -> State {
             }
         }
     }
+    // the copy of rsp in another register: made by `mov %rsp,%reg`, ended by any write
+    if let Operand::Register { reg } = o0 {
+        let written = inst
+            .behavior()
+            .operand_access(0)
+            .is_some_and(|a| a.is_write())
+            || op == Opcode::POP;
+        if written && s.sp_copy.is_some() && gpr_any(reg) == s.sp_copy.map(|c| c.0) {
+            n.sp_copy = None;
+        }
+        if op == Opcode::MOV
+            && !is_sp(reg)
+            && !is_bp(reg)
+            && o1
+                == (Operand::Register {
+                    reg: RegSpec::rsp(),
+                })
+        {
+            n.sp_copy = match (gpr(reg), s.sp) {
+                (Some(r), Some(k)) => Some((r, k)),
+                _ => None,
+            };
+        }
+    }
+    if op == Opcode::XCHG {
+        n.sp_copy = None;
+    }
     drop_dead(&mut n);
     n
 }
@@ -564,6 +598,26 @@ mod tests {
         };
         assert_eq!(s2.sp, Some(8));
         assert_eq!(s2.bp, Bp::Caller);
+    }
+
+    #[test]
+    fn rsp_copied_and_restored() {
+        // push %rbx; mov %rsp,%r14; sub %rax,%rsp; mov %r14,%rsp
+        let s = run(&[
+            &[0x53],
+            &[0x49, 0x89, 0xe6],
+            &[0x48, 0x29, 0xc4],
+            &[0x4c, 0x89, 0xf4],
+        ]);
+        assert_eq!(s.sp, Some(16));
+        // … unless r14 was written in between (xor %r14d,%r14d)
+        let s = run(&[
+            &[0x53],
+            &[0x49, 0x89, 0xe6],
+            &[0x45, 0x31, 0xf6],
+            &[0x4c, 0x89, 0xf4],
+        ]);
+        assert_eq!(s.sp, None);
     }
 
     #[test]

@@ -8,10 +8,10 @@
 //! leaving a replacement at its end continues after the site (through the NOP padding when
 //! the replacement is shorter, checked at its first byte).
 //!
-//! A fall-through after a call or a `ud2` is a *weak* edge: the callee may not return (BUG,
-//! a noreturn function). An instruction's state is the join of what its predecessors bring
-//! over strong edges, and only when there is none, over weak ones; a predecessor whose state
-//! changes replaces what it brought. States with rsp at different places make the
+//! A fall-through after a call or a `ud2` is a *weak* edge: the callee may not return (a
+//! noreturn function, BUG). Each arrival carries the number of weak edges on its way (a
+//! `ud2` counting 1024, a call 1); an instruction's state is the join of the arrivals with
+//! the fewest, and a predecessor whose state changes replaces what it brought. States with rsp at different places make the
 //! instruction unprovable.
 
 use std::collections::HashMap;
@@ -23,8 +23,13 @@ use super::report::{Finding, Tally, Unprovable, Verdict};
 use super::special::Special;
 use crate::orc::{OrcEntry, OrcReg, OrcType};
 
-/// Updates of one node before it is declared a conflict (a loop that keeps moving rsp).
-const MAX_UPDATES: u8 = 32;
+/// The weight of a fall-through after `ud2` (a BUG() ends there far more often than a
+/// call does not return).
+const TRAP_WEIGHT: u16 = 1024;
+
+/// Changes of one node's state at one rank before it is declared a conflict (a loop that
+/// keeps moving rsp); big functions with many paths need a few dozen.
+const MAX_UPDATES: u8 = 250;
 
 pub struct Ctx<'a, 'd> {
     pub img: &'a Image<'d>,
@@ -71,7 +76,9 @@ struct Slot {
     /// The join of the strong arrivals, else of the weak ones.
     val: Val,
     /// What each predecessor brought, and whether over a weak edge.
-    ins: Vec<(Node, Val, bool)>,
+    ins: Vec<(Node, Val, u16)>,
+    /// The fewest weak edges on the way here, with which it passes its state on.
+    rank: u16,
     updates: u8,
 }
 
@@ -85,7 +92,7 @@ struct Walk<'c, 'a, 'd> {
 }
 
 impl<'d> Walk<'_, '_, 'd> {
-    fn arrive(&mut self, node: Node, mut val: Val, weak: bool) {
+    fn arrive(&mut self, node: Node, mut val: Val, weak: u16) {
         if let Val::Known(s) = &mut val {
             if node.var == 0 && self.c.special.hints.contains(&node.loc) {
                 s.hint = true;
@@ -94,6 +101,7 @@ impl<'d> Walk<'_, '_, 'd> {
         let pred = self.cur;
         let slot = self.slots.entry(node).or_insert_with(|| Slot {
             ins: Vec::new(),
+            rank: 0,
             val: Val::Conflict,
             updates: 0,
         });
@@ -102,18 +110,22 @@ impl<'d> Walk<'_, '_, 'd> {
             Some(i) => *i = (pred, val, weak),
             None => slot.ins.push((pred, val, weak)),
         }
-        // the strong arrivals decide; only without any, the weak ones
-        let strong = slot.ins.iter().any(|(_, _, w)| !w);
+        // the arrivals over the fewest weak edges decide
+        let best = slot.ins.iter().map(|i| i.2).min().unwrap_or(0);
         let new = slot
             .ins
             .iter()
-            .filter(|(_, _, w)| !strong || !w)
+            .filter(|i| i.2 == best)
             .map(|(_, v, _)| *v)
             .reduce(join)
             .unwrap_or(Val::Conflict);
         let first = slot.updates == 0;
-        if first || new != slot.val {
-            slot.updates += 1;
+        if first || new != slot.val || best != slot.rank {
+            // a rank only falls; the cap guards against states that keep changing at one rank
+            if first || (new != slot.val && best == slot.rank) {
+                slot.updates += 1;
+            }
+            slot.rank = best;
             slot.val = if slot.updates > MAX_UPDATES {
                 Val::Conflict
             } else {
@@ -124,7 +136,7 @@ impl<'d> Walk<'_, '_, 'd> {
     }
 
     /// Arrives at `loc` of the function's text, and at every alternative of a site there.
-    fn enter(&mut self, loc: Loc, val: Val, weak: bool) {
+    fn enter(&mut self, loc: Loc, val: Val, weak: u16) {
         self.arrive(Node { var: 0, loc }, val, weak);
         if let Some(alts) = self.c.special.alts_at.get(&loc) {
             for &k in alts {
@@ -156,7 +168,7 @@ impl<'d> Walk<'_, '_, 'd> {
 
     /// Where control goes at `off` bytes into a node's place (the next instruction, or a
     /// branch target given relative to its end).
-    fn goto(&mut self, node: Node, to: Loc, name: &[u8], val: Val, weak: bool) {
+    fn goto(&mut self, node: Node, to: Loc, name: &[u8], val: Val, weak: u16) {
         if node.var > 0 {
             let a = self.c.special.alts[node.var as usize - 1];
             if to.sec == a.repl.sec && to.off >= a.repl.off && to.off < a.repl.off + a.repl_len {
@@ -200,12 +212,13 @@ impl<'d> Walk<'_, '_, 'd> {
             return;
         };
         let val = slot.val;
+        let weak = slot.rank;
         self.cur = node;
         if node.var > 0 {
             let a = self.c.special.alts[node.var as usize - 1];
             if node.loc.off >= a.repl.off + a.repl_len {
                 // the padding
-                self.enter(site_end(&a), val, false);
+                self.enter(site_end(&a), val, weak);
                 return;
             }
         }
@@ -225,27 +238,27 @@ impl<'d> Walk<'_, '_, 'd> {
         if node.var == 0 {
             if let Some(fixups) = self.c.special.ex_fixups.get(&node.loc).cloned() {
                 for f in fixups {
-                    self.goto(node, f, b"", val, false);
+                    self.goto(node, f, b"", val, weak);
                 }
             }
             if let Some(&t) = self.c.special.jump_labels.get(&node.loc) {
                 // a jump label: NOP or JMP to the target, both ways
-                self.goto(node, t, b"", after, false);
-                self.goto(node, next, b"", after, false);
+                self.goto(node, t, b"", after, weak);
+                self.goto(node, next, b"", after, weak);
                 return;
             }
         }
         match machine::flow(&d.inst) {
-            Flow::Next => self.goto(node, next, b"", after, false),
-            Flow::Trap => self.goto(node, next, b"", after, true),
+            Flow::Next => self.goto(node, next, b"", after, weak),
+            Flow::Trap => self.goto(node, next, b"", after, weak.saturating_add(TRAP_WEIGHT)),
             Flow::Jump(Some(disp)) => {
                 let (to, name) = self.branch_target(node, next, d.len, disp);
-                self.goto(node, to, name, after, false);
+                self.goto(node, to, name, after, weak);
             }
             Flow::Cond(disp) => {
                 let (to, name) = self.branch_target(node, next, d.len, disp);
-                self.goto(node, to, name, after, false);
-                self.goto(node, next, b"", after, false);
+                self.goto(node, to, name, after, weak);
+                self.goto(node, next, b"", after, weak);
             }
             Flow::Call(Some(disp)) => {
                 let (to, _) = self.branch_target(node, next, d.len, disp);
@@ -259,12 +272,12 @@ impl<'d> Walk<'_, '_, 'd> {
                         }
                         v => v,
                     };
-                    self.goto(node, to, b"", pushed, false);
+                    self.goto(node, to, b"", pushed, weak);
                 } else {
-                    self.goto(node, next, b"", after, true);
+                    self.goto(node, next, b"", after, weak.saturating_add(1));
                 }
             }
-            Flow::Call(None) => self.goto(node, next, b"", after, true),
+            Flow::Call(None) => self.goto(node, next, b"", after, weak.saturating_add(1)),
             Flow::Jump(None) | Flow::Ret | Flow::Stop => {}
         }
     }
@@ -330,6 +343,11 @@ fn join(a: Val, b: Val) -> Val {
         drap: if x.drap == y.drap { x.drap } else { None },
         drap_saved: if x.drap_saved == y.drap_saved {
             x.drap_saved
+        } else {
+            None
+        },
+        sp_copy: if x.sp_copy == y.sp_copy {
+            x.sp_copy
         } else {
             None
         },
@@ -462,7 +480,7 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
         },
     };
     let non_standard = c.special.non_standard.contains(&g.entry);
-    w.enter(g.entry, Val::Known(State::ENTRY), false);
+    w.enter(g.entry, Val::Known(State::ENTRY), 0);
     while let Some(n) = w.work.pop() {
         w.step(n);
     }
