@@ -219,6 +219,73 @@ fn abi_6_1_undefined_and_end_entries_are_wrong() {
     );
 }
 
+/// frames.o linked at the kernel's base with a `.orc_lookup` of 8 blocks and `_stext` /
+/// `_etext` around its text, as vmlinux has them: the lookup goes through the blocks.
+fn linked_frames(dir: &Scratch) -> PathBuf {
+    let lookup = common::assemble_text(
+        dir,
+        "lookup",
+        ".section .orc_lookup,\"aw\"\n.globl orc_lookup\norc_lookup: .fill 8,4,0\n.globl orc_lookup_end\norc_lookup_end:\n",
+    );
+    let out = dir.path("vmlinux");
+    let status = std::process::Command::new("ld")
+        .args(["-Ttext=0xffffffff81000000", "-e", "0"])
+        .args(["--defsym", "_stext=0xffffffff81000000"])
+        .args(["--defsym", "_etext=0xffffffff81000100"])
+        .args([
+            "--defsym",
+            "ext=0xffffffff81000200",
+            "--defsym",
+            "ext2=0xffffffff81000200",
+        ])
+        .args(["--defsym", "key=0", "-o"])
+        .arg(&out)
+        .arg(fixture("frames.o"))
+        .arg(lookup)
+        .status()
+        .expect("run ld");
+    assert!(status.success());
+    out
+}
+
+#[test]
+fn linked_image_verifies_through_orc_lookup() {
+    let dir = Scratch::new("verify-linked");
+    let image = linked_frames(&dir);
+    let (code, out) = verify(&image);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.ends_with("checked 43, right 39, wrong 0, unprovable 4 (non-standard function 4)\n"),
+        "{out}"
+    );
+    // g_noframe+0x3: sp+24 → sp+32 in the linked table (entry i at sh_addr + 4i + value)
+    let mut data = std::fs::read(&image).unwrap();
+    let elf = ElfFile64::<LE>::parse(&*data).unwrap();
+    let ips = elf.section_by_name(".orc_unwind_ip").unwrap();
+    let (ips_off, ips_len) = ips.file_range().unwrap();
+    let (orc_off, _) = elf
+        .section_by_name(".orc_unwind")
+        .unwrap()
+        .file_range()
+        .unwrap();
+    let ips_addr = ips.address();
+    let i = (0..ips_len as usize / 4)
+        .find(|&i| {
+            let at = ips_off as usize + 4 * i;
+            let v = i32::from_le_bytes(data[at..at + 4].try_into().unwrap());
+            (ips_addr + 4 * i as u64).wrapping_add(v as i64 as u64) == 0xffffffff8100002e
+        })
+        .expect("entry at g_noframe+0x3");
+    data[orc_off as usize + 6 * i] += 8;
+    std::fs::write(&image, data).unwrap();
+    let (code, out) = verify(&image);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("wrong: g_noframe+0x3 [0xffffffff8100002e]: wrong sp offset"),
+        "{out}"
+    );
+}
+
 #[test]
 fn file_without_orc_is_not_verified() {
     let dir = Scratch::new("verify-noorc");
