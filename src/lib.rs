@@ -18,6 +18,7 @@ pub mod options;
 pub mod orc;
 pub mod patch;
 pub mod report;
+pub mod verify;
 pub mod write;
 
 pub use error::{Error, Result};

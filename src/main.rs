@@ -36,6 +36,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Prove that an object's ORC table unwinds every instruction (independent analysis).
+    Verify(orctool::verify::VerifyArgs),
     /// Write the man pages or print shell completions (see README).
     #[command(hide = true)]
     Generate(cli::generate::GenerateArgs),
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(&args),
         Command::Dump(args) => cli::dump::run(&args),
         Command::Objtool { args } => cli::objtool::run(&args),
+        Command::Verify(args) => orctool::verify::run(&args),
         Command::Generate(args) => cli::generate::run(&args, Cli::command()),
     }
 }
