@@ -912,7 +912,7 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains(".orctool-"))
+        .filter(|p| p.to_string_lossy().contains(".orctool.tmp"))
         .collect()
 }
 

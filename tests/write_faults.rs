@@ -47,7 +47,7 @@ fn temporaries(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.contains(".orctool-"))
+        .filter(|n| n.contains(".orctool.tmp"))
         .collect()
 }
 

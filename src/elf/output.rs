@@ -222,7 +222,7 @@ pub fn check_writable(path: &Path) -> Result<()> {
 }
 
 /// Cleans what an interrupted earlier run left behind for `path`: its temporary files
-/// (`.NAME.orctool-PID-N.tmp` of a process that no longer runs) and an unfinished in-place
+/// (`.NAME.orctool.tmp` whose `flock` no live run holds) and an unfinished in-place
 /// update (the file is made the old or the new object, whichever the run had reached).
 /// Returns whether something was cleaned.
 pub fn recover(path: &Path) -> Result<bool> {

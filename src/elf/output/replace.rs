@@ -4,7 +4,6 @@
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{Image, Method, WriteSettings, fault, sync, truncate, write_at, write_range};
 use crate::error::{Result, WriteError};
@@ -26,8 +25,12 @@ fn split(target: &Path) -> (PathBuf, String) {
     (dir, name)
 }
 
-fn temporary_prefix(name: &str) -> String {
-    format!(".{name}.orctool-")
+/// The temporary file beside `NAME`: one fixed name, so that the next run finds a killed
+/// run's leftover with one `open` instead of reading the directory (a kernel build runs
+/// orctool once per object of directories with thousands of files). The writer holds an
+/// exclusive `flock` on it while it lives; a leftover nobody holds is stale.
+fn temporary_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.orctool.tmp"))
 }
 
 /// Writes `image` to a temporary file beside `target` and renames it over `target`. With
@@ -41,33 +44,43 @@ pub(super) fn replace(
     settings: WriteSettings,
     original: Option<&File>,
 ) -> Result<Method> {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
     let (dir, name) = split(target);
-    let (tmp, file) = loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(
-            "{}{}-{n}.tmp",
-            temporary_prefix(&name),
-            std::process::id()
-        ));
-        let open = fault::syscall("open", || {
+    let tmp = temporary_path(&dir, &name);
+    let create = || {
+        fault::syscall("open", || {
             OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
                 .open(&tmp)
+        })
+    };
+    let file = match create() {
+        // a killed run's leftover (the caller's recovery normally removed it already)
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && remove_if_stale(&tmp) => {
+            create()
+        }
+        other => other,
+    }
+    .and_then(|f| {
+        let locked = fault::syscall("flock", || {
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .map_err(Into::into)
         });
-        match open {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < u32::MAX => continue,
-            Err(source) => {
-                return Err(WriteError::Io {
-                    action: "create a temporary file in",
-                    path: dir,
-                    source,
-                }
-                .into());
+        if locked.is_err() {
+            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&tmp)).ok());
+        }
+        locked.map(|()| f)
+    });
+    let file = match file {
+        Ok(f) => f,
+        Err(source) => {
+            return Err(WriteError::Io {
+                action: "create a temporary file in",
+                path: dir,
+                source,
             }
+            .into());
         }
     };
     let result = fill(image, input, &file, original, settings).and_then(|()| {
@@ -231,28 +244,15 @@ pub(super) fn can_keep_owner(meta: &std::fs::Metadata) -> bool {
 /// their rename). Returns whether one was removed.
 pub(super) fn remove_stale_temporaries(target: &Path) -> bool {
     let (dir, name) = split(target);
-    let prefix = temporary_prefix(&name);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    remove_if_stale(&temporary_path(&dir, &name))
+}
+
+/// Removes the temporary file `tmp` unless a live run holds its lock.
+fn remove_if_stale(tmp: &Path) -> bool {
+    let Ok(file) = File::open(tmp) else {
         return false;
     };
-    let mut removed = false;
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(rest) = file_name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|r| r.strip_suffix(".tmp"))
-        else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        // (this process has no write in progress while it recovers)
-        let alive = pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists();
-        if !alive && std::fs::remove_file(entry.path()).is_ok() {
-            removed = true;
-        }
-    }
-    removed
+    let unlocked =
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
+    unlocked && std::fs::remove_file(tmp).is_ok()
 }
