@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod dump;
+pub mod explain;
 pub mod generate;
 pub mod objtool;
 pub mod objtool_args;

@@ -132,14 +132,7 @@ pub fn has_multiple_files(obj: &Object<'_>) -> bool {
 /// Checks one object, prints its findings (stderr), its table (`--print-orc`, stdout) and
 /// its statistics, and writes the result. Returns whether it printed warnings.
 pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Result<bool> {
-    let (detected, source) = orc::detect_abi(obj);
-    let abi = job.orc_abi.unwrap_or(detected);
-    let mut opts = job.opts.clone();
-    opts.rules_6_1 = abi == OrcAbi::V6_1;
-    opts.alt_abi_6_1 = match source {
-        orc::AbiSource::Vermagic(ma, mi) | orc::AbiSource::Banner(ma, mi) => (ma, mi) < (6, 3),
-        _ => abi == OrcAbi::V6_1,
-    };
+    let (opts, abi) = object_options(job, obj);
     let mut out = check::check_with(obj, &opts, abi, &|| loaded.data.release_pages())?;
     out.stats
         .phases
@@ -183,6 +176,30 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
         print_stats(job, &out.stats, loaded.start);
     }
     Ok(out.findings.warning_count() > 0)
+}
+
+/// The options and ORC ABI for one object: the job's, with the kernel version's rules.
+fn object_options(job: &Job<'_>, obj: &Object<'_>) -> (Options, OrcAbi) {
+    let (detected, source) = orc::detect_abi(obj);
+    let abi = job.orc_abi.unwrap_or(detected);
+    let mut opts = job.opts.clone();
+    opts.rules_6_1 = abi == OrcAbi::V6_1;
+    opts.alt_abi_6_1 = match source {
+        orc::AbiSource::Vermagic(ma, mi) | orc::AbiSource::Banner(ma, mi) => (ma, mi) < (6, 3),
+        _ => abi == OrcAbi::V6_1,
+    };
+    (opts, abi)
+}
+
+/// Checks one object as [`run`] does, printing and writing nothing, and hands `inspect`
+/// the model and the walk (`orctool explain`). Returns the findings.
+pub fn inspect(
+    job: &Job<'_>,
+    obj: &Object<'_>,
+    inspect: &mut dyn FnMut(&check::Inspect<'_, '_, '_>),
+) -> Result<crate::report::Findings> {
+    let (opts, abi) = object_options(job, obj);
+    Ok(check::check_inspect(obj, &opts, abi, inspect)?.findings)
 }
 
 fn read_phase(loaded: &Loaded) -> &'static str {
