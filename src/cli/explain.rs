@@ -60,6 +60,8 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
         sync: false,
         header: None,
         fault: None,
+        format: Default::default(),
+        collect: None,
     };
     let path = &args.file;
     let mut text = None;
@@ -97,7 +99,7 @@ const REG_NAMES: [&str; CFI_NUM_REGS] = [
     "r14", "r15", "ra",
 ];
 
-fn base_name(base: i8) -> String {
+pub(crate) fn base_name(base: i8) -> String {
     match base {
         CFI_CFA => "CFA".into(),
         CFI_SP_INDIRECT => "[rsp]".into(),

@@ -55,6 +55,11 @@ pub struct Job<'a> {
     pub header: Option<String>,
     /// The writer's test hook (`--fault`).
     pub fault: Option<crate::elf::output::Fault>,
+    /// How findings are printed (`--format`).
+    pub format: super::format::Format,
+    /// `--format sarif`: where the findings of all files are collected, to be printed as
+    /// one log at the end.
+    pub collect: Option<&'a std::cell::RefCell<Vec<super::format::JsonFinding>>>,
 }
 
 /// Before reading an object that may be changed in place: objtool's open for writing (its
@@ -262,6 +267,27 @@ fn write(
 /// objtool's `error:` lines, then the warnings, in objtool's layout with the tool's name.
 fn print_findings(job: &Job<'_>, path: &Path, out: &Outcome) {
     let name = path.display().to_string();
+    use super::format::{self, Format};
+    if job.format != Format::Text {
+        let items: Vec<_> = out
+            .errors
+            .iter()
+            .map(|e| format::json_error(&name, e))
+            .chain(
+                out.findings
+                    .findings()
+                    .iter()
+                    .map(|f| format::json_finding(&name, f)),
+            )
+            .collect();
+        match job.collect {
+            Some(all) => all.borrow_mut().extend(items),
+            None => {
+                super::print_stdout(&format::json_lines(&items));
+            }
+        }
+        return;
+    }
     let tool = job.tool.name();
     let mut text = String::new();
     for e in &out.errors {
