@@ -13,7 +13,7 @@ pub struct SecId(pub u32);
 
 /// Index of a symbol in `.symtab` (the same numbers everywhere: the ELF reader, the
 /// symbol model and the findings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SymId(pub u32);
 
 /// Index of an instruction in the decoded instruction table; a section's instructions

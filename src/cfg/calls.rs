@@ -8,20 +8,21 @@ use object::elf;
 
 use super::builder::Builder;
 use super::program::{AnalysisError, Attr, Step};
-use super::symbols::{NO_SYM, SymIdx};
+use super::symbols::NO_SYM;
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
+use crate::ids::SymId;
 use crate::report::{FindingKind, Findings};
 
 /// A call's destination as found by [`Program::call_target`].
 #[derive(Clone, Copy)]
 pub(super) enum CallTarget {
     /// No relocation: the function at the displacement's target (or none).
-    Direct(SymIdx),
+    Direct(SymId),
     /// A section-relative relocation: the function there (or none).
-    Section(SymIdx),
+    Section(SymId),
     Retpoline,
-    Sym(SymIdx),
+    Sym(SymId),
 }
 
 /// What adding a call's destination does to it ([`Program::call_effect`]).
@@ -38,7 +39,7 @@ impl Builder<'_, '_> {
     pub(super) fn add_call_dest(
         &mut self,
         id: InsnId,
-        dest: SymIdx,
+        dest: SymId,
         sibling: bool,
         f: &mut Findings,
     ) {
@@ -71,7 +72,7 @@ impl Builder<'_, '_> {
         &self,
         id: InsnId,
         a: &mut Attr,
-        dest: SymIdx,
+        dest: SymId,
         sibling: bool,
     ) -> Option<FindingKind> {
         a.call_dest = dest;
@@ -150,7 +151,7 @@ impl Builder<'_, '_> {
         a.set_retpoline_safe(true);
     }
 
-    pub(super) fn find_call_destination(&self, sec: SecId, off: u64) -> SymIdx {
+    pub(super) fn find_call_destination(&self, sec: SecId, off: u64) -> SymId {
         self.syms
             .func_by_offset(sec, off)
             .or_else(|| self.syms.by_offset(sec, off))

@@ -8,9 +8,10 @@ use object::elf;
 use super::builder::Builder;
 use super::program::{Alt, AnalysisError, Step};
 use super::relocs::Reloc;
-use super::symbols::{NO_SYM, SymIdx};
+use super::symbols::NO_SYM;
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
+use crate::ids::SymId;
 use crate::report::{FindingKind, Findings};
 
 impl Builder<'_, '_> {
@@ -45,14 +46,14 @@ impl Builder<'_, '_> {
             .map(|tt| tt.get(t.1 as usize))
             .unwrap_or(Reloc {
                 offset: 0,
-                sym: 0,
+                sym: SymId(0),
                 ty: 0,
                 addend: 0,
             })
     }
 
     /// objtool: `find_jump_table()`.
-    pub(super) fn find_jump_table(&mut self, func: SymIdx, jump: InsnId) -> Option<(SecId, u32)> {
+    pub(super) fn find_jump_table(&mut self, func: SymId, jump: InsnId) -> Option<(SecId, u32)> {
         let mut cur = Some(jump);
         let mut steps = 0usize;
         while let Some(id) = cur {
@@ -171,7 +172,7 @@ impl Builder<'_, '_> {
             return Ok(());
         }
         // the functions in walk order
-        let order: Vec<SymIdx> = self
+        let order: Vec<SymId> = self
             .syms
             .lists
             .iter()
@@ -180,8 +181,8 @@ impl Builder<'_, '_> {
             .filter(|&s| self.syms.is_func(s))
             .collect();
         let scope = JumpTableScope::new(self);
-        let replay = |p: &Self, func: SymIdx| -> Vec<(InsnId, InsnId)> {
-            if scope.search[func as usize] || !scope.writes_into_searched(p, func) {
+        let replay = |p: &Self, func: SymId| -> Vec<(InsnId, InsnId)> {
+            if scope.search[func.index()] || !scope.writes_into_searched(p, func) {
                 return Vec::new();
             }
             let run = p.insns.section_range(p.syms.get(func).sec);
@@ -195,7 +196,7 @@ impl Builder<'_, '_> {
         let replays = self.map_all(&order, 1, |&func| replay(self, func));
         let mut dynamic = Vec::new();
         for (&func, writes) in order.iter().zip(replays) {
-            if !scope.search[func as usize] {
+            if !scope.search[func.index()] {
                 // (no dynamic jump, so no table for pass 2 either)
                 for (d, src) in writes {
                     self.first_jump_src.entry(d).or_insert(src);
@@ -266,9 +267,9 @@ impl Builder<'_, '_> {
     /// parts (hostile input) is a yes.
     pub(super) fn func_walk_may_meet(
         &self,
-        func: SymIdx,
+        func: SymId,
         insn: impl Fn(InsnId) -> bool,
-        owner: impl Fn(SymIdx) -> bool,
+        owner: impl Fn(SymId) -> bool,
     ) -> bool {
         let f = self.syms.get(func);
         let mut cur = self.insns.at(f.sec, f.offset);
@@ -342,17 +343,20 @@ impl JumpTableScope {
         let mut has_dynamic = vec![false; n];
         for &id in &seen {
             if let Some(o) = func_of(id).filter(|_| is_dynamic(id)) {
-                has_dynamic[o as usize] = true;
+                has_dynamic[o.index()] = true;
             }
         }
-        let searches = |s: SymIdx| {
-            p.syms.is_func(s) && p.func_walk_may_meet(s, is_dynamic, |o| has_dynamic[o as usize])
+        let searches = |s: SymId| {
+            p.syms.is_func(s) && p.func_walk_may_meet(s, is_dynamic, |o| has_dynamic[o.index()])
         };
         let search: Vec<bool> = if p.parallel() {
             use rayon::prelude::*;
-            (0..n as SymIdx).into_par_iter().map(searches).collect()
+            (0..n as u32)
+                .into_par_iter()
+                .map(|s| searches(SymId(s)))
+                .collect()
         } else {
-            (0..n as SymIdx).map(searches).collect()
+            (0..n as u32).map(|s| searches(SymId(s))).collect()
         };
         // (with the function test folded in)
         let readable: Vec<bool> = p
@@ -361,7 +365,7 @@ impl JumpTableScope {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                p.syms.is_func(i as SymIdx) && s.pfunc != NO_SYM && search[s.pfunc as usize]
+                p.syms.is_func(SymId(i as u32)) && s.pfunc != NO_SYM && search[s.pfunc.index()]
             })
             .collect();
         let mut scope = JumpTableScope {
@@ -376,7 +380,7 @@ impl JumpTableScope {
                 continue;
             };
             if let Some(o) = func_of(id).filter(|_| scope.readable(p, InsnId(d))) {
-                writes[o as usize] = true;
+                writes[o.index()] = true;
             }
         }
         scope.writes = writes;
@@ -386,17 +390,17 @@ impl JumpTableScope {
     /// Whether a search may visit `id`.
     fn readable(&self, p: &Builder<'_, '_>, id: InsnId) -> bool {
         let o = p.attrs[id.idx()].sym;
-        o != NO_SYM && self.readable[o as usize]
+        o != NO_SYM && self.readable[o.index()]
     }
 
     /// Whether the walk of `func` may leave a back-pointer a search can read.
-    fn writes_into_searched(&self, p: &Builder<'_, '_>, func: SymIdx) -> bool {
+    fn writes_into_searched(&self, p: &Builder<'_, '_>, func: SymId) -> bool {
         let jumps_in = |id: InsnId| {
             p.attrs[id.idx()]
                 .jump_dest
                 .get()
                 .is_some_and(|d| self.readable(p, InsnId(d)))
         };
-        p.func_walk_may_meet(func, jumps_in, |o| self.writes[o as usize])
+        p.func_walk_may_meet(func, jumps_in, |o| self.writes[o.index()])
     }
 }

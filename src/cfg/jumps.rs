@@ -8,9 +8,10 @@ use object::elf;
 use super::builder::Builder;
 use super::calls::CallTarget;
 use super::program::{AnalysisError, Packed, Step};
-use super::symbols::{NO_SYM, SymIdx};
+use super::symbols::NO_SYM;
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
+use crate::ids::SymId;
 use crate::report::{FindingKind, Findings};
 
 /// A direct jump's destination as found by [`Program::jump_target`].
@@ -23,7 +24,7 @@ pub(super) enum JumpTarget {
     /// A jump to the return thunk: a return.
     Return,
     /// A relocation to a symbol from inside a function: a sibling call to it.
-    Sibling(SymIdx),
+    Sibling(SymId),
     /// An address, and what is known of the instruction there if there is one.
     Addr(SecId, u64, Option<Dest>),
 }
@@ -35,12 +36,12 @@ pub(super) struct Dest {
     /// The destination starts a retpoline thunk or the return thunk.
     thunk: Option<Thunk>,
     /// The function of the destination.
-    dfunc: SymIdx,
+    dfunc: SymId,
     /// The jump goes from a function into a `.cold` part: objtool links them.
     cold_link: bool,
     /// The symbols of the jump and of its destination when the jump is a sibling call
     /// unless both have the same parent function (`NO_SYM` otherwise).
-    sibling: (SymIdx, SymIdx),
+    sibling: (SymId, SymId),
 }
 
 #[derive(Clone, Copy)]
@@ -51,7 +52,7 @@ pub(super) enum Thunk {
 
 impl Builder<'_, '_> {
     /// objtool: `is_first_func_insn()`, for `id` at `offset`.
-    pub(super) fn is_first_func_insn(&self, id: InsnId, offset: u64, sym: SymIdx) -> bool {
+    pub(super) fn is_first_func_insn(&self, id: InsnId, offset: u64, sym: SymId) -> bool {
         let s = self.syms.get(sym);
         if offset == s.offset {
             return true;
@@ -163,7 +164,7 @@ impl Builder<'_, '_> {
             }
         };
         // the parent functions, which this step changes, kept compact for the sibling test
-        let mut pfunc: Vec<SymIdx> = self.syms.syms.iter().map(|s| s.pfunc).collect();
+        let mut pfunc: Vec<SymId> = self.syms.syms.iter().map(|s| s.pfunc).collect();
         let mut calls = Vec::new();
         let r = self.lookups(
             &branches,
@@ -186,7 +187,7 @@ impl Builder<'_, '_> {
         &mut self,
         id: InsnId,
         target: JumpTarget,
-        pfunc: &mut [SymIdx],
+        pfunc: &mut [SymId],
         f: &mut Findings,
     ) -> Step {
         let k = id.idx();
@@ -241,12 +242,12 @@ impl Builder<'_, '_> {
         }
         let dfunc = dest.dfunc;
         if dest.cold_link {
-            self.syms.syms[func as usize].cfunc = dfunc;
-            self.syms.syms[dfunc as usize].pfunc = func;
-            pfunc[dfunc as usize] = func;
+            self.syms.syms[func.index()].cfunc = dfunc;
+            self.syms.syms[dfunc.index()].pfunc = func;
+            pfunc[dfunc.index()] = func;
         }
         let (fs, ts) = dest.sibling;
-        if fs != NO_SYM && pfunc[fs as usize] != pfunc[ts as usize] {
+        if fs != NO_SYM && pfunc[fs.index()] != pfunc[ts.index()] {
             self.add_call_dest(id, dfunc, true, f);
             return Ok(());
         }

@@ -8,13 +8,14 @@ use object::elf;
 use super::builder::Builder;
 use super::calls::CallTarget;
 use super::program::{AnalysisError, Step};
-use super::symbols::{NO_SYM, SymIdx};
+use super::symbols::NO_SYM;
 use crate::decode::{InsnId, InsnKind};
+use crate::ids::SymId;
 use crate::report::{FindingKind, Findings};
 
 impl Builder<'_, '_> {
     /// objtool: `__dead_end_function()`.
-    pub fn dead_end_function(&self, func: SymIdx, recursion: u32) -> bool {
+    pub fn dead_end_function(&self, func: SymId, recursion: u32) -> bool {
         if func == NO_SYM {
             return false;
         }
@@ -69,7 +70,7 @@ impl Builder<'_, '_> {
     /// in the memo, in parallel (`dead_end_function()` reads returns and sibling calls,
     /// which the call step does not change, so answering early is answering the same).
     pub(super) fn precompute_dead_ends(&mut self, calls: &[(InsnId, CallTarget)]) {
-        let mut todo: Vec<SymIdx> = calls
+        let mut todo: Vec<SymId> = calls
             .iter()
             .filter_map(|&(_, t)| match t {
                 CallTarget::Direct(s) | CallTarget::Section(s) | CallTarget::Sym(s) => Some(s),

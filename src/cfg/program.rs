@@ -8,7 +8,7 @@ use object::read::elf::SectionHeader as _;
 
 use super::hints::Hint;
 use super::relocs::Reloc;
-use super::symbols::{NO_SYM, SymIdx, Symbols};
+use super::symbols::{NO_SYM, Symbols};
 use crate::decode::{Insn, InsnId, InsnKind, InsnTable};
 use crate::elf::{LE, Object, SecId};
 use crate::ids::{AltGroupId, StreamId, SymId, Table};
@@ -112,9 +112,9 @@ pub struct Attr {
     pub kind: InsnKind,
     pub instr: i8,
     pub(super) flags: u16,
-    pub sym: SymIdx,
+    pub sym: SymId,
     pub jump_dest: Packed,
-    pub call_dest: SymIdx,
+    pub call_dest: SymId,
 }
 
 const _: () = assert!(size_of::<Attr>() <= 16);
@@ -242,7 +242,7 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// objtool: `insn_func()` — the owner if it is a function.
-    pub fn insn_func(&self, id: InsnId) -> SymIdx {
+    pub fn insn_func(&self, id: InsnId) -> SymId {
         let s = self.attrs[id.idx()].sym;
         if s != NO_SYM && self.syms.is_func(s) {
             s
@@ -252,7 +252,7 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// objtool: `insn_call_dest()`.
-    pub fn call_dest(&self, id: InsnId) -> SymIdx {
+    pub fn call_dest(&self, id: InsnId) -> SymId {
         let a = &self.attrs[id.idx()];
         if matches!(a.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) {
             NO_SYM
@@ -366,7 +366,7 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// [`Program::func_insns`] without collecting them.
-    pub fn func_insns_iter(&self, func: SymIdx) -> impl Iterator<Item = InsnId> + '_ {
+    pub fn func_insns_iter(&self, func: SymId) -> impl Iterator<Item = InsnId> + '_ {
         let f = self.syms.get(func);
         let mut cur = self.insns.at(f.sec, f.offset);
         let mut n = 0;
@@ -383,13 +383,13 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// The instructions of a function and then of its `.cold` part (`func_for_each_insn`).
-    pub fn func_insns(&self, func: SymIdx) -> Vec<InsnId> {
+    pub fn func_insns(&self, func: SymId) -> Vec<InsnId> {
         self.func_insns_iter(func).collect()
     }
 
     /// The instructions starting inside a symbol's range, as consecutive ids (objtool's
     /// `sym_for_each_insn`).
-    pub fn sym_range(&self, sym: SymIdx) -> std::ops::Range<u32> {
+    pub fn sym_range(&self, sym: SymId) -> std::ops::Range<u32> {
         let s = self.syms.get(sym);
         let Some(start) = self.insns.at(s.sec, s.offset) else {
             return 0..0;
@@ -415,7 +415,7 @@ impl<'a, 'data> Program<'a, 'data> {
             function: sym.map(|s| {
                 let sym = self.syms.get(s);
                 LocatedSymbol {
-                    id: SymId(s),
+                    id: s,
                     name: sym.name.to_string(),
                     offset: off.wrapping_sub(sym.offset),
                 }
@@ -460,8 +460,8 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// A symbol index as an optional [`SymId`] (`NO_SYM` is none).
-    pub fn sym_id(&self, s: SymIdx) -> Option<SymId> {
-        (s != NO_SYM).then_some(SymId(s))
+    pub fn sym_id(&self, s: SymId) -> Option<SymId> {
+        (s != NO_SYM).then_some(s)
     }
 
     /// `WARN_INSN(insn, …)`.

@@ -25,7 +25,7 @@ use super::super::state::CfiState;
 use super::{Item, Outcome, Shared, Walker, owner};
 use crate::alt::merge::AltConflict;
 use crate::cfg::Program;
-use crate::cfg::symbols::{NO_SYM, SymIdx};
+use crate::cfg::symbols::NO_SYM;
 use crate::ids::{AltGroupId, InsnId, StateId, SymId};
 use crate::report::{Finding, Findings, Local, Report};
 
@@ -116,8 +116,8 @@ struct ChunkOut {
 
 /// Per alternative group: the function every instruction of its streams belongs to, or
 /// `NO_SYM` when they do not all belong to one.
-pub(super) fn alt_owners(p: &Program<'_, '_>) -> Vec<SymIdx> {
-    const UNSET: SymIdx = NO_SYM - 1;
+pub(super) fn alt_owners(p: &Program<'_, '_>) -> Vec<SymId> {
+    const UNSET: SymId = SymId(u32::MAX - 1);
     let mut owners = vec![UNSET; p.alt_groups.len()];
     for stream in p.streams.values() {
         let slot = &mut owners[stream.group.index()];
@@ -148,7 +148,7 @@ pub(super) fn walk_parallel(
     let mut deferred = vec![false; items.len()];
     // A function with two roots, or a root outside every function (whose walk may go
     // anywhere, so everything after it waits too), is walked one at a time.
-    let mut roots_of = rustc_hash::FxHashMap::<SymIdx, u32>::default();
+    let mut roots_of = rustc_hash::FxHashMap::<SymId, u32>::default();
     for item in items {
         if let Item::Root(_, insn) = *item {
             *roots_of.entry(p.insn_func(insn)).or_default() += 1;
@@ -315,7 +315,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
 
     /// Whether the merged array of `group` is shared with other functions than `func`, so
     /// that this walk must give up.
-    pub(super) fn shares_array(&self, group: AltGroupId, func: SymIdx) -> bool {
+    pub(super) fn shares_array(&self, group: AltGroupId, func: SymId) -> bool {
         self.spec.is_some() && self.sh.alt_owner[group.index()] != func
     }
 

@@ -12,8 +12,9 @@ use super::super::intern::StateLookup as _;
 use super::super::state::*;
 use super::{Frame, Outcome, VISITED_BRANCH, VISITED_BRANCH_MASK, WalkState, Walker};
 use crate::alt::merge::{self, AltConflict, Merge};
-use crate::cfg::symbols::{NO_SYM, SymIdx};
+use crate::cfg::symbols::NO_SYM;
 use crate::decode::{InsnKind, Op};
+use crate::ids::SymId;
 use crate::ids::{InsnId, StateId};
 use crate::report::{FindingKind, Report};
 
@@ -56,7 +57,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// A path from `insn`, visiting it first.
     pub(super) fn run(
         &mut self,
-        func: SymIdx,
+        func: SymId,
         insn: InsnId,
         state: Box<WalkState>,
         prev: Option<InsnId>,
@@ -67,7 +68,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// A path from `insn` once its alternatives are explored.
     pub(super) fn effects(
         &mut self,
-        func: SymIdx,
+        func: SymId,
         insn: InsnId,
         state: Box<WalkState>,
         prev: Option<InsnId>,
@@ -78,7 +79,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// A path from the jump `insn` once its target is explored.
     pub(super) fn after_branch(
         &mut self,
-        func: SymIdx,
+        func: SymId,
         insn: InsnId,
         state: Box<WalkState>,
         prev: Option<InsnId>,
@@ -88,7 +89,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
 
     fn path(
         &mut self,
-        func: SymIdx,
+        func: SymId,
         mut insn: InsnId,
         mut state: Box<WalkState>,
         mut prev: Option<InsnId>,
@@ -147,7 +148,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// merge.
     fn visit(
         &mut self,
-        func: SymIdx,
+        func: SymId,
         insn: InsnId,
         state: &mut WalkState,
         prev: Option<InsnId>,
@@ -276,7 +277,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// What the instruction's kind asks (the `switch (insn->type)` of `validate_branch()`).
     fn by_kind(
         &mut self,
-        func: SymIdx,
+        func: SymId,
         insn: InsnId,
         next: Option<InsnId>,
         state: &mut WalkState,
@@ -339,7 +340,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         }
     }
 
-    fn call_step(&mut self, func: SymIdx, insn: InsnId, state: &WalkState) -> Flow {
+    fn call_step(&mut self, func: SymId, insn: InsnId, state: &WalkState) -> Flow {
         let p = self.p;
         if !self.validate_call(insn, state) {
             return stop(false);
@@ -425,7 +426,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     }
 
     /// objtool: the CFI restore hint — the state of the save hint before it.
-    fn restore_state(&mut self, func: SymIdx, insn: InsnId, prev: Option<InsnId>) -> Restore {
+    fn restore_state(&mut self, func: SymId, insn: InsnId, prev: Option<InsnId>) -> Restore {
         let p = self.p;
         let mut save = None;
         if func != NO_SYM {
@@ -458,7 +459,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
 
     /// objtool: `propagate_alt_cfi()` — the seed's rule ([`merge::record`]) on the slot of
     /// the instruction's offset in its site.
-    fn propagate_alt_cfi(&mut self, func: SymIdx, insn: InsnId) -> bool {
+    fn propagate_alt_cfi(&mut self, func: SymId, insn: InsnId) -> bool {
         let p = self.p;
         let Some((stream, site)) = p.alt_site(insn) else {
             return true;

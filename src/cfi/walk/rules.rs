@@ -3,9 +3,10 @@
 //! rule they share (`func_uaccess_safe()`).
 
 use super::{WalkState, Walker};
-use crate::cfg::symbols::{NO_SYM, SymIdx};
+use crate::cfg::symbols::NO_SYM;
 use crate::decode::InsnKind;
 use crate::ids::InsnId;
+use crate::ids::SymId;
 use crate::report::{FindingKind, Report};
 
 impl<R: Report> Walker<'_, '_, '_, R> {
@@ -27,7 +28,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     }
 
     /// objtool: `func_uaccess_safe()`.
-    pub(super) fn uaccess_safe(&self, func: SymIdx) -> bool {
+    pub(super) fn uaccess_safe(&self, func: SymId) -> bool {
         func != NO_SYM && self.p.syms.get(func).uaccess_safe
     }
 
@@ -56,12 +57,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     }
 
     /// objtool: `validate_return()`.
-    pub(super) fn validate_return(
-        &mut self,
-        func: SymIdx,
-        insn: InsnId,
-        state: &WalkState,
-    ) -> bool {
+    pub(super) fn validate_return(&mut self, func: SymId, insn: InsnId, state: &WalkState) -> bool {
         if state.noinstr && state.instr > 0 {
             self.warn_insn(insn, FindingKind::ReturnWithInstrumentation);
             return false;
