@@ -16,6 +16,25 @@ pub struct SecId(pub u32);
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SymId(pub u32);
 
+/// An optional [`SymId`] in 4 bytes, for the records kept per instruction: the index + 1,
+/// 0 for none (`u32::MAX`, which no symbol table reaches, is none too).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PackedSymId(Option<NonZeroU32>);
+
+impl PackedSymId {
+    pub const NONE: PackedSymId = PackedSymId(None);
+
+    pub fn new(id: Option<SymId>) -> PackedSymId {
+        PackedSymId(id.and_then(|s| NonZeroU32::new(s.0.wrapping_add(1))))
+    }
+
+    pub fn get(self) -> Option<SymId> {
+        self.0.map(|n| SymId(n.get() - 1))
+    }
+}
+
+const _: () = assert!(size_of::<PackedSymId>() == 4);
+
 /// Index of an instruction in the decoded instruction table; a section's instructions
 /// have consecutive ids in offset order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -8,7 +8,6 @@ use object::elf;
 use super::builder::Builder;
 use super::program::{Alt, AnalysisError, Step};
 use super::relocs::Reloc;
-use super::symbols::NO_SYM;
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
 use crate::ids::SymId;
@@ -57,8 +56,10 @@ impl Builder<'_, '_> {
         let mut cur = Some(jump);
         let mut steps = 0usize;
         while let Some(id) = cur {
-            let f = self.insn_func(id);
-            if f == NO_SYM || self.syms.get(f).pfunc != func {
+            let Some(f) = self.insn_func(id) else {
+                break;
+            };
+            if self.syms.get(f).pfunc != Some(func) {
                 break;
             }
             steps += 1;
@@ -88,7 +89,7 @@ impl Builder<'_, '_> {
                 let (sec, off) = (self.syms.get(r.sym).sec, r.addend as u64);
                 if let Some(d) = self.insns.at(sec, off) {
                     let df = self.insn_func(d);
-                    if df != NO_SYM && self.syms.get(df).pfunc == func {
+                    if df.is_some_and(|df| self.syms.get(df).pfunc == Some(func)) {
                         return Some(table);
                     }
                 }
@@ -104,7 +105,10 @@ impl Builder<'_, '_> {
         next_table: Option<(SecId, u32)>,
         f: &mut Findings,
     ) -> Step {
-        let pfunc = self.syms.get(self.insn_func(jump)).pfunc;
+        // (a jump table's jump is in a function: the caller found the table from it)
+        let Some(pfunc) = self.insn_func(jump).and_then(|f| self.syms.get(f).pfunc) else {
+            return Ok(());
+        };
         let (psec, poff, pend) = {
             let p = self.syms.get(pfunc);
             (p.sec, p.offset, p.end())
@@ -136,8 +140,10 @@ impl Builder<'_, '_> {
             let Some(d) = self.insns.at(rs.sec, r.addend as u64) else {
                 break;
             };
-            let df = self.insn_func(d);
-            if df == NO_SYM || self.syms.get(df).pfunc != pfunc {
+            let Some(df) = self.insn_func(d) else {
+                break;
+            };
+            if self.syms.get(df).pfunc != Some(pfunc) {
                 break;
             }
             targets.push(Alt {
@@ -278,14 +284,15 @@ impl Builder<'_, '_> {
             if insn(id) {
                 return true;
             }
-            let o = self.insn_func(id);
-            if o == NO_SYM {
+            let Some(o) = self.insn_func(id) else {
                 return false;
-            }
+            };
             if owner(o) {
                 return true;
             }
-            let c = self.syms.get(o).cfunc;
+            let Some(c) = self.syms.get(o).cfunc else {
+                return false;
+            };
             if c == o {
                 return false;
             }
@@ -316,7 +323,7 @@ pub(super) struct JumpTableScope {
 impl JumpTableScope {
     fn new(p: &Builder<'_, '_>) -> Self {
         let n = p.syms.syms.len();
-        let func_of = |id: InsnId| Some(p.insn_func(id)).filter(|&s| s != NO_SYM);
+        let func_of = |id: InsnId| p.insn_func(id);
         // One look at each instruction that can matter: a dynamic jump is an indirect jump
         // as decoded or a jump to a retpoline thunk (a branch), and only branches have a
         // jump destination. Kept: the dynamic jumps, and the jumps into another symbol's
@@ -365,7 +372,7 @@ impl JumpTableScope {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                p.syms.is_func(SymId(i as u32)) && s.pfunc != NO_SYM && search[s.pfunc.index()]
+                p.syms.is_func(SymId(i as u32)) && s.pfunc.is_some_and(|f| search[f.index()])
             })
             .collect();
         let mut scope = JumpTableScope {
@@ -389,8 +396,10 @@ impl JumpTableScope {
 
     /// Whether a search may visit `id`.
     fn readable(&self, p: &Builder<'_, '_>, id: InsnId) -> bool {
-        let o = p.attrs[id.idx()].sym;
-        o != NO_SYM && self.readable[o.index()]
+        p.attrs[id.idx()]
+            .sym
+            .get()
+            .is_some_and(|o| self.readable[o.index()])
     }
 
     /// Whether the walk of `func` may leave a back-pointer a search can read.

@@ -11,7 +11,7 @@ use super::program::{AnalysisError, Attr, OWNER_STRETCHES, Step};
 use crate::decode::regs::CFI_SP;
 use crate::decode::{InsnId, InsnKind, StackOp};
 use crate::elf::SecId;
-use crate::ids::SymId;
+use crate::ids::{PackedSymId, SymId};
 use crate::report::{FindingKind, Findings};
 
 impl Builder<'_, '_> {
@@ -63,8 +63,9 @@ impl Builder<'_, '_> {
                 for (s, r) in &owners {
                     let (a, b) = (r.start.max(first), r.end.min(end));
                     if a < b {
+                        let s = PackedSymId::new(Some(*s));
                         for attr in &mut stretch[(a - first) as usize..(b - first) as usize] {
-                            attr.sym = *s;
+                            attr.sym = s;
                         }
                     }
                 }

@@ -11,9 +11,6 @@ use object::read::elf::Sym as _;
 use crate::elf::{LE, Object, SecId, SymId};
 use crate::error::{Error, Result};
 
-/// No symbol (a sentinel in compact records).
-pub const NO_SYM: SymId = SymId(u32::MAX);
-
 #[derive(Clone, Debug, Default)]
 pub struct Symbol<'data> {
     /// The name, borrowed from the object's string table (copied only when it is not
@@ -27,8 +24,11 @@ pub struct Symbol<'data> {
     pub len: u64,
     /// The canonical alias (itself unless a later identical symbol exists).
     pub alias: SymId,
-    pub pfunc: SymId,
-    pub cfunc: SymId,
+    /// The function this one is a part of (itself unless a `.cold` part); none if not a
+    /// function.
+    pub pfunc: Option<SymId>,
+    /// The `.cold` part of this function (itself if none); none if not a function.
+    pub cfunc: Option<SymId>,
     pub local_label: bool,
     pub static_call_tramp: bool,
     pub retpoline_thunk: bool,
@@ -143,9 +143,9 @@ fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymId>> {
     for (i, s) in syms.iter().enumerate() {
         per_sec[s.sec.0 as usize].push(SymId(i as u32));
     }
-    let mut parent = vec![NO_SYM; syms.len()];
-    let mut first_child = vec![NO_SYM; syms.len()];
-    let mut next_sibling = vec![NO_SYM; syms.len()];
+    let mut parent: Vec<Option<SymId>> = vec![None; syms.len()];
+    let mut first_child: Vec<Option<SymId>> = vec![None; syms.len()];
+    let mut next_sibling: Vec<Option<SymId>> = vec![None; syms.len()];
     // Fenwick tree over positions in the section's index-ordered list: the highest rank
     // (position in address order, +1) of an added sized symbol at or before a position
     let mut tree: Vec<u32> = Vec::new();
@@ -173,7 +173,7 @@ fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymId>> {
             }
             let i = members[pos as usize];
             if best > 0 {
-                parent[i.index()] = members[by_addr[best as usize - 1] as usize];
+                parent[i.index()] = Some(members[by_addr[best as usize - 1] as usize]);
             }
             if syms[i.index()].len > 0 {
                 let mut k = pos as usize + 1;
@@ -185,23 +185,22 @@ fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymId>> {
         }
         // children in descending index order (each new child goes first), then a
         // depth-first walk
-        let mut roots = NO_SYM;
+        let mut roots = None;
         for &i in &members {
             let head = match parent[i.index()] {
-                NO_SYM => &mut roots,
-                p => &mut first_child[p.index()],
+                None => &mut roots,
+                Some(p) => &mut first_child[p.index()],
             };
             next_sibling[i.index()] = *head;
-            *head = i;
+            *head = Some(i);
         }
         let mut list = Vec::with_capacity(members.len());
         let mut stack = vec![roots];
         while let Some(top) = stack.last_mut() {
-            let i = *top;
-            if i == NO_SYM {
+            let Some(i) = *top else {
                 stack.pop();
                 continue;
-            }
+            };
             *top = next_sibling[i.index()];
             list.push(i);
             stack.push(first_child[i.index()]);
@@ -247,8 +246,8 @@ impl<'data> Symbols<'data> {
                 offset,
                 len,
                 alias: idx,
-                pfunc: NO_SYM,
-                cfunc: NO_SYM,
+                pfunc: None,
+                cfunc: None,
                 ..Default::default()
             };
             syms.push(sym);
@@ -279,8 +278,8 @@ impl<'data> Symbols<'data> {
         let mut is_cold = vec![false; self.syms.len()];
         for (i, s) in self.syms.iter_mut().enumerate() {
             if s.is_func() {
-                s.pfunc = SymId(i as u32);
-                s.cfunc = SymId(i as u32);
+                s.pfunc = Some(SymId(i as u32));
+                s.cfunc = Some(SymId(i as u32));
                 is_cold[i] = cold_suffix(&s.name).is_some();
             }
         }
@@ -319,8 +318,8 @@ impl<'data> Symbols<'data> {
                         self.syms[i].name
                     )));
                 };
-                self.syms[i].pfunc = p;
-                self.syms[p.index()].cfunc = SymId(i as u32);
+                self.syms[i].pfunc = Some(p);
+                self.syms[p.index()].cfunc = Some(SymId(i as u32));
                 let (c_sec, c_off, c_len) =
                     (self.syms[i].sec, self.syms[i].offset, self.syms[i].len);
                 let parent = &mut self.syms[p.index()];

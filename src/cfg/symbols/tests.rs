@@ -8,8 +8,8 @@ mod list_order_tests {
     fn reference(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymId>> {
         use std::collections::BTreeMap;
         let n = syms.len();
-        let mut next = vec![NO_SYM; n];
-        let mut heads = vec![NO_SYM; nsec];
+        let mut next: Vec<Option<SymId>> = vec![None; n];
+        let mut heads: Vec<Option<SymId>> = vec![None; nsec];
         let mut trees: Vec<BTreeMap<(u64, SymId), ()>> = vec![BTreeMap::new(); nsec];
         for (i, s) in syms.iter().enumerate() {
             let idx = SymId(i as u32);
@@ -22,11 +22,11 @@ mod list_order_tests {
             {
                 Some(p) => {
                     next[i] = next[p.index()];
-                    next[p.index()] = idx;
+                    next[p.index()] = Some(idx);
                 }
                 None => {
                     next[i] = heads[sec];
-                    heads[sec] = idx;
+                    heads[sec] = Some(idx);
                 }
             }
             if s.len > 0 {
@@ -38,9 +38,9 @@ mod list_order_tests {
             .map(|&h| {
                 let mut list = Vec::new();
                 let mut cur = h;
-                while cur != NO_SYM {
-                    list.push(cur);
-                    cur = next[cur.index()];
+                while let Some(i) = cur {
+                    list.push(i);
+                    cur = next[i.index()];
                 }
                 list
             })

@@ -31,7 +31,6 @@ use super::intern::StateTable;
 use super::state::*;
 use crate::alt::merge::AltConflict;
 use crate::cfg::Program;
-use crate::cfg::symbols::NO_SYM;
 use crate::ids::SymId;
 use crate::ids::{InsnId, StateId};
 use crate::report::{FindingKind, Findings, Report};
@@ -65,7 +64,7 @@ struct Shared {
     /// Per slot: the instruction that filled it (`u32::MAX`: none).
     alt_setter: Vec<Vec<AtomicU32>>,
     /// Per array: the function all instructions of its groups belong to, if one does.
-    alt_owner: Vec<SymId>,
+    alt_owner: Vec<Option<SymId>>,
 }
 
 impl Shared {
@@ -283,7 +282,7 @@ fn function_items(p: &Program<'_, '_>, parallel: bool) -> Vec<Item> {
         if sym.len == 0 {
             return Some(Item::MissingSize(s));
         }
-        if sym.pfunc != s || sym.alias != s {
+        if sym.pfunc != Some(s) || sym.alias != s {
             return None;
         }
         p.insns
@@ -305,12 +304,9 @@ fn function_items(p: &Program<'_, '_>, parallel: bool) -> Vec<Item> {
     items
 }
 
-/// The function (objtool's `pfunc`) an instruction belongs to, or `NO_SYM`.
-fn owner(p: &Program<'_, '_>, i: InsnId) -> SymId {
-    match p.insn_func(i) {
-        NO_SYM => NO_SYM,
-        f => p.syms.get(f).pfunc,
-    }
+/// The function (objtool's `pfunc`) an instruction belongs to.
+fn owner(p: &Program<'_, '_>, i: InsnId) -> Option<SymId> {
+    p.insn_func(i).and_then(|f| p.syms.get(f).pfunc)
 }
 
 impl<R: Report> Walker<'_, '_, '_, R> {
@@ -348,7 +344,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     }
 
     /// objtool: `validate_branch()` from `start`; false when the walk failed.
-    fn walk(&mut self, func: SymId, start: InsnId, state: WalkState) -> bool {
+    fn walk(&mut self, func: Option<SymId>, start: InsnId, state: WalkState) -> bool {
         let mut stack = Vec::with_capacity(64);
         stack.push(Frame::Run {
             insn: start,
@@ -398,7 +394,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// done, goes on with the instruction itself.
     fn next_alt(
         &mut self,
-        func: SymId,
+        func: Option<SymId>,
         insn: InsnId,
         state: Box<WalkState>,
         prev: Option<InsnId>,
