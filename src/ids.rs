@@ -1,8 +1,9 @@
 //! One newtype per index, and a table keyed by one: the vocabulary every stage shares.
 //!
 //! In the spirit of cranelift's entities: an id is a `u32` into a table, never a pointer.
-//! "None" is an `Option`; the ids kept per instruction (`StateId`) have a `NonZeroU32`
-//! inside so that `Option<Id>` stays 4 bytes (asserted below).
+//! "None" is an `Option`; the ids kept per instruction have a `NonZeroU32` inside so
+//! that an optional one stays 4 bytes (`Option<StateId>`, and [`PackedSymId`] for a
+//! symbol; asserted below).
 
 use std::marker::PhantomData;
 use std::num::NonZeroU32;
@@ -201,6 +202,20 @@ mod tests {
         assert_eq!(StateId::from_raw(0), None);
         assert_eq!(StateId::new(u32::MAX), None);
         assert_eq!(StateId::new(41).unwrap().index(), 41);
+    }
+
+    #[test]
+    fn packed_sym_id_is_an_option_in_four_bytes() {
+        assert_eq!(size_of::<PackedSymId>(), 4);
+        assert_eq!(PackedSymId::NONE.get(), None);
+        assert_eq!(PackedSymId::default(), PackedSymId::NONE);
+        assert_eq!(PackedSymId::new(None).get(), None);
+        for i in [0, 1, 7, u32::MAX - 1] {
+            assert_eq!(PackedSymId::new(Some(SymId(i))).get(), Some(SymId(i)));
+        }
+        assert_ne!(PackedSymId::new(Some(SymId(0))), PackedSymId::NONE);
+        // u32::MAX was the old `NO_SYM` and is none still
+        assert_eq!(PackedSymId::new(Some(SymId(u32::MAX))).get(), None);
     }
 
     #[test]
