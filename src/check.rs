@@ -2,7 +2,7 @@
 //! walk → ORC rows.
 
 use crate::cfg::symbols::Symbols;
-use crate::cfg::{self, relocs::Relocs};
+use crate::cfg::{self, Program, relocs::Relocs};
 use crate::cfi::walk::{self, Walk};
 use crate::decode::{self, InsnId, x86::DecodeNote};
 use crate::elf::{Object, SecId};
@@ -80,6 +80,38 @@ pub fn check_with(
     opts: &Options,
     abi: OrcAbi,
     release: &dyn Fn(),
+) -> Result<Outcome> {
+    run(obj, opts, abi, release, None)
+}
+
+/// What a check leaves for a reader that asks for it (`orctool explain`), read-only: the
+/// program model, the walk's records (none when nothing was walked), the ORC rows and the
+/// findings so far.
+pub struct Inspect<'r, 'a, 'd> {
+    pub program: &'r Program<'a, 'd>,
+    pub walk: Option<&'r Walk>,
+    pub orc: Option<&'r [OrcRow]>,
+    pub findings: &'r Findings,
+    pub abi: OrcAbi,
+}
+
+/// [`check`], handing `inspect` the model and the walk before they are dropped (called
+/// once, unless the analysis stopped before the model was built).
+pub fn check_inspect(
+    obj: &Object<'_>,
+    opts: &Options,
+    abi: OrcAbi,
+    inspect: &mut dyn FnMut(&Inspect<'_, '_, '_>),
+) -> Result<Outcome> {
+    run(obj, opts, abi, &|| {}, Some(inspect))
+}
+
+fn run(
+    obj: &Object<'_>,
+    opts: &Options,
+    abi: OrcAbi,
+    release: &dyn Fn(),
+    inspect: Option<&mut dyn FnMut(&Inspect<'_, '_, '_>)>,
 ) -> Result<Outcome> {
     let mut t = std::time::Instant::now();
     let mut stats = Stats::default();
@@ -167,6 +199,15 @@ pub fn check_with(
         })
         .collect();
     if program.nreal == 0 || !(opts.stackval || opts.orc || opts.uaccess) {
+        if let Some(inspect) = inspect {
+            inspect(&Inspect {
+                program: &program,
+                walk: None,
+                orc: None,
+                findings: &out.findings,
+                abi,
+            });
+        }
         return Ok(out);
     }
     let w: Walk = walk::validate(&program, &mut out.findings);
@@ -180,6 +221,15 @@ pub fn check_with(
     if opts.orc {
         out.orc = generate::generate(&program, &w, abi, &mut out.findings).ok();
         out.stats.lap("generate", &mut t, &opts);
+    }
+    if let Some(inspect) = inspect {
+        inspect(&Inspect {
+            program: &program,
+            walk: Some(&w),
+            orc: out.orc.as_deref(),
+            findings: &out.findings,
+            abi,
+        });
     }
     Ok(out)
 }

@@ -28,6 +28,9 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Print the ORC table of each object exactly as `objtool --dump=orc` does.
     Dump(cli::dump::DumpArgs),
+    /// Explain one function: disassembly, CFI state and ORC entry per instruction,
+    /// alternatives side by side, jump labels and warnings where they arise.
+    Explain(cli::explain::ExplainArgs),
     /// Run objtool 6.12's command line (`orctool objtool --orc --module x.ko`), as a copy
     /// of orctool named `objtool` does.
     #[command(disable_help_flag = true)]
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Check(args) => cli::check::run(&args),
         Command::Dump(args) => cli::dump::run(&args),
+        Command::Explain(args) => cli::explain::run(&args),
         Command::Objtool { args } => cli::objtool::run(&args),
         Command::Verify(args) => orctool::verify::run(&args),
         Command::Generate(args) => cli::generate::run(&args, Cli::command()),

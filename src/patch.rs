@@ -8,7 +8,7 @@
 use object::read::elf::{Rela as _, SectionHeader as _};
 
 use crate::elf::{LE, Object, SecId};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, WriteError};
 
 /// objtool's NOP encodings (`arch_nop_insn()`).
 pub fn nop_bytes(len: u8) -> Option<&'static [u8]> {
@@ -28,7 +28,7 @@ pub fn nop_bytes(len: u8) -> Option<&'static [u8]> {
 pub fn nop_patches(obj: &Object<'_>, nops: &[(SecId, u64, u8)]) -> Result<Vec<(u64, Vec<u8>)>> {
     let mut out = Vec::new();
     for &(sec, off, len) in nops {
-        let nop = nop_bytes(len).ok_or_else(|| Error::Other(format!("invalid NOP size: {len}")))?;
+        let nop = nop_bytes(len).ok_or(WriteError::BadNopSize(len))?;
         let h = obj.section(sec)?;
         let start = h
             .sh_offset(LE)

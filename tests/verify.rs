@@ -196,6 +196,40 @@ fn undefined_entry_in_reachable_code_is_wrong() {
 }
 
 #[test]
+fn walk_given_up_leaves_reachable_code_undefined() {
+    // docs/findings.md 3 (relocs_32.o): objtool gave up f at "falls through to next
+    // function" (`die` returns for all it knows); what it had not reached is undefined
+    let (code, out) = verify(&fixture("noreturn_abort.o"));
+    assert_eq!(code, 1, "{out}");
+    for at in ["f+0x6 [0x6]", "f+0x9 [0x9]", "f+0xa [0xa]", "f+0x10 [0x10]"] {
+        assert!(
+            out.contains(&format!("wrong: {at}: undefined entry in reachable code")),
+            "{at}: {out}"
+        );
+    }
+    // the padding after the first `call die` runs only if `die` returns
+    assert!(
+        out.contains("right 8, wrong 4, unprovable 1 (padding after a call that may not return 1)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn undefined_padding_reached_past_a_branch_is_wrong() {
+    let dir = Scratch::new("verify-pad");
+    // f_frame+0x4..0x25 undefined, the `nopl` at +0x18 included: it follows `je` (and,
+    // earlier on its paths, calls), not a call directly, so it is no dead padding
+    let f = broken(&dir, "frames.o", 0x4, |e| e.fill(0));
+    let (code, out) = verify(&f);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("wrong: f_frame+0x18 [0x18]: undefined entry in reachable code"),
+        "{out}"
+    );
+    assert!(!out.contains("padding after a call"), "{out}");
+}
+
+#[test]
 fn abi_6_1_undefined_and_end_entries_are_wrong() {
     let dir = Scratch::new("verify-61");
     // g_noframe+0x3 in the 6.1 object (.text+0x29, after `push %rbp`): sp_reg

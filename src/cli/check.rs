@@ -173,6 +173,10 @@ pub struct CheckArgs {
     /// (`fail:N`, `stop:N`, `signal:N:SIG`).
     #[arg(long, hide = true, value_name = "SPEC", value_parser = parse_fault)]
     fault: Option<crate::elf::output::Fault>,
+    /// How findings are printed: `text` (objtool's lines on stderr), `json` (one object
+    /// per finding and line on stdout) or `sarif` (one SARIF 2.1.0 log on stdout).
+    #[arg(long, value_enum, default_value_t = super::format::Format::Text, help_heading = "Output")]
+    format: super::format::Format,
     /// Objects to check (see FILES below).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -273,6 +277,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     }
     let several = args.files.len() > 1;
     let mut status = ExitCode::SUCCESS;
+    let collected = std::cell::RefCell::new(Vec::new());
     for (n, path) in args.files.iter().enumerate() {
         let job = Job {
             opts: &opts,
@@ -285,6 +290,8 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             header: several
                 .then(|| format!("{}{}:\n", if n > 0 { "\n" } else { "" }, path.display())),
             fault: args.fault,
+            format: args.format,
+            collect: (args.format == super::format::Format::Sarif).then_some(&collected),
         };
         let result = run::prepare_in_place(&job, path)
             .and_then(|()| run::load(path, args.stats))
@@ -303,6 +310,9 @@ pub fn run(args: &CheckArgs) -> ExitCode {
                 status = ExitCode::FAILURE;
             }
         }
+    }
+    if args.format == super::format::Format::Sarif {
+        super::print_stdout(&super::format::sarif(&collected.into_inner()));
     }
     status
 }

@@ -5,6 +5,8 @@
 
 pub mod check;
 pub mod dump;
+pub mod explain;
+pub mod format;
 pub mod generate;
 pub mod objtool;
 pub mod objtool_args;

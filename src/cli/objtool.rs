@@ -140,6 +140,8 @@ pub fn run(args: &[OsString]) -> ExitCode {
         sync: false,
         header: None,
         fault: None,
+        format: Default::default(),
+        collect: None,
     };
     if job.output == Output::InPlace {
         if let Err(e) = crate::elf::output::recover(path) {

@@ -55,6 +55,11 @@ pub struct Job<'a> {
     pub header: Option<String>,
     /// The writer's test hook (`--fault`).
     pub fault: Option<crate::elf::output::Fault>,
+    /// How findings are printed (`--format`).
+    pub format: super::format::Format,
+    /// `--format sarif`: where the findings of all files are collected, to be printed as
+    /// one log at the end.
+    pub collect: Option<&'a std::cell::RefCell<Vec<super::format::JsonFinding>>>,
 }
 
 /// Before reading an object that may be changed in place: objtool's open for writing (its
@@ -132,14 +137,7 @@ pub fn has_multiple_files(obj: &Object<'_>) -> bool {
 /// Checks one object, prints its findings (stderr), its table (`--print-orc`, stdout) and
 /// its statistics, and writes the result. Returns whether it printed warnings.
 pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Result<bool> {
-    let (detected, source) = orc::detect_abi(obj);
-    let abi = job.orc_abi.unwrap_or(detected);
-    let mut opts = job.opts.clone();
-    opts.rules_6_1 = abi == OrcAbi::V6_1;
-    opts.alt_abi_6_1 = match source {
-        orc::AbiSource::Vermagic(ma, mi) | orc::AbiSource::Banner(ma, mi) => (ma, mi) < (6, 3),
-        _ => abi == OrcAbi::V6_1,
-    };
+    let (opts, abi) = object_options(job, obj);
     let mut out = check::check_with(obj, &opts, abi, &|| loaded.data.release_pages())?;
     out.stats
         .phases
@@ -183,6 +181,30 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
         print_stats(job, &out.stats, loaded.start);
     }
     Ok(out.findings.warning_count() > 0)
+}
+
+/// The options and ORC ABI for one object: the job's, with the kernel version's rules.
+fn object_options(job: &Job<'_>, obj: &Object<'_>) -> (Options, OrcAbi) {
+    let (detected, source) = orc::detect_abi(obj);
+    let abi = job.orc_abi.unwrap_or(detected);
+    let mut opts = job.opts.clone();
+    opts.rules_6_1 = abi == OrcAbi::V6_1;
+    opts.alt_abi_6_1 = match source {
+        orc::AbiSource::Vermagic(ma, mi) | orc::AbiSource::Banner(ma, mi) => (ma, mi) < (6, 3),
+        _ => abi == OrcAbi::V6_1,
+    };
+    (opts, abi)
+}
+
+/// Checks one object as [`run`] does, printing and writing nothing, and hands `inspect`
+/// the model and the walk (`orctool explain`). Returns the findings.
+pub fn inspect(
+    job: &Job<'_>,
+    obj: &Object<'_>,
+    inspect: &mut dyn FnMut(&check::Inspect<'_, '_, '_>),
+) -> Result<crate::report::Findings> {
+    let (opts, abi) = object_options(job, obj);
+    Ok(check::check_inspect(obj, &opts, abi, inspect)?.findings)
 }
 
 fn read_phase(loaded: &Loaded) -> &'static str {
@@ -245,6 +267,27 @@ fn write(
 /// objtool's `error:` lines, then the warnings, in objtool's layout with the tool's name.
 fn print_findings(job: &Job<'_>, path: &Path, out: &Outcome) {
     let name = path.display().to_string();
+    use super::format::{self, Format};
+    if job.format != Format::Text {
+        let items: Vec<_> = out
+            .errors
+            .iter()
+            .map(|e| format::json_error(&name, e))
+            .chain(
+                out.findings
+                    .findings()
+                    .iter()
+                    .map(|f| format::json_finding(&name, f)),
+            )
+            .collect();
+        match job.collect {
+            Some(all) => all.borrow_mut().extend(items),
+            None => {
+                super::print_stdout(&format::json_lines(&items));
+            }
+        }
+        return;
+    }
     let tool = job.tool.name();
     let mut text = String::new();
     for e in &out.errors {

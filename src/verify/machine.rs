@@ -104,6 +104,11 @@ fn rel(inst: &Instruction) -> Option<i64> {
     }
 }
 
+/// A no-op of any length (`nop`, `nopw 0x0(%rax,%rax,1)`, `xchg %ax,%ax`).
+pub fn is_nop(inst: &Instruction) -> bool {
+    inst.opcode() == Opcode::NOP
+}
+
 pub fn flow(inst: &Instruction) -> Flow {
     let op = inst.opcode();
     match op {

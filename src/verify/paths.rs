@@ -376,13 +376,15 @@ fn runtime(c: &Ctx<'_, '_>, node: Node) -> Loc {
     }
 }
 
+const UNDEFINED: &str = "undefined entry in reachable code";
+
 /// Whether an entry describes the state: `Ok(())`, or why not.
 pub fn judge(abi: crate::orc::OrcAbi, e: Option<OrcEntry>, s: &State) -> Verdict {
     let Some(e) = e else {
         return Verdict::Wrong("no ORC entry covers it");
     };
     match meaning(abi, &e) {
-        Meaning::Undefined => return Verdict::Wrong("undefined entry in reachable code"),
+        Meaning::Undefined => return Verdict::Wrong(UNDEFINED),
         Meaning::End => return Verdict::Wrong("end-of-stack entry inside a function"),
         Meaning::Frame => {}
     }
@@ -526,6 +528,9 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
                         }
                     }
                 }
+                if v == Verdict::Wrong(UNDEFINED) && w.dead_padding(node) {
+                    v = Verdict::Unprovable(Unprovable::DeadPadding);
+                }
                 if matches!(v, Verdict::Wrong(_)) && c.asm.contains(&g.entry) {
                     v = Verdict::Unprovable(Unprovable::AsmNoHints);
                 }
@@ -578,6 +583,25 @@ pub fn verify_group(c: &Ctx<'_, '_>, g: &Group, tally: &mut Tally) {
 }
 
 impl Walk<'_, '_, '_> {
+    /// A NOP whose every arrival is the fall-through of a call or a `ud2` just before it:
+    /// the alignment padding a compiler puts after a call that does not return. Whether
+    /// the callee returns (an external one, `die()` of a host tool) cannot be known, so
+    /// neither can whether an undefined entry there is a gap or dead code.
+    fn dead_padding(&self, node: Node) -> bool {
+        let Some(slot) = self.slots.get(&node) else {
+            return false;
+        };
+        let weak_only = !slot.ins.is_empty()
+            && slot.ins.iter().all(|(pred, _, _)| {
+                pred.var == node.var
+                    && machine::decode(self.bytes(*pred)).is_some_and(|d| {
+                        pred.loc.off + d.len == node.loc.off
+                            && matches!(machine::flow(&d.inst), Flow::Call(_) | Flow::Trap)
+                    })
+            });
+        weak_only && machine::decode(self.bytes(node)).is_some_and(|d| machine::is_nop(&d.inst))
+    }
+
     /// For a call that returns (not a local one): (return address − 1, its entry).
     fn call_return(&self, node: Node, at: Loc) -> Option<(u64, Option<OrcEntry>)> {
         if node.var > 0 {

@@ -30,10 +30,13 @@ pub enum Unprovable {
     /// A linked image's assembly function (no compiler CFI covers it) where the machine
     /// disagrees with the table: its unwind hints are not in the image (`.discard`).
     AsmNoHints,
+    /// A NOP reached only past a call (or `ud2`) whose entry is undefined: padding after a
+    /// callee that may not return (an external noreturn function the machine cannot know).
+    DeadPadding,
 }
 
 impl Unprovable {
-    pub const ALL: [Unprovable; 9] = [
+    pub const ALL: [Unprovable; 10] = [
         Unprovable::Hint,
         Unprovable::RegsFrame,
         Unprovable::Unreached,
@@ -43,6 +46,7 @@ impl Unprovable {
         Unprovable::NonStandard,
         Unprovable::RbpReloaded,
         Unprovable::AsmNoHints,
+        Unprovable::DeadPadding,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +60,7 @@ impl Unprovable {
             Unprovable::NonStandard => "non-standard function",
             Unprovable::RbpReloaded => "rbp reloaded",
             Unprovable::AsmNoHints => "assembly, hints not in the image",
+            Unprovable::DeadPadding => "padding after a call that may not return",
         }
     }
 }
