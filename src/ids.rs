@@ -1,8 +1,9 @@
 //! One newtype per index, and a table keyed by one: the vocabulary every stage shares.
 //!
 //! In the spirit of cranelift's entities: an id is a `u32` into a table, never a pointer.
-//! "None" is an `Option`; the ids kept per instruction (`StateId`) have a `NonZeroU32`
-//! inside so that `Option<Id>` stays 4 bytes (asserted below).
+//! "None" is an `Option`; the ids kept per instruction have a `NonZeroU32` inside so
+//! that an optional one stays 4 bytes (`Option<StateId>`, and [`PackedSymId`] for a
+//! symbol; asserted below).
 
 use std::marker::PhantomData;
 use std::num::NonZeroU32;
@@ -13,8 +14,27 @@ pub struct SecId(pub u32);
 
 /// Index of a symbol in `.symtab` (the same numbers everywhere: the ELF reader, the
 /// symbol model and the findings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SymId(pub u32);
+
+/// An optional [`SymId`] in 4 bytes, for the records kept per instruction: the index + 1,
+/// 0 for none (`u32::MAX`, which no symbol table reaches, is none too).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PackedSymId(Option<NonZeroU32>);
+
+impl PackedSymId {
+    pub const NONE: PackedSymId = PackedSymId(None);
+
+    pub fn new(id: Option<SymId>) -> PackedSymId {
+        PackedSymId(id.and_then(|s| NonZeroU32::new(s.0.wrapping_add(1))))
+    }
+
+    pub fn get(self) -> Option<SymId> {
+        self.0.map(|n| SymId(n.get() - 1))
+    }
+}
+
+const _: () = assert!(size_of::<PackedSymId>() == 4);
 
 /// Index of an instruction in the decoded instruction table; a section's instructions
 /// have consecutive ids in offset order.
@@ -182,6 +202,20 @@ mod tests {
         assert_eq!(StateId::from_raw(0), None);
         assert_eq!(StateId::new(u32::MAX), None);
         assert_eq!(StateId::new(41).unwrap().index(), 41);
+    }
+
+    #[test]
+    fn packed_sym_id_is_an_option_in_four_bytes() {
+        assert_eq!(size_of::<PackedSymId>(), 4);
+        assert_eq!(PackedSymId::NONE.get(), None);
+        assert_eq!(PackedSymId::default(), PackedSymId::NONE);
+        assert_eq!(PackedSymId::new(None).get(), None);
+        for i in [0, 1, 7, u32::MAX - 1] {
+            assert_eq!(PackedSymId::new(Some(SymId(i))).get(), Some(SymId(i)));
+        }
+        assert_ne!(PackedSymId::new(Some(SymId(0))), PackedSymId::NONE);
+        // u32::MAX was the old `NO_SYM` and is none still
+        assert_eq!(PackedSymId::new(Some(SymId(u32::MAX))).get(), None);
     }
 
     #[test]

@@ -9,10 +9,11 @@ use object::read::elf::SectionHeader as _;
 
 use super::program::{Attr, LOOKUP_BATCH, LOOKUP_MIN_TASK, Program, Step};
 use super::relocs::{Reloc, Relocs};
-use super::symbols::{SymIdx, Symbols};
+use super::symbols::Symbols;
 use crate::decode::{Insn, InsnId, InsnKind, InsnTable};
 use crate::elf::{LE, Object, SecId};
 use crate::ids::StreamId;
+use crate::ids::SymId;
 use crate::options::Options;
 
 pub struct Builder<'a, 'data> {
@@ -21,7 +22,7 @@ pub struct Builder<'a, 'data> {
     /// objtool's `first_jump_src`: the first forward jump to an instruction.
     pub(super) first_jump_src: HashMap<InsnId, InsnId>,
     /// Memoised `dead_end_function()` results while call destinations are added.
-    pub(super) dead_end_memo: HashMap<SymIdx, bool>,
+    pub(super) dead_end_memo: HashMap<SymId, bool>,
 }
 
 impl<'a, 'data> Deref for Builder<'a, 'data> {

@@ -8,20 +8,20 @@ use object::elf;
 
 use super::builder::Builder;
 use super::program::{AnalysisError, Attr, Step};
-use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
+use crate::ids::{PackedSymId, SymId};
 use crate::report::{FindingKind, Findings};
 
 /// A call's destination as found by [`Program::call_target`].
 #[derive(Clone, Copy)]
 pub(super) enum CallTarget {
     /// No relocation: the function at the displacement's target (or none).
-    Direct(SymIdx),
+    Direct(Option<SymId>),
     /// A section-relative relocation: the function there (or none).
-    Section(SymIdx),
+    Section(Option<SymId>),
     Retpoline,
-    Sym(SymIdx),
+    Sym(SymId),
 }
 
 /// What adding a call's destination does to it ([`Program::call_effect`]).
@@ -38,7 +38,7 @@ impl Builder<'_, '_> {
     pub(super) fn add_call_dest(
         &mut self,
         id: InsnId,
-        dest: SymIdx,
+        dest: Option<SymId>,
         sibling: bool,
         f: &mut Findings,
     ) {
@@ -71,13 +71,11 @@ impl Builder<'_, '_> {
         &self,
         id: InsnId,
         a: &mut Attr,
-        dest: SymIdx,
+        dest: Option<SymId>,
         sibling: bool,
     ) -> Option<FindingKind> {
-        a.call_dest = dest;
-        if dest == NO_SYM {
-            return None;
-        }
+        a.call_dest = PackedSymId::new(dest);
+        a.call_dest.get()?;
         a.set_ops_removed(true);
         self.annotate_call_site_to(id, a, sibling)
     }
@@ -103,10 +101,10 @@ impl Builder<'_, '_> {
         a: &mut Attr,
         sibling: bool,
     ) -> Option<FindingKind> {
-        let mut sym = a.call_dest;
-        if sym == NO_SYM {
-            sym = self.reloc_of(id)?.sym;
-        }
+        let sym = match a.call_dest.get() {
+            Some(s) => s,
+            None => self.reloc_of(id)?.sym,
+        };
         let sec = self.insns.sec_of(id);
         if self.sec_names[sec.0 as usize] == ".altinstr_replacement" {
             return None;
@@ -150,11 +148,10 @@ impl Builder<'_, '_> {
         a.set_retpoline_safe(true);
     }
 
-    pub(super) fn find_call_destination(&self, sec: SecId, off: u64) -> SymIdx {
+    pub(super) fn find_call_destination(&self, sec: SecId, off: u64) -> Option<SymId> {
         self.syms
             .func_by_offset(sec, off)
             .or_else(|| self.syms.by_offset(sec, off))
-            .unwrap_or(NO_SYM)
     }
 
     /// Where a call goes, from its relocation or its displacement.
@@ -224,16 +221,16 @@ impl Builder<'_, '_> {
                 if a.ignore() {
                     return effect(w, false, a);
                 }
-                if a.call_dest == NO_SYM {
+                let Some(dest) = a.call_dest.get() else {
                     return effect(Some(FindingKind::UnannotatedIntraFunctionCall), true, a);
-                }
-                if self.insn_func(id) != NO_SYM && !self.syms.is_func(a.call_dest) {
+                };
+                if self.insn_func(id).is_some() && !self.syms.is_func(dest) {
                     return effect(Some(FindingKind::UnsupportedCallToNonFunction), true, a);
                 }
                 w
             }
             CallTarget::Section(dest) => {
-                if dest == NO_SYM {
+                if dest.is_none() {
                     // (the address again from the relocation, for the message)
                     let (sec, off) = self
                         .reloc_of(id)
@@ -245,7 +242,7 @@ impl Builder<'_, '_> {
                 self.add_call_dest_to(id, &mut a, dest, false)
             }
             CallTarget::Retpoline => self.add_retpoline_call_to(id, &mut a),
-            CallTarget::Sym(sym) => self.add_call_dest_to(id, &mut a, sym, false),
+            CallTarget::Sym(sym) => self.add_call_dest_to(id, &mut a, Some(sym), false),
         };
         effect(warning, false, a)
     }

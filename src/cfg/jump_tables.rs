@@ -8,9 +8,9 @@ use object::elf;
 use super::builder::Builder;
 use super::program::{Alt, AnalysisError, Step};
 use super::relocs::Reloc;
-use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
+use crate::ids::SymId;
 use crate::report::{FindingKind, Findings};
 
 impl Builder<'_, '_> {
@@ -45,19 +45,21 @@ impl Builder<'_, '_> {
             .map(|tt| tt.get(t.1 as usize))
             .unwrap_or(Reloc {
                 offset: 0,
-                sym: 0,
+                sym: SymId(0),
                 ty: 0,
                 addend: 0,
             })
     }
 
     /// objtool: `find_jump_table()`.
-    pub(super) fn find_jump_table(&mut self, func: SymIdx, jump: InsnId) -> Option<(SecId, u32)> {
+    pub(super) fn find_jump_table(&mut self, func: SymId, jump: InsnId) -> Option<(SecId, u32)> {
         let mut cur = Some(jump);
         let mut steps = 0usize;
         while let Some(id) = cur {
-            let f = self.insn_func(id);
-            if f == NO_SYM || self.syms.get(f).pfunc != func {
+            let Some(f) = self.insn_func(id) else {
+                break;
+            };
+            if self.syms.get(f).pfunc != Some(func) {
                 break;
             }
             steps += 1;
@@ -87,7 +89,7 @@ impl Builder<'_, '_> {
                 let (sec, off) = (self.syms.get(r.sym).sec, r.addend as u64);
                 if let Some(d) = self.insns.at(sec, off) {
                     let df = self.insn_func(d);
-                    if df != NO_SYM && self.syms.get(df).pfunc == func {
+                    if df.is_some_and(|df| self.syms.get(df).pfunc == Some(func)) {
                         return Some(table);
                     }
                 }
@@ -103,7 +105,10 @@ impl Builder<'_, '_> {
         next_table: Option<(SecId, u32)>,
         f: &mut Findings,
     ) -> Step {
-        let pfunc = self.syms.get(self.insn_func(jump)).pfunc;
+        // (a jump table's jump is in a function: the caller found the table from it)
+        let Some(pfunc) = self.insn_func(jump).and_then(|f| self.syms.get(f).pfunc) else {
+            return Ok(());
+        };
         let (psec, poff, pend) = {
             let p = self.syms.get(pfunc);
             (p.sec, p.offset, p.end())
@@ -135,8 +140,10 @@ impl Builder<'_, '_> {
             let Some(d) = self.insns.at(rs.sec, r.addend as u64) else {
                 break;
             };
-            let df = self.insn_func(d);
-            if df == NO_SYM || self.syms.get(df).pfunc != pfunc {
+            let Some(df) = self.insn_func(d) else {
+                break;
+            };
+            if self.syms.get(df).pfunc != Some(pfunc) {
                 break;
             }
             targets.push(Alt {
@@ -171,7 +178,7 @@ impl Builder<'_, '_> {
             return Ok(());
         }
         // the functions in walk order
-        let order: Vec<SymIdx> = self
+        let order: Vec<SymId> = self
             .syms
             .lists
             .iter()
@@ -180,8 +187,8 @@ impl Builder<'_, '_> {
             .filter(|&s| self.syms.is_func(s))
             .collect();
         let scope = JumpTableScope::new(self);
-        let replay = |p: &Self, func: SymIdx| -> Vec<(InsnId, InsnId)> {
-            if scope.search[func as usize] || !scope.writes_into_searched(p, func) {
+        let replay = |p: &Self, func: SymId| -> Vec<(InsnId, InsnId)> {
+            if scope.search[func.index()] || !scope.writes_into_searched(p, func) {
                 return Vec::new();
             }
             let run = p.insns.section_range(p.syms.get(func).sec);
@@ -195,7 +202,7 @@ impl Builder<'_, '_> {
         let replays = self.map_all(&order, 1, |&func| replay(self, func));
         let mut dynamic = Vec::new();
         for (&func, writes) in order.iter().zip(replays) {
-            if !scope.search[func as usize] {
+            if !scope.search[func.index()] {
                 // (no dynamic jump, so no table for pass 2 either)
                 for (d, src) in writes {
                     self.first_jump_src.entry(d).or_insert(src);
@@ -266,9 +273,9 @@ impl Builder<'_, '_> {
     /// parts (hostile input) is a yes.
     pub(super) fn func_walk_may_meet(
         &self,
-        func: SymIdx,
+        func: SymId,
         insn: impl Fn(InsnId) -> bool,
-        owner: impl Fn(SymIdx) -> bool,
+        owner: impl Fn(SymId) -> bool,
     ) -> bool {
         let f = self.syms.get(func);
         let mut cur = self.insns.at(f.sec, f.offset);
@@ -277,14 +284,15 @@ impl Builder<'_, '_> {
             if insn(id) {
                 return true;
             }
-            let o = self.insn_func(id);
-            if o == NO_SYM {
+            let Some(o) = self.insn_func(id) else {
                 return false;
-            }
+            };
             if owner(o) {
                 return true;
             }
-            let c = self.syms.get(o).cfunc;
+            let Some(c) = self.syms.get(o).cfunc else {
+                return false;
+            };
             if c == o {
                 return false;
             }
@@ -315,7 +323,7 @@ pub(super) struct JumpTableScope {
 impl JumpTableScope {
     fn new(p: &Builder<'_, '_>) -> Self {
         let n = p.syms.syms.len();
-        let func_of = |id: InsnId| Some(p.insn_func(id)).filter(|&s| s != NO_SYM);
+        let func_of = |id: InsnId| p.insn_func(id);
         // One look at each instruction that can matter: a dynamic jump is an indirect jump
         // as decoded or a jump to a retpoline thunk (a branch), and only branches have a
         // jump destination. Kept: the dynamic jumps, and the jumps into another symbol's
@@ -342,17 +350,20 @@ impl JumpTableScope {
         let mut has_dynamic = vec![false; n];
         for &id in &seen {
             if let Some(o) = func_of(id).filter(|_| is_dynamic(id)) {
-                has_dynamic[o as usize] = true;
+                has_dynamic[o.index()] = true;
             }
         }
-        let searches = |s: SymIdx| {
-            p.syms.is_func(s) && p.func_walk_may_meet(s, is_dynamic, |o| has_dynamic[o as usize])
+        let searches = |s: SymId| {
+            p.syms.is_func(s) && p.func_walk_may_meet(s, is_dynamic, |o| has_dynamic[o.index()])
         };
         let search: Vec<bool> = if p.parallel() {
             use rayon::prelude::*;
-            (0..n as SymIdx).into_par_iter().map(searches).collect()
+            (0..n as u32)
+                .into_par_iter()
+                .map(|s| searches(SymId(s)))
+                .collect()
         } else {
-            (0..n as SymIdx).map(searches).collect()
+            (0..n as u32).map(|s| searches(SymId(s))).collect()
         };
         // (with the function test folded in)
         let readable: Vec<bool> = p
@@ -361,7 +372,7 @@ impl JumpTableScope {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                p.syms.is_func(i as SymIdx) && s.pfunc != NO_SYM && search[s.pfunc as usize]
+                p.syms.is_func(SymId(i as u32)) && s.pfunc.is_some_and(|f| search[f.index()])
             })
             .collect();
         let mut scope = JumpTableScope {
@@ -376,7 +387,7 @@ impl JumpTableScope {
                 continue;
             };
             if let Some(o) = func_of(id).filter(|_| scope.readable(p, InsnId(d))) {
-                writes[o as usize] = true;
+                writes[o.index()] = true;
             }
         }
         scope.writes = writes;
@@ -385,18 +396,20 @@ impl JumpTableScope {
 
     /// Whether a search may visit `id`.
     fn readable(&self, p: &Builder<'_, '_>, id: InsnId) -> bool {
-        let o = p.attrs[id.idx()].sym;
-        o != NO_SYM && self.readable[o as usize]
+        p.attrs[id.idx()]
+            .sym
+            .get()
+            .is_some_and(|o| self.readable[o.index()])
     }
 
     /// Whether the walk of `func` may leave a back-pointer a search can read.
-    fn writes_into_searched(&self, p: &Builder<'_, '_>, func: SymIdx) -> bool {
+    fn writes_into_searched(&self, p: &Builder<'_, '_>, func: SymId) -> bool {
         let jumps_in = |id: InsnId| {
             p.attrs[id.idx()]
                 .jump_dest
                 .get()
                 .is_some_and(|d| self.readable(p, InsnId(d)))
         };
-        p.func_walk_may_meet(func, jumps_in, |o| self.writes[o as usize])
+        p.func_walk_may_meet(func, jumps_in, |o| self.writes[o.index()])
     }
 }

@@ -8,9 +8,9 @@ use object::elf;
 use super::builder::Builder;
 use super::calls::CallTarget;
 use super::program::{AnalysisError, Packed, Step};
-use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
+use crate::ids::SymId;
 use crate::report::{FindingKind, Findings};
 
 /// A direct jump's destination as found by [`Program::jump_target`].
@@ -23,7 +23,7 @@ pub(super) enum JumpTarget {
     /// A jump to the return thunk: a return.
     Return,
     /// A relocation to a symbol from inside a function: a sibling call to it.
-    Sibling(SymIdx),
+    Sibling(SymId),
     /// An address, and what is known of the instruction there if there is one.
     Addr(SecId, u64, Option<Dest>),
 }
@@ -35,12 +35,12 @@ pub(super) struct Dest {
     /// The destination starts a retpoline thunk or the return thunk.
     thunk: Option<Thunk>,
     /// The function of the destination.
-    dfunc: SymIdx,
+    dfunc: Option<SymId>,
     /// The jump goes from a function into a `.cold` part: objtool links them.
     cold_link: bool,
     /// The symbols of the jump and of its destination when the jump is a sibling call
-    /// unless both have the same parent function (`NO_SYM` otherwise).
-    sibling: (SymIdx, SymIdx),
+    /// unless both have the same parent function (none otherwise).
+    sibling: Option<(SymId, SymId)>,
 }
 
 #[derive(Clone, Copy)]
@@ -51,7 +51,7 @@ pub(super) enum Thunk {
 
 impl Builder<'_, '_> {
     /// objtool: `is_first_func_insn()`, for `id` at `offset`.
-    pub(super) fn is_first_func_insn(&self, id: InsnId, offset: u64, sym: SymIdx) -> bool {
+    pub(super) fn is_first_func_insn(&self, id: InsnId, offset: u64, sym: SymId) -> bool {
         let s = self.syms.get(sym);
         if offset == s.offset {
             return true;
@@ -83,7 +83,7 @@ impl Builder<'_, '_> {
                     return JumpTarget::Retpoline;
                 } else if s.return_thunk {
                     return JumpTarget::Return;
-                } else if func != NO_SYM {
+                } else if func.is_some() {
                     return JumpTarget::Sibling(r.sym);
                 } else if s.sec.0 != 0 {
                     (
@@ -97,35 +97,37 @@ impl Builder<'_, '_> {
         };
         // (the destination starts at `off`: its record is not read)
         let dest = self.insns.at(sec, off).map(|dest| {
-            let dsym = self.attrs[dest.idx()].sym;
-            let thunk = if dsym != NO_SYM && off == self.syms.get(dsym).offset {
-                let ds = self.syms.get(dsym);
-                if ds.retpoline_thunk {
-                    Some(Thunk::Retpoline)
-                } else if ds.return_thunk {
-                    Some(Thunk::Return)
-                } else {
-                    None
+            let dsym = self.attrs[dest.idx()].sym.get();
+            let thunk = match dsym.map(|d| self.syms.get(d)) {
+                Some(ds) if off == ds.offset => {
+                    if ds.retpoline_thunk {
+                        Some(Thunk::Retpoline)
+                    } else if ds.return_thunk {
+                        Some(Thunk::Return)
+                    } else {
+                        None
+                    }
                 }
-            } else {
-                None
+                _ => None,
             };
             let dfunc = self.insn_func(dest);
-            let cold_link = func != NO_SYM
-                && dfunc != NO_SYM
-                && func != dfunc
-                && !self.syms.get(func).name.contains(".cold")
-                && self.syms.get(dfunc).name.contains(".cold");
+            let cold_link = match (func, dfunc) {
+                (Some(func), Some(dfunc)) => {
+                    func != dfunc
+                        && !self.syms.get(func).name.contains(".cold")
+                        && self.syms.get(dfunc).name.contains(".cold")
+                }
+                _ => false,
+            };
             // objtool: `jump_is_sibling_call()` up to its parent comparison
-            let (fs, ts) = (self.attrs[id.idx()].sym, dsym);
-            let sibling = if fs != NO_SYM
-                && ts != NO_SYM
-                && self.is_first_func_insn(dest, off, ts)
-                && self.syms.get(ts).ty != elf::STT_NOTYPE
-            {
-                (fs, ts)
-            } else {
-                (NO_SYM, NO_SYM)
+            let sibling = match (self.attrs[id.idx()].sym.get(), dsym) {
+                (Some(fs), Some(ts))
+                    if self.is_first_func_insn(dest, off, ts)
+                        && self.syms.get(ts).ty != elf::STT_NOTYPE =>
+                {
+                    Some((fs, ts))
+                }
+                _ => None,
             };
             Dest {
                 insn: dest,
@@ -163,7 +165,7 @@ impl Builder<'_, '_> {
             }
         };
         // the parent functions, which this step changes, kept compact for the sibling test
-        let mut pfunc: Vec<SymIdx> = self.syms.syms.iter().map(|s| s.pfunc).collect();
+        let mut pfunc: Vec<Option<SymId>> = self.syms.syms.iter().map(|s| s.pfunc).collect();
         let mut calls = Vec::new();
         let r = self.lookups(
             &branches,
@@ -186,7 +188,7 @@ impl Builder<'_, '_> {
         &mut self,
         id: InsnId,
         target: JumpTarget,
-        pfunc: &mut [SymIdx],
+        pfunc: &mut [Option<SymId>],
         f: &mut Findings,
     ) -> Step {
         let k = id.idx();
@@ -205,7 +207,7 @@ impl Builder<'_, '_> {
                 return Ok(());
             }
             JumpTarget::Sibling(sym) => {
-                self.add_call_dest(id, sym, true, f);
+                self.add_call_dest(id, Some(sym), true, f);
                 return Ok(());
             }
             JumpTarget::Addr(sec, off, dest) => (sec, off, dest),
@@ -218,9 +220,8 @@ impl Builder<'_, '_> {
                 }
             }
             if self.ignore_unreachables
-                && func != NO_SYM
                 && dest_sec == self.insns.sec_of(id)
-                && dest_off == self.syms.get(func).end()
+                && func.is_some_and(|func| dest_off == self.syms.get(func).end())
             {
                 return Ok(());
             }
@@ -240,13 +241,15 @@ impl Builder<'_, '_> {
             None => {}
         }
         let dfunc = dest.dfunc;
-        if dest.cold_link {
-            self.syms.syms[func as usize].cfunc = dfunc;
-            self.syms.syms[dfunc as usize].pfunc = func;
-            pfunc[dfunc as usize] = func;
+        if let (true, Some(func), Some(dfunc)) = (dest.cold_link, func, dfunc) {
+            self.syms.syms[func.index()].cfunc = Some(dfunc);
+            self.syms.syms[dfunc.index()].pfunc = Some(func);
+            pfunc[dfunc.index()] = Some(func);
         }
-        let (fs, ts) = dest.sibling;
-        if fs != NO_SYM && pfunc[fs as usize] != pfunc[ts as usize] {
+        if dest
+            .sibling
+            .is_some_and(|(fs, ts)| pfunc[fs.index()] != pfunc[ts.index()])
+        {
             self.add_call_dest(id, dfunc, true, f);
             return Ok(());
         }

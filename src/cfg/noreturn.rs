@@ -8,16 +8,13 @@ use object::elf;
 use super::builder::Builder;
 use super::calls::CallTarget;
 use super::program::{AnalysisError, Step};
-use super::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnId, InsnKind};
+use crate::ids::SymId;
 use crate::report::{FindingKind, Findings};
 
 impl Builder<'_, '_> {
     /// objtool: `__dead_end_function()`.
-    pub fn dead_end_function(&self, func: SymIdx, recursion: u32) -> bool {
-        if func == NO_SYM {
-            return false;
-        }
+    pub fn dead_end_function(&self, func: SymId, recursion: u32) -> bool {
         let s = self.syms.get(func);
         if self.opts.rules_6_1 {
             // objtool 6.1: its own list, for global symbols only
@@ -35,7 +32,7 @@ impl Builder<'_, '_> {
         let Some(first) = self.insns.at(s.sec, s.offset) else {
             return false;
         };
-        if self.insn_func(first) == NO_SYM {
+        if self.insn_func(first).is_none() {
             return false;
         }
         // one pass: any return makes it return; else the first sibling call decides
@@ -60,7 +57,9 @@ impl Builder<'_, '_> {
             if recursion == 5 {
                 return false;
             }
-            return self.dead_end_function(self.insn_func(dest), recursion + 1);
+            return self
+                .insn_func(dest)
+                .is_some_and(|d| self.dead_end_function(d, recursion + 1));
         }
         true
     }
@@ -69,13 +68,14 @@ impl Builder<'_, '_> {
     /// in the memo, in parallel (`dead_end_function()` reads returns and sibling calls,
     /// which the call step does not change, so answering early is answering the same).
     pub(super) fn precompute_dead_ends(&mut self, calls: &[(InsnId, CallTarget)]) {
-        let mut todo: Vec<SymIdx> = calls
+        let mut todo: Vec<SymId> = calls
             .iter()
             .filter_map(|&(_, t)| match t {
-                CallTarget::Direct(s) | CallTarget::Section(s) | CallTarget::Sym(s) => Some(s),
+                CallTarget::Direct(s) | CallTarget::Section(s) => s,
+                CallTarget::Sym(s) => Some(s),
                 CallTarget::Retpoline => None,
             })
-            .filter(|&s| s != NO_SYM && !self.dead_end_memo.contains_key(&s))
+            .filter(|s| !self.dead_end_memo.contains_key(s))
             .collect();
         todo.sort_unstable();
         todo.dedup();

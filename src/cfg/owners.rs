@@ -8,10 +8,10 @@ use object::elf;
 
 use super::builder::Builder;
 use super::program::{AnalysisError, Attr, OWNER_STRETCHES, Step};
-use super::symbols::SymIdx;
 use crate::decode::regs::CFI_SP;
 use crate::decode::{InsnId, InsnKind, StackOp};
 use crate::elf::SecId;
+use crate::ids::{PackedSymId, SymId};
 use crate::report::{FindingKind, Findings};
 
 impl Builder<'_, '_> {
@@ -27,9 +27,9 @@ impl Builder<'_, '_> {
             let secid = SecId(sec as u32);
             // each owner's instructions, in list order (a later symbol takes the
             // instructions of an earlier one it overlaps)
-            let mut owners: Vec<(SymIdx, std::ops::Range<u32>)> = Vec::new();
+            let mut owners: Vec<(SymId, std::ops::Range<u32>)> = Vec::new();
             for &s in &self.syms.lists[sec] {
-                if !matches!(types[s as usize], elf::STT_NOTYPE | elf::STT_FUNC) {
+                if !matches!(types[s.index()], elf::STT_NOTYPE | elf::STT_FUNC) {
                     continue;
                 }
                 let sym = self.syms.get(s);
@@ -63,8 +63,9 @@ impl Builder<'_, '_> {
                 for (s, r) in &owners {
                     let (a, b) = (r.start.max(first), r.end.min(end));
                     if a < b {
+                        let s = PackedSymId::new(Some(*s));
                         for attr in &mut stretch[(a - first) as usize..(b - first) as usize] {
-                            attr.sym = *s;
+                            attr.sym = s;
                         }
                     }
                 }

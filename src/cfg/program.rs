@@ -8,10 +8,10 @@ use object::read::elf::SectionHeader as _;
 
 use super::hints::Hint;
 use super::relocs::Reloc;
-use super::symbols::{NO_SYM, SymIdx, Symbols};
+use super::symbols::Symbols;
 use crate::decode::{Insn, InsnId, InsnKind, InsnTable};
 use crate::elf::{LE, Object, SecId};
-use crate::ids::{AltGroupId, StreamId, SymId, Table};
+use crate::ids::{AltGroupId, PackedSymId, StreamId, SymId, Table};
 use crate::options::Options;
 use crate::report::{FindingKind, LocatedSymbol, Location, Report, SectionOffset};
 
@@ -112,9 +112,10 @@ pub struct Attr {
     pub kind: InsnKind,
     pub instr: i8,
     pub(super) flags: u16,
-    pub sym: SymIdx,
+    /// The symbol containing the instruction (objtool's `insn->sym`).
+    pub sym: PackedSymId,
     pub jump_dest: Packed,
-    pub call_dest: SymIdx,
+    pub call_dest: PackedSymId,
 }
 
 const _: () = assert!(size_of::<Attr>() <= 16);
@@ -158,9 +159,9 @@ impl Default for Attr {
             kind: InsnKind::Other,
             instr: 0,
             flags: 0,
-            sym: NO_SYM,
+            sym: PackedSymId::NONE,
             jump_dest: Packed::NONE,
-            call_dest: NO_SYM,
+            call_dest: PackedSymId::NONE,
         }
     }
 }
@@ -242,22 +243,20 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// objtool: `insn_func()` — the owner if it is a function.
-    pub fn insn_func(&self, id: InsnId) -> SymIdx {
-        let s = self.attrs[id.idx()].sym;
-        if s != NO_SYM && self.syms.is_func(s) {
-            s
-        } else {
-            NO_SYM
-        }
+    pub fn insn_func(&self, id: InsnId) -> Option<SymId> {
+        self.attrs[id.idx()]
+            .sym
+            .get()
+            .filter(|&s| self.syms.is_func(s))
     }
 
     /// objtool: `insn_call_dest()`.
-    pub fn call_dest(&self, id: InsnId) -> SymIdx {
+    pub fn call_dest(&self, id: InsnId) -> Option<SymId> {
         let a = &self.attrs[id.idx()];
         if matches!(a.kind, InsnKind::JumpDynamic | InsnKind::CallDynamic) {
-            NO_SYM
+            None
         } else {
-            a.call_dest
+            a.call_dest.get()
         }
     }
 
@@ -286,10 +285,10 @@ impl<'a, 'data> Program<'a, 'data> {
     /// objtool: `is_sibling_call()`.
     pub fn is_sibling_call(&self, id: InsnId) -> bool {
         let kind = self.attrs[id.idx()].kind;
-        if self.insn_func(id) != NO_SYM && kind == InsnKind::JumpDynamic {
+        if self.insn_func(id).is_some() && kind == InsnKind::JumpDynamic {
             return !self.is_jump_table_jump(id);
         }
-        kind.is_static_jump() && self.call_dest(id) != NO_SYM
+        kind.is_static_jump() && self.call_dest(id).is_some()
     }
 
     pub fn next_same_sec(&self, id: InsnId) -> Option<InsnId> {
@@ -308,21 +307,18 @@ impl<'a, 'data> Program<'a, 'data> {
 
     /// objtool: `next_insn_same_func()`.
     pub fn next_same_func(&self, id: InsnId) -> Option<InsnId> {
-        let func = self.insn_func(id);
-        if func == NO_SYM {
-            return None;
-        }
+        let func = self.insn_func(id)?;
         let next = self.next_same_sec(id);
         if let Some(n) = next {
-            if self.insn_func(n) == func {
+            if self.insn_func(n) == Some(func) {
                 return Some(n);
             }
         }
-        let f = self.syms.get(func);
-        if f.cfunc == func {
+        let cfunc = self.syms.get(func).cfunc?;
+        if cfunc == func {
             return None;
         }
-        let c = self.syms.get(f.cfunc);
+        let c = self.syms.get(cfunc);
         self.insns.at(c.sec, c.offset)
     }
 
@@ -366,7 +362,7 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// [`Program::func_insns`] without collecting them.
-    pub fn func_insns_iter(&self, func: SymIdx) -> impl Iterator<Item = InsnId> + '_ {
+    pub fn func_insns_iter(&self, func: SymId) -> impl Iterator<Item = InsnId> + '_ {
         let f = self.syms.get(func);
         let mut cur = self.insns.at(f.sec, f.offset);
         let mut n = 0;
@@ -383,13 +379,13 @@ impl<'a, 'data> Program<'a, 'data> {
     }
 
     /// The instructions of a function and then of its `.cold` part (`func_for_each_insn`).
-    pub fn func_insns(&self, func: SymIdx) -> Vec<InsnId> {
+    pub fn func_insns(&self, func: SymId) -> Vec<InsnId> {
         self.func_insns_iter(func).collect()
     }
 
     /// The instructions starting inside a symbol's range, as consecutive ids (objtool's
     /// `sym_for_each_insn`).
-    pub fn sym_range(&self, sym: SymIdx) -> std::ops::Range<u32> {
+    pub fn sym_range(&self, sym: SymId) -> std::ops::Range<u32> {
         let s = self.syms.get(sym);
         let Some(start) = self.insns.at(s.sec, s.offset) else {
             return 0..0;
@@ -415,7 +411,7 @@ impl<'a, 'data> Program<'a, 'data> {
             function: sym.map(|s| {
                 let sym = self.syms.get(s);
                 LocatedSymbol {
-                    id: SymId(s),
+                    id: s,
                     name: sym.name.to_string(),
                     offset: off.wrapping_sub(sym.offset),
                 }
@@ -459,15 +455,10 @@ impl<'a, 'data> Program<'a, 'data> {
         self.loc(self.insns.sec_of(id), u64::from(i.offset))
     }
 
-    /// A symbol index as an optional [`SymId`] (`NO_SYM` is none).
-    pub fn sym_id(&self, s: SymIdx) -> Option<SymId> {
-        (s != NO_SYM).then_some(SymId(s))
-    }
-
     /// `WARN_INSN(insn, …)`.
     pub fn warn_insn(&self, f: &mut impl Report, id: InsnId, what: impl Into<FindingKind>) {
         f.warn_insn(
-            self.sym_id(self.attrs[id.idx()].sym),
+            self.attrs[id.idx()].sym.get(),
             self.insn_location(id),
             what.into(),
         );

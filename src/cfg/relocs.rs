@@ -5,15 +5,15 @@
 
 use object::read::elf::Rela as _;
 
-use super::symbols::SymIdx;
 use crate::elf::{LE, Object, Rela, SecId};
 use crate::error::Result;
+use crate::ids::SymId;
 use crate::offsets::OffsetIndex;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reloc {
     pub offset: u64,
-    pub sym: SymIdx,
+    pub sym: SymId,
     pub ty: u32,
     pub addend: i64,
 }
@@ -82,7 +82,7 @@ impl<'data> RelocTable<'data> {
                 let r = &r[k];
                 Reloc {
                     offset: r.r_offset(LE),
-                    sym: r.r_sym(LE, false),
+                    sym: SymId(r.r_sym(LE, false)),
                     ty: r.r_type(LE, false),
                     addend: r.r_addend(LE),
                 }
@@ -191,7 +191,7 @@ mod tests {
             let relocs: Vec<Reloc> = (0..n)
                 .map(|_| Reloc {
                     offset: rand(spread),
-                    sym: 0,
+                    sym: SymId(0),
                     ty: 0,
                     addend: 0,
                 })

@@ -11,9 +11,6 @@ use object::read::elf::Sym as _;
 use crate::elf::{LE, Object, SecId, SymId};
 use crate::error::{Error, Result};
 
-pub type SymIdx = u32;
-pub const NO_SYM: SymIdx = u32::MAX;
-
 #[derive(Clone, Debug, Default)]
 pub struct Symbol<'data> {
     /// The name, borrowed from the object's string table (copied only when it is not
@@ -26,9 +23,12 @@ pub struct Symbol<'data> {
     pub offset: u64,
     pub len: u64,
     /// The canonical alias (itself unless a later identical symbol exists).
-    pub alias: SymIdx,
-    pub pfunc: SymIdx,
-    pub cfunc: SymIdx,
+    pub alias: SymId,
+    /// The function this one is a part of (itself unless a `.cold` part); none if not a
+    /// function.
+    pub pfunc: Option<SymId>,
+    /// The `.cold` part of this function (itself if none); none if not a function.
+    pub cfunc: Option<SymId>,
     pub local_label: bool,
     pub static_call_tramp: bool,
     pub retpoline_thunk: bool,
@@ -57,11 +57,11 @@ struct Intervals {
     starts: Vec<u64>,
     ends: Vec<u64>,
     max_end: Vec<u64>,
-    ids: Vec<SymIdx>,
+    ids: Vec<SymId>,
 }
 
 impl Intervals {
-    fn build(mut items: Vec<(u64, u64, SymIdx)>) -> Self {
+    fn build(mut items: Vec<(u64, u64, SymId)>) -> Self {
         items.sort_by_key(|&(s, _, i)| (s, i));
         let mut iv = Intervals::default();
         let mut m = 0;
@@ -75,7 +75,7 @@ impl Intervals {
         iv
     }
 
-    fn containing(&self, x: u64) -> impl Iterator<Item = SymIdx> + '_ {
+    fn containing(&self, x: u64) -> impl Iterator<Item = SymId> + '_ {
         let hi = self.starts.partition_point(|&s| s <= x);
         let lo = self.max_end[..hi].partition_point(|&m| m <= x);
         (lo..hi)
@@ -90,7 +90,7 @@ pub struct Symbols<'data> {
     /// an instruction's owner at every step, and a symbol record is a cache miss.)
     funcs: Vec<bool>,
     /// Per section: its symbols in objtool's list order.
-    pub lists: Vec<Vec<SymIdx>>,
+    pub lists: Vec<Vec<SymId>>,
     /// Per section: sized non-section symbols.
     sized: Vec<Intervals>,
     /// Number of STT_FILE symbols.
@@ -114,17 +114,17 @@ fn cold_suffix(name: &str) -> Option<usize> {
 /// (objtool points all earlier ones at each new one): sorted by that key and index, each
 /// run of equal keys ends with the alias of all its members.
 fn link_aliases(syms: &mut [Symbol<'_>]) {
-    let mut keys: Vec<(u32, u64, u8, u64, SymIdx)> = syms
+    let mut keys: Vec<(u32, u64, u8, u64, SymId)> = syms
         .iter()
         .enumerate()
         .filter(|(_, s)| s.len > 0)
-        .map(|(i, s)| (s.sec.0, s.offset, s.ty, s.len, i as SymIdx))
+        .map(|(i, s)| (s.sec.0, s.offset, s.ty, s.len, SymId(i as u32)))
         .collect();
     keys.sort_unstable();
     for run in keys.chunk_by(|a, b| (a.0, a.1, a.2, a.3) == (b.0, b.1, b.2, b.3)) {
         let last = run[run.len() - 1].4;
         for k in run {
-            syms[k.4 as usize].alias = last;
+            syms[k.4.index()].alias = last;
         }
     }
 }
@@ -138,14 +138,14 @@ fn link_aliases(syms: &mut [Symbol<'_>]) {
 /// the predecessor puts later children before earlier ones, so the list is a depth-first
 /// walk of the predecessor tree with children in descending index order. Predecessors are
 /// found in (offset, index) order with a Fenwick tree of prefix maxima over indices.
-fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymIdx>> {
-    let mut per_sec: Vec<Vec<SymIdx>> = vec![Vec::new(); nsec];
+fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymId>> {
+    let mut per_sec: Vec<Vec<SymId>> = vec![Vec::new(); nsec];
     for (i, s) in syms.iter().enumerate() {
-        per_sec[s.sec.0 as usize].push(i as SymIdx);
+        per_sec[s.sec.0 as usize].push(SymId(i as u32));
     }
-    let mut parent = vec![NO_SYM; syms.len()];
-    let mut first_child = vec![NO_SYM; syms.len()];
-    let mut next_sibling = vec![NO_SYM; syms.len()];
+    let mut parent: Vec<Option<SymId>> = vec![None; syms.len()];
+    let mut first_child: Vec<Option<SymId>> = vec![None; syms.len()];
+    let mut next_sibling: Vec<Option<SymId>> = vec![None; syms.len()];
     // Fenwick tree over positions in the section's index-ordered list: the highest rank
     // (position in address order, +1) of an added sized symbol at or before a position
     let mut tree: Vec<u32> = Vec::new();
@@ -157,7 +157,7 @@ fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymIdx>> {
         let mut keyed: Vec<(u64, u32)> = members
             .iter()
             .enumerate()
-            .map(|(p, &i)| (syms[i as usize].offset, p as u32))
+            .map(|(p, &i)| (syms[i.index()].offset, p as u32))
             .collect();
         keyed.sort_unstable();
         let by_addr: Vec<u32> = keyed.into_iter().map(|(_, p)| p).collect();
@@ -173,9 +173,9 @@ fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymIdx>> {
             }
             let i = members[pos as usize];
             if best > 0 {
-                parent[i as usize] = members[by_addr[best as usize - 1] as usize];
+                parent[i.index()] = Some(members[by_addr[best as usize - 1] as usize]);
             }
-            if syms[i as usize].len > 0 {
+            if syms[i.index()].len > 0 {
                 let mut k = pos as usize + 1;
                 while k < tree.len() {
                     tree[k] = tree[k].max(rank as u32 + 1);
@@ -185,26 +185,25 @@ fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymIdx>> {
         }
         // children in descending index order (each new child goes first), then a
         // depth-first walk
-        let mut roots = NO_SYM;
+        let mut roots = None;
         for &i in &members {
-            let head = match parent[i as usize] {
-                NO_SYM => &mut roots,
-                p => &mut first_child[p as usize],
+            let head = match parent[i.index()] {
+                None => &mut roots,
+                Some(p) => &mut first_child[p.index()],
             };
-            next_sibling[i as usize] = *head;
-            *head = i;
+            next_sibling[i.index()] = *head;
+            *head = Some(i);
         }
         let mut list = Vec::with_capacity(members.len());
         let mut stack = vec![roots];
         while let Some(top) = stack.last_mut() {
-            let i = *top;
-            if i == NO_SYM {
+            let Some(i) = *top else {
                 stack.pop();
                 continue;
-            }
-            *top = next_sibling[i as usize];
+            };
+            *top = next_sibling[i.index()];
             list.push(i);
-            stack.push(first_child[i as usize]);
+            stack.push(first_child[i.index()]);
         }
         lists.push(list);
     }
@@ -236,7 +235,7 @@ impl<'data> Symbols<'data> {
             if ty == elf::STT_FILE {
                 num_files += 1;
             }
-            let idx = i as SymIdx;
+            let idx = SymId(i as u32);
             let offset = raw.st_value(LE);
             let len = raw.st_size(LE);
             let sym = Symbol {
@@ -247,8 +246,8 @@ impl<'data> Symbols<'data> {
                 offset,
                 len,
                 alias: idx,
-                pfunc: NO_SYM,
-                cfunc: NO_SYM,
+                pfunc: None,
+                cfunc: None,
                 ..Default::default()
             };
             syms.push(sym);
@@ -279,8 +278,8 @@ impl<'data> Symbols<'data> {
         let mut is_cold = vec![false; self.syms.len()];
         for (i, s) in self.syms.iter_mut().enumerate() {
             if s.is_func() {
-                s.pfunc = i as SymIdx;
-                s.cfunc = i as SymIdx;
+                s.pfunc = Some(SymId(i as u32));
+                s.cfunc = Some(SymId(i as u32));
                 is_cold[i] = cold_suffix(&s.name).is_some();
             }
         }
@@ -296,16 +295,16 @@ impl<'data> Symbols<'data> {
             .filter(|&(_, &c)| c)
             .filter_map(|(s, _)| cold_suffix(&s.name).map(|p| (&s.name[..p], ())))
             .collect();
-        let mut by_name: FxHashMap<String, SymIdx> = FxHashMap::default();
+        let mut by_name: FxHashMap<String, SymId> = FxHashMap::default();
         for (i, s) in self.syms.iter().enumerate() {
             if wanted.contains_key(&*s.name) {
-                by_name.insert(s.name.to_string(), i as SymIdx);
+                by_name.insert(s.name.to_string(), SymId(i as u32));
             }
         }
         drop(wanted);
         for sec in 0..self.lists.len() {
             for k in 0..self.lists[sec].len() {
-                let i = self.lists[sec][k] as usize;
+                let i = self.lists[sec][k].index();
                 if !is_cold[i] {
                     continue;
                 }
@@ -319,11 +318,11 @@ impl<'data> Symbols<'data> {
                         self.syms[i].name
                     )));
                 };
-                self.syms[i].pfunc = p;
-                self.syms[p as usize].cfunc = i as SymIdx;
+                self.syms[i].pfunc = Some(p);
+                self.syms[p.index()].cfunc = Some(SymId(i as u32));
                 let (c_sec, c_off, c_len) =
                     (self.syms[i].sec, self.syms[i].offset, self.syms[i].len);
-                let parent = &mut self.syms[p as usize];
+                let parent = &mut self.syms[p.index()];
                 if c_sec == parent.sec
                     && c_off >= parent.offset
                     && c_off.wrapping_add(c_len) == parent.end()
@@ -369,51 +368,51 @@ impl<'data> Symbols<'data> {
 
     /// Rebuilds the address index (after lengths changed).
     pub fn reindex(&mut self) {
-        let mut per: Vec<Vec<(u64, u64, SymIdx)>> = vec![Vec::new(); self.lists.len()];
+        let mut per: Vec<Vec<(u64, u64, SymId)>> = vec![Vec::new(); self.lists.len()];
         for (i, s) in self.syms.iter().enumerate() {
             if s.len > 0 && s.ty != elf::STT_SECTION {
-                per[s.sec.0 as usize].push((s.offset, s.end(), i as SymIdx));
+                per[s.sec.0 as usize].push((s.offset, s.end(), SymId(i as u32)));
             }
         }
         self.sized = per.into_iter().map(Intervals::build).collect();
     }
 
-    pub fn get(&self, i: SymIdx) -> &Symbol<'data> {
-        &self.syms[i as usize]
+    pub fn get(&self, i: SymId) -> &Symbol<'data> {
+        &self.syms[i.index()]
     }
 
     /// Whether symbol `i` is a function (`get(i).is_func()`, from a compact table).
-    pub fn is_func(&self, i: SymIdx) -> bool {
-        self.funcs[i as usize]
+    pub fn is_func(&self, i: SymId) -> bool {
+        self.funcs[i.index()]
     }
 
     /// objtool: `find_symbol_containing()` — sized, non-section.
-    pub fn containing(&self, sec: SecId, off: u64) -> Option<SymIdx> {
+    pub fn containing(&self, sec: SecId, off: u64) -> Option<SymId> {
         self.sized.get(sec.0 as usize)?.containing(off).next()
     }
 
     /// objtool: `find_func_containing()`.
-    pub fn func_containing(&self, sec: SecId, off: u64) -> Option<SymIdx> {
+    pub fn func_containing(&self, sec: SecId, off: u64) -> Option<SymId> {
         self.sized
             .get(sec.0 as usize)?
             .containing(off)
-            .find(|&i| self.syms[i as usize].is_func())
+            .find(|&i| self.syms[i.index()].is_func())
     }
 
     /// objtool: `find_symbol_by_offset()` — sized, non-section, starting exactly at `off`.
-    pub fn by_offset(&self, sec: SecId, off: u64) -> Option<SymIdx> {
+    pub fn by_offset(&self, sec: SecId, off: u64) -> Option<SymId> {
         self.sized
             .get(sec.0 as usize)?
             .containing(off)
-            .find(|&i| self.syms[i as usize].offset == off)
+            .find(|&i| self.syms[i.index()].offset == off)
     }
 
     /// objtool: `find_func_by_offset()`.
-    pub fn func_by_offset(&self, sec: SecId, off: u64) -> Option<SymIdx> {
+    pub fn func_by_offset(&self, sec: SecId, off: u64) -> Option<SymId> {
         self.sized
             .get(sec.0 as usize)?
             .containing(off)
-            .find(|&i| self.syms[i as usize].offset == off && self.syms[i as usize].is_func())
+            .find(|&i| self.syms[i.index()].offset == off && self.syms[i.index()].is_func())
     }
 
     /// objtool: `find_symbol_hole_containing()`: 0 if `off` is inside a sized symbol or

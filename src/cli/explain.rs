@@ -155,12 +155,13 @@ pub fn state_words(s: Option<&CfiState>) -> String {
 /// The listing of one function; `Err` says why there is none.
 pub fn explain(i: &Inspect<'_, '_, '_>, name: &str) -> Result<String, String> {
     let p = i.program;
-    let func = p
-        .syms
-        .syms
-        .iter()
-        .position(|s| s.is_func() && s.name == name)
-        .ok_or_else(|| format!("no function named {name}"))? as u32;
+    let func = crate::ids::SymId(
+        p.syms
+            .syms
+            .iter()
+            .position(|s| s.is_func() && s.name == name)
+            .ok_or_else(|| format!("no function named {name}"))? as u32,
+    );
     let Some(w) = i.walk else {
         return Err("the object has no instructions to walk".into());
     };
@@ -424,8 +425,7 @@ impl<'r, 'a, 'd> Explainer<'r, 'a, 'd> {
         } else {
             fmt.format(&ins, &mut text);
         }
-        let dest = p.call_dest(id);
-        if dest != crate::cfg::symbols::NO_SYM {
+        if let Some(dest) = p.call_dest(id) {
             let _ = write!(text, "  # {}", p.syms.get(dest).name);
         }
         (bytes, text)

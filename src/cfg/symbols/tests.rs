@@ -5,14 +5,14 @@ mod list_order_tests {
 
     /// objtool's insertion, as it is written: each symbol right after its predecessor in the
     /// section's address tree (a linked list and an ordered map).
-    fn reference(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymIdx>> {
+    fn reference(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymId>> {
         use std::collections::BTreeMap;
         let n = syms.len();
-        let mut next = vec![NO_SYM; n];
-        let mut heads = vec![NO_SYM; nsec];
-        let mut trees: Vec<BTreeMap<(u64, SymIdx), ()>> = vec![BTreeMap::new(); nsec];
+        let mut next: Vec<Option<SymId>> = vec![None; n];
+        let mut heads: Vec<Option<SymId>> = vec![None; nsec];
+        let mut trees: Vec<BTreeMap<(u64, SymId), ()>> = vec![BTreeMap::new(); nsec];
         for (i, s) in syms.iter().enumerate() {
-            let idx = i as SymIdx;
+            let idx = SymId(i as u32);
             let sec = s.sec.0 as usize;
             let tree = &mut trees[sec];
             match tree
@@ -21,12 +21,12 @@ mod list_order_tests {
                 .map(|(&(_, p), _)| p)
             {
                 Some(p) => {
-                    next[i] = next[p as usize];
-                    next[p as usize] = idx;
+                    next[i] = next[p.index()];
+                    next[p.index()] = Some(idx);
                 }
                 None => {
                     next[i] = heads[sec];
-                    heads[sec] = idx;
+                    heads[sec] = Some(idx);
                 }
             }
             if s.len > 0 {
@@ -38,9 +38,9 @@ mod list_order_tests {
             .map(|&h| {
                 let mut list = Vec::new();
                 let mut cur = h;
-                while cur != NO_SYM {
-                    list.push(cur);
-                    cur = next[cur as usize];
+                while let Some(i) = cur {
+                    list.push(i);
+                    cur = next[i.index()];
                 }
                 list
             })
@@ -85,11 +85,11 @@ mod alias_tests {
                     offset: rand(6),
                     len: rand(3),
                     ty: rand(2) as u8 + 1,
-                    alias: i as SymIdx,
+                    alias: SymId(i as u32),
                     ..Default::default()
                 })
                 .collect();
-            let mut want: Vec<SymIdx> = (0..n as SymIdx).collect();
+            let mut want: Vec<SymId> = (0..n as u32).map(SymId).collect();
             for j in 0..n {
                 if syms[j].len == 0 {
                     continue;
@@ -97,12 +97,12 @@ mod alias_tests {
                 for i in 0..j {
                     let (a, b) = (&syms[i], &syms[j]);
                     if (a.sec, a.offset, a.ty, a.len) == (b.sec, b.offset, b.ty, b.len) {
-                        want[i] = j as SymIdx;
+                        want[i] = SymId(j as u32);
                     }
                 }
             }
             link_aliases(&mut syms);
-            let got: Vec<SymIdx> = syms.iter().map(|s| s.alias).collect();
+            let got: Vec<SymId> = syms.iter().map(|s| s.alias).collect();
             assert_eq!(got, want, "{syms:?}");
         }
     }

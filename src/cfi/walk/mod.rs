@@ -31,7 +31,7 @@ use super::intern::StateTable;
 use super::state::*;
 use crate::alt::merge::AltConflict;
 use crate::cfg::Program;
-use crate::cfg::symbols::{NO_SYM, SymIdx};
+use crate::ids::SymId;
 use crate::ids::{InsnId, StateId};
 use crate::report::{FindingKind, Findings, Report};
 use parallel::{Spec, Tables};
@@ -64,7 +64,7 @@ struct Shared {
     /// Per slot: the instruction that filled it (`u32::MAX`: none).
     alt_setter: Vec<Vec<AtomicU32>>,
     /// Per array: the function all instructions of its groups belong to, if one does.
-    alt_owner: Vec<SymIdx>,
+    alt_owner: Vec<Option<SymId>>,
 }
 
 impl Shared {
@@ -150,9 +150,9 @@ struct Walker<'w, 'a, 'data, R: Report> {
 #[derive(Clone, Copy)]
 enum Item {
     /// A function symbol without a size.
-    MissingSize(SymIdx),
+    MissingSize(SymId),
     /// A function to walk from its first instruction.
-    Root(SymIdx, InsnId),
+    Root(SymId, InsnId),
 }
 
 /// Runs the whole validation (functions, then hints, then the unreachable check).
@@ -274,15 +274,15 @@ fn function_items(p: &Program<'_, '_>, parallel: bool) -> Vec<Item> {
     // the symbol types side by side (the lists are in address order: reading each symbol
     // for its type is a cache miss per symbol)
     let types: Vec<u8> = p.syms.syms.iter().map(|s| s.ty).collect();
-    let item = |&s: &SymIdx| {
-        if types[s as usize] != elf::STT_FUNC {
+    let item = |&s: &SymId| {
+        if types[s.index()] != elf::STT_FUNC {
             return None;
         }
         let sym = p.syms.get(s);
         if sym.len == 0 {
             return Some(Item::MissingSize(s));
         }
-        if sym.pfunc != s || sym.alias != s {
+        if sym.pfunc != Some(s) || sym.alias != s {
             return None;
         }
         p.insns
@@ -304,17 +304,14 @@ fn function_items(p: &Program<'_, '_>, parallel: bool) -> Vec<Item> {
     items
 }
 
-/// The function (objtool's `pfunc`) an instruction belongs to, or `NO_SYM`.
-fn owner(p: &Program<'_, '_>, i: InsnId) -> SymIdx {
-    match p.insn_func(i) {
-        NO_SYM => NO_SYM,
-        f => p.syms.get(f).pfunc,
-    }
+/// The function (objtool's `pfunc`) an instruction belongs to.
+fn owner(p: &Program<'_, '_>, i: InsnId) -> Option<SymId> {
+    p.insn_func(i).and_then(|f| p.syms.get(f).pfunc)
 }
 
 impl<R: Report> Walker<'_, '_, '_, R> {
     /// One root of objtool's `validate_functions()`.
-    fn validate_root(&mut self, s: SymIdx, insn: InsnId) {
+    fn validate_root(&mut self, s: SymId, insn: InsnId) {
         let p = self.p;
         if p.attr(insn).ignore() || self.sh.visited(insn) != 0 {
             return;
@@ -347,7 +344,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     }
 
     /// objtool: `validate_branch()` from `start`; false when the walk failed.
-    fn walk(&mut self, func: SymIdx, start: InsnId, state: WalkState) -> bool {
+    fn walk(&mut self, func: Option<SymId>, start: InsnId, state: WalkState) -> bool {
         let mut stack = Vec::with_capacity(64);
         stack.push(Frame::Run {
             insn: start,
@@ -397,7 +394,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// done, goes on with the instruction itself.
     fn next_alt(
         &mut self,
-        func: SymIdx,
+        func: Option<SymId>,
         insn: InsnId,
         state: Box<WalkState>,
         prev: Option<InsnId>,

@@ -25,7 +25,6 @@ use super::super::state::CfiState;
 use super::{Item, Outcome, Shared, Walker, owner};
 use crate::alt::merge::AltConflict;
 use crate::cfg::Program;
-use crate::cfg::symbols::{NO_SYM, SymIdx};
 use crate::ids::{AltGroupId, InsnId, StateId, SymId};
 use crate::report::{Finding, Findings, Local, Report};
 
@@ -115,25 +114,21 @@ struct ChunkOut {
 }
 
 /// Per alternative group: the function every instruction of its streams belongs to, or
-/// `NO_SYM` when they do not all belong to one.
-pub(super) fn alt_owners(p: &Program<'_, '_>) -> Vec<SymIdx> {
-    const UNSET: SymIdx = NO_SYM - 1;
-    let mut owners = vec![UNSET; p.alt_groups.len()];
+/// none when they do not all belong to one (or belong to none).
+pub(super) fn alt_owners(p: &Program<'_, '_>) -> Vec<Option<SymId>> {
+    // (the outer none: no instruction seen yet)
+    let mut owners: Vec<Option<Option<SymId>>> = vec![None; p.alt_groups.len()];
     for stream in p.streams.values() {
         let slot = &mut owners[stream.group.index()];
         for i in p.group_insns(stream) {
             let o = owner(p, i);
-            *slot = if *slot == UNSET || *slot == o {
-                o
-            } else {
-                NO_SYM
+            *slot = match *slot {
+                Some(s) if s != o => Some(None),
+                _ => Some(o),
             };
         }
     }
-    owners
-        .into_iter()
-        .map(|o| if o == UNSET { NO_SYM } else { o })
-        .collect()
+    owners.into_iter().map(Option::flatten).collect()
 }
 
 /// Walks the function roots in parallel chunks. Returns the results of the roots that
@@ -148,7 +143,7 @@ pub(super) fn walk_parallel(
     let mut deferred = vec![false; items.len()];
     // A function with two roots, or a root outside every function (whose walk may go
     // anywhere, so everything after it waits too), is walked one at a time.
-    let mut roots_of = rustc_hash::FxHashMap::<SymIdx, u32>::default();
+    let mut roots_of = rustc_hash::FxHashMap::<Option<SymId>, u32>::default();
     for item in items {
         if let Item::Root(_, insn) = *item {
             *roots_of.entry(p.insn_func(insn)).or_default() += 1;
@@ -158,7 +153,7 @@ pub(super) fn walk_parallel(
     for (k, item) in items.iter().enumerate() {
         if let Item::Root(_, insn) = *item {
             let func = p.insn_func(insn);
-            if func == NO_SYM {
+            if func.is_none() {
                 serial_from = k;
                 break;
             }
@@ -315,7 +310,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
 
     /// Whether the merged array of `group` is shared with other functions than `func`, so
     /// that this walk must give up.
-    pub(super) fn shares_array(&self, group: AltGroupId, func: SymIdx) -> bool {
+    pub(super) fn shares_array(&self, group: AltGroupId, func: Option<SymId>) -> bool {
         self.spec.is_some() && self.sh.alt_owner[group.index()] != func
     }
 

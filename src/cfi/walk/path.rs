@@ -12,8 +12,8 @@ use super::super::intern::StateLookup as _;
 use super::super::state::*;
 use super::{Frame, Outcome, VISITED_BRANCH, VISITED_BRANCH_MASK, WalkState, Walker};
 use crate::alt::merge::{self, AltConflict, Merge};
-use crate::cfg::symbols::{NO_SYM, SymIdx};
 use crate::decode::{InsnKind, Op};
+use crate::ids::SymId;
 use crate::ids::{InsnId, StateId};
 use crate::report::{FindingKind, Report};
 
@@ -56,7 +56,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// A path from `insn`, visiting it first.
     pub(super) fn run(
         &mut self,
-        func: SymIdx,
+        func: Option<SymId>,
         insn: InsnId,
         state: Box<WalkState>,
         prev: Option<InsnId>,
@@ -67,7 +67,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// A path from `insn` once its alternatives are explored.
     pub(super) fn effects(
         &mut self,
-        func: SymIdx,
+        func: Option<SymId>,
         insn: InsnId,
         state: Box<WalkState>,
         prev: Option<InsnId>,
@@ -78,7 +78,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// A path from the jump `insn` once its target is explored.
     pub(super) fn after_branch(
         &mut self,
-        func: SymIdx,
+        func: Option<SymId>,
         insn: InsnId,
         state: Box<WalkState>,
         prev: Option<InsnId>,
@@ -88,7 +88,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
 
     fn path(
         &mut self,
-        func: SymIdx,
+        func: Option<SymId>,
         mut insn: InsnId,
         mut state: Box<WalkState>,
         mut prev: Option<InsnId>,
@@ -147,14 +147,16 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// merge.
     fn visit(
         &mut self,
-        func: SymIdx,
+        func: Option<SymId>,
         insn: InsnId,
         state: &mut WalkState,
         prev: Option<InsnId>,
     ) -> Flow {
         let p = self.p;
         let ifunc = p.insn_func(insn);
-        if func != NO_SYM && ifunc != NO_SYM && func != p.syms.get(ifunc).pfunc {
+        if let (Some(func), Some(ifunc)) = (func, ifunc)
+            && Some(func) != p.syms.get(ifunc).pfunc
+        {
             let fname = &p.syms.get(func).name;
             if fname.starts_with("__cfi_") || fname.starts_with("__pfx_") || p.ignore_unreachables {
                 return stop(true);
@@ -165,11 +167,11 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             });
             return stop(false);
         }
-        if ifunc == NO_SYM && self.leaves_function() {
+        if ifunc.is_none() && self.leaves_function() {
             return Flow::Stop(self.escape());
         }
         let a = p.attr(insn);
-        if func != NO_SYM && a.ignore() {
+        if func.is_some() && a.ignore() {
             self.warn_insn(insn, FindingKind::ValidatingIgnoredFunction);
             return stop(false);
         }
@@ -234,7 +236,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     fn apply_ops(&mut self, insn: InsnId, next: Option<InsnId>, state: &mut WalkState) -> Flow {
         let p = self.p;
         let cx = OpContext {
-            in_func: p.insn_func(insn) != NO_SYM,
+            in_func: p.insn_func(insn).is_some(),
             next_is_hint: next.is_some_and(|n| p.attr(n).hint()),
             stackval: p.opts.stackval,
         };
@@ -276,7 +278,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// What the instruction's kind asks (the `switch (insn->type)` of `validate_branch()`).
     fn by_kind(
         &mut self,
-        func: SymIdx,
+        func: Option<SymId>,
         insn: InsnId,
         next: Option<InsnId>,
         state: &mut WalkState,
@@ -290,7 +292,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                 self.dynamic_jump_step(insn, state)
             }
             InsnKind::ContextSwitch => {
-                if func == NO_SYM {
+                if func.is_none() {
                     return stop(true);
                 }
                 if !next.is_some_and(|n| p.attr(n).hint()) {
@@ -308,7 +310,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                 Flow::Go
             }
             InsnKind::Clac if p.opts.uaccess => {
-                if !state.uaccess && func != NO_SYM {
+                if !state.uaccess && func.is_some() {
                     self.warn_insn(insn, FindingKind::RedundantUaccessDisable);
                     return stop(false);
                 }
@@ -328,7 +330,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                 Flow::Go
             }
             InsnKind::Cld => {
-                if !state.df && func != NO_SYM {
+                if !state.df && func.is_some() {
                     self.warn_insn(insn, FindingKind::RedundantCld);
                     return stop(false);
                 }
@@ -339,13 +341,13 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         }
     }
 
-    fn call_step(&mut self, func: SymIdx, insn: InsnId, state: &WalkState) -> Flow {
+    fn call_step(&mut self, func: Option<SymId>, insn: InsnId, state: &WalkState) -> Flow {
         let p = self.p;
         if !self.validate_call(insn, state) {
             return stop(false);
         }
         if p.opts.stackval
-            && func != NO_SYM
+            && func.is_some()
             && !self.is_special_call(insn)
             && !state.cfi.has_valid_stack_frame()
         {
@@ -425,10 +427,15 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     }
 
     /// objtool: the CFI restore hint — the state of the save hint before it.
-    fn restore_state(&mut self, func: SymIdx, insn: InsnId, prev: Option<InsnId>) -> Restore {
+    fn restore_state(
+        &mut self,
+        func: Option<SymId>,
+        insn: InsnId,
+        prev: Option<InsnId>,
+    ) -> Restore {
         let p = self.p;
         let mut save = None;
-        if func != NO_SYM {
+        if let Some(func) = func {
             let start = p.syms.get(func).offset;
             let mut cur = p.prev_same_sec(insn);
             while let Some(i) = cur {
@@ -458,7 +465,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
 
     /// objtool: `propagate_alt_cfi()` — the seed's rule ([`merge::record`]) on the slot of
     /// the instruction's offset in its site.
-    fn propagate_alt_cfi(&mut self, func: SymIdx, insn: InsnId) -> bool {
+    fn propagate_alt_cfi(&mut self, func: Option<SymId>, insn: InsnId) -> bool {
         let p = self.p;
         let Some((stream, site)) = p.alt_site(insn) else {
             return true;
@@ -491,7 +498,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             Merge::Conflict { previous } => {
                 let orig = p.streams[site.orig].first;
                 let setter = self.sh.alt_setter[group.index()][off].load(Relaxed);
-                let shown = !self.f.is_warned(p.sym_id(p.attr(orig).sym));
+                let shown = !self.f.is_warned(p.attr(orig).sym.get());
                 self.conflicts.push(AltConflict {
                     group,
                     offset: off as u32,

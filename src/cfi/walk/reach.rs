@@ -7,7 +7,6 @@ use rayon::prelude::*;
 
 use super::{Shared, Walker};
 use crate::cfg::Program;
-use crate::cfg::symbols::NO_SYM;
 use crate::decode::InsnKind;
 use crate::ids::InsnId;
 use crate::report::{FindingKind, Report};
@@ -43,8 +42,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             // (objtool 6.1 has no such message: everything is "unreachable instruction")
             if let Some(prev) = p.prev_same_sec(insn).filter(|_| !p.opts.rules_6_1) {
                 if p.attr(prev).dead_end() {
-                    let d = p.call_dest(prev);
-                    if d != NO_SYM {
+                    if let Some(d) = p.call_dest(prev) {
                         let function = p.syms.get(d).name.to_string();
                         self.warn_insn(insn, FindingKind::MissingNoreturn { function });
                         self.warnings += 1;
@@ -65,11 +63,10 @@ fn is_kasan_or_ubsan(p: &Program<'_, '_>, insn: InsnId) -> bool {
     if p.attr(insn).kind != InsnKind::Call {
         return false;
     }
-    let d = p.call_dest(insn);
-    d != NO_SYM && {
+    p.call_dest(insn).is_some_and(|d| {
         let n = &p.syms.get(d).name;
         n == "__asan_handle_no_return" || n == "__ubsan_handle_builtin_unreachable"
-    }
+    })
 }
 
 /// objtool: `ignore_unreachable_insn()` (it reads only what the walks left).
@@ -85,7 +82,7 @@ fn ignore_unreachable(p: &Program<'_, '_>, sh: &Shared, insn: InsnId) -> bool {
         return true;
     }
     let func = p.insn_func(insn);
-    if p.opts.link && func == NO_SYM {
+    if p.opts.link && func.is_none() {
         let size = p.syms.hole_containing(sec, u64::from(i.offset));
         if size == 0 {
             return false;
@@ -106,9 +103,9 @@ fn ignore_unreachable(p: &Program<'_, '_>, sh: &Shared, insn: InsnId) -> bool {
         }
         return false;
     }
-    if func == NO_SYM {
+    let Some(func) = func else {
         return false;
-    }
+    };
     let fsym = p.syms.get(func);
     if fsym.static_call_tramp {
         return true;
@@ -140,8 +137,10 @@ fn ignore_unreachable(p: &Program<'_, '_>, sh: &Shared, insn: InsnId) -> bool {
                 _ => break,
             }
         }
-        let cf = p.insn_func(cur);
-        if cf == NO_SYM || p.insn(cur).end() >= p.syms.get(cf).end() {
+        let Some(cf) = p.insn_func(cur) else {
+            break;
+        };
+        if p.insn(cur).end() >= p.syms.get(cf).end() {
             break;
         }
         match p.next_same_sec(cur) {

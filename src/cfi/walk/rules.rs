@@ -3,9 +3,9 @@
 //! rule they share (`func_uaccess_safe()`).
 
 use super::{WalkState, Walker};
-use crate::cfg::symbols::{NO_SYM, SymIdx};
 use crate::decode::InsnKind;
 use crate::ids::InsnId;
+use crate::ids::SymId;
 use crate::report::{FindingKind, Report};
 
 impl<R: Report> Walker<'_, '_, '_, R> {
@@ -16,19 +16,21 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         if p.attr(insn).kind != InsnKind::Call {
             return false;
         }
-        let d = p.call_dest(insn);
-        d != NO_SYM && (p.syms.get(d).fentry || p.syms.get(d).embedded_insn)
+        p.call_dest(insn).is_some_and(|d| {
+            let d = p.syms.get(d);
+            d.fentry || d.embedded_insn
+        })
     }
 
     /// objtool: `call_dest_name()` (`None`: `{dynamic}`).
     fn call_dest_name(&self, insn: InsnId) -> Option<String> {
-        let d = self.p.call_dest(insn);
-        (d != NO_SYM).then(|| self.p.syms.get(d).name.to_string())
+        let d = self.p.call_dest(insn)?;
+        Some(self.p.syms.get(d).name.to_string())
     }
 
     /// objtool: `func_uaccess_safe()`.
-    pub(super) fn uaccess_safe(&self, func: SymIdx) -> bool {
-        func != NO_SYM && self.p.syms.get(func).uaccess_safe
+    pub(super) fn uaccess_safe(&self, func: Option<SymId>) -> bool {
+        func.is_some_and(|f| self.p.syms.get(f).uaccess_safe)
     }
 
     /// objtool: `validate_call()`.
@@ -48,7 +50,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
 
     /// objtool: `validate_sibling_call()`.
     pub(super) fn validate_sibling_call(&mut self, insn: InsnId, state: &WalkState) -> bool {
-        if self.p.insn_func(insn) != NO_SYM && state.cfi.has_modified_stack_frame() {
+        if self.p.insn_func(insn).is_some() && state.cfi.has_modified_stack_frame() {
             self.warn_insn(insn, FindingKind::SiblingCallWithModifiedFrame);
             return false;
         }
@@ -58,7 +60,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
     /// objtool: `validate_return()`.
     pub(super) fn validate_return(
         &mut self,
-        func: SymIdx,
+        func: Option<SymId>,
         insn: InsnId,
         state: &WalkState,
     ) -> bool {
@@ -78,7 +80,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             self.warn_insn(insn, FindingKind::ReturnWithDf);
             return false;
         }
-        if func != NO_SYM && state.cfi.has_modified_stack_frame() {
+        if func.is_some() && state.cfi.has_modified_stack_frame() {
             self.warn_insn(insn, FindingKind::ReturnWithModifiedFrame);
             return false;
         }
