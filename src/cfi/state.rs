@@ -13,6 +13,7 @@ pub use crate::cfg::hints::{
     UNWIND_HINT_TYPE_SAVE, UNWIND_HINT_TYPE_UNDEFINED,
 };
 pub use crate::decode::regs::*;
+use crate::report::StateMismatch;
 
 /// A location: `base` (a register number or a pseudo-base) plus `offset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -154,36 +155,6 @@ impl CfiState {
     }
 }
 
-/// Why two states do not match at a merge point; its `Display` is objtool's text after
-/// `stack state mismatch: `.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mismatch {
-    Cfa(Loc, Loc),
-    Reg(usize, Loc, Loc),
-    Type(u8, u8),
-    Drap((bool, i8, i32), (bool, i8, i32)),
-}
-
-impl fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Mismatch::Cfa(a, b) => write!(f, "cfa1={a} cfa2={b}"),
-            Mismatch::Reg(i, a, b) => write!(f, "reg1[{i}]={a} reg2[{i}]={b}"),
-            Mismatch::Type(a, b) => write!(f, "type1={a} type2={b}"),
-            Mismatch::Drap(a, b) => write!(
-                f,
-                "drap1={}({},{}) drap2={}({},{})",
-                u8::from(a.0),
-                a.1,
-                a.2,
-                u8::from(b.0),
-                b.1,
-                b.2
-            ),
-        }
-    }
-}
-
 impl From<Loc> for crate::report::CfiLoc {
     fn from(l: Loc) -> Self {
         crate::report::CfiLoc {
@@ -193,37 +164,29 @@ impl From<Loc> for crate::report::CfiLoc {
     }
 }
 
-impl From<Mismatch> for crate::report::StateMismatch {
-    fn from(m: Mismatch) -> Self {
-        use crate::report::StateMismatch as S;
-        match m {
-            Mismatch::Cfa(a, b) => S::Cfa(a.into(), b.into()),
-            Mismatch::Reg(i, a, b) => S::Reg(i, a.into(), b.into()),
-            Mismatch::Type(a, b) => S::Type(a, b),
-            Mismatch::Drap(a, b) => S::Drap(a, b),
-        }
-    }
-}
-
 /// objtool: `insn_cfi_match()` — the comparison at a merge point: cfa, then the register
 /// rules (lowest index first), then type, then DRAP. `stack_size`, `vals` and the flags are
 /// not compared.
-pub fn cfi_match(recorded: &CfiState, incoming: &CfiState) -> Option<Mismatch> {
+pub fn cfi_match(recorded: &CfiState, incoming: &CfiState) -> Option<StateMismatch> {
     if recorded.cfa != incoming.cfa {
-        return Some(Mismatch::Cfa(recorded.cfa, incoming.cfa));
+        return Some(StateMismatch::Cfa(recorded.cfa.into(), incoming.cfa.into()));
     }
     if let Some(i) = (0..CFI_NUM_REGS).find(|&i| recorded.regs[i] != incoming.regs[i]) {
-        return Some(Mismatch::Reg(i, recorded.regs[i], incoming.regs[i]));
+        return Some(StateMismatch::Reg(
+            i,
+            recorded.regs[i].into(),
+            incoming.regs[i].into(),
+        ));
     }
     if recorded.ty != incoming.ty {
-        return Some(Mismatch::Type(recorded.ty, incoming.ty));
+        return Some(StateMismatch::Type(recorded.ty, incoming.ty));
     }
     if recorded.drap != incoming.drap
         || (recorded.drap
             && (recorded.drap_reg != incoming.drap_reg
                 || recorded.drap_offset != incoming.drap_offset))
     {
-        return Some(Mismatch::Drap(
+        return Some(StateMismatch::Drap(
             (recorded.drap, recorded.drap_reg, recorded.drap_offset),
             (incoming.drap, incoming.drap_reg, incoming.drap_offset),
         ));

@@ -184,7 +184,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                     return stop(false);
                 };
                 if let Some(m) = cfi_match(self.tables.state(recorded), &state.cfi) {
-                    self.warn_insn(insn, FindingKind::StackStateMismatch(m.into()));
+                    self.warn_insn(insn, FindingKind::StackStateMismatch(m));
                     return stop(false);
                 }
             }
