@@ -51,17 +51,8 @@ pub fn run(args: &ExplainArgs) -> ExitCode {
         ..Default::default()
     };
     let job = Job {
-        opts: &opts,
-        tool: Tool::Orctool,
         orc_abi: args.orc_abi,
-        output: Output::None,
-        print_orc: false,
-        force: false,
-        sync: false,
-        header: None,
-        fault: None,
-        format: Default::default(),
-        collect: None,
+        ..Job::new(&opts, Tool::Orctool, Output::None)
     };
     let path = &args.file;
     let mut text = None;

@@ -126,23 +126,12 @@ pub fn run(args: &[OsString]) -> ExitCode {
         stats: o.stats,
         ..Default::default()
     };
-    let job = Job {
-        opts: &opts,
-        tool: Tool::Objtool,
-        orc_abi: None,
-        output: if o.dry_run {
-            Output::DryRun
-        } else {
-            Output::InPlace
-        },
-        print_orc: false,
-        force: false,
-        sync: false,
-        header: None,
-        fault: None,
-        format: Default::default(),
-        collect: None,
+    let output = if o.dry_run {
+        Output::DryRun
+    } else {
+        Output::InPlace
     };
+    let job = Job::new(&opts, Tool::Objtool, output);
     if job.output == Output::InPlace {
         if let Err(e) = crate::elf::output::recover(path) {
             eprintln!("{}: warning: objtool: {e}", path.display());

@@ -62,6 +62,26 @@ pub struct Job<'a> {
     pub collect: Option<&'a std::cell::RefCell<Vec<super::format::JsonFinding>>>,
 }
 
+impl<'a> Job<'a> {
+    /// A job with nothing beyond the options, the tool's name and the output: the ABI from
+    /// the object, no table printed, no `--force`/`--sync`, no header, text findings.
+    pub fn new(opts: &'a Options, tool: Tool, output: Output) -> Self {
+        Job {
+            opts,
+            tool,
+            orc_abi: None,
+            output,
+            print_orc: false,
+            force: false,
+            sync: false,
+            header: None,
+            fault: None,
+            format: Default::default(),
+            collect: None,
+        }
+    }
+}
+
 /// Before reading an object that may be changed in place: objtool's open for writing (its
 /// error when the user may not), then what a killed earlier run left beside or inside the
 /// file is cleaned up (not for `--dry-run`, which changes nothing).
