@@ -179,15 +179,20 @@ fn changed_ranges(image: &Image<'_>) -> Result<Vec<(u64, u64)>> {
             diff(*pa, bytes, &mut push);
         }
     }
-    out.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(out.len());
-    for (a, b) in out {
+    Ok(merge_ranges(out))
+}
+
+/// Byte ranges `[a, b)` sorted, with overlapping and touching ones joined.
+fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (a, b) in ranges {
         match merged.last_mut() {
             Some(last) if last.1 >= a => last.1 = last.1.max(b),
             _ => merged.push((a, b)),
         }
     }
-    Ok(merged)
+    merged
 }
 
 /// The first index where `a` and `b` (of one length) differ, compared in blocks (`memcmp`).
@@ -252,15 +257,7 @@ fn shadow_ranges(old: &[u8], changed: &[(u64, u64)]) -> Result<Vec<(u64, u64)>> 
         }
         out.push((lo.max(HEADER_LEN), hi));
     }
-    out.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(out.len());
-    for (a, b) in out {
-        match merged.last_mut() {
-            Some(last) if last.1 >= a => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    Ok(merged)
+    Ok(merge_ranges(out))
 }
 
 /// Where everything of step 1 goes.
