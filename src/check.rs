@@ -5,6 +5,7 @@ use crate::cfg::symbols::Symbols;
 use crate::cfg::{self, Program, relocs::Relocs};
 use crate::cfi::walk::{self, Walk};
 use crate::decode::{self, InsnId, x86::DecodeNote};
+use crate::edits::Edits;
 use crate::elf::{Object, SecId};
 use crate::error::Result;
 use crate::options::Options;
@@ -24,6 +25,9 @@ pub struct Outcome {
     pub orc: Option<Vec<OrcRow>>,
     /// Jump-label jumps that `--hacks=jump_label` turns into NOPs: (section, offset, length).
     pub nopped: Vec<(SecId, u64, u8)>,
+    /// What the actions other than ORC add to the object (`--static-call`, `--retpoline`,
+    /// `--prefix`, …), in objtool's order; the ORC sections come after these.
+    pub edits: Edits,
     /// The analysis stopped at a fatal error.
     pub fatal: bool,
     pub stats: Stats,
@@ -160,6 +164,7 @@ fn run(
         errors,
         orc: None,
         nopped: Vec::new(),
+        edits: Edits::default(),
         fatal: false,
         stats,
     };
@@ -198,7 +203,8 @@ fn run(
             (program.insns.sec_of(i), u64::from(insn.offset), insn.len)
         })
         .collect();
-    if program.nreal == 0 || !(opts.stackval || opts.orc || opts.uaccess) {
+    let walking = opts.stackval || opts.orc || opts.uaccess;
+    if program.nreal == 0 {
         if let Some(inspect) = inspect {
             inspect(&Inspect {
                 program: &program,
@@ -210,14 +216,41 @@ fn run(
         }
         return Ok(out);
     }
-    let w: Walk = walk::validate(&program, &mut out.findings);
-    crate::alt::explain::explain_conflicts(&program, &w, &mut out.findings);
-    if opts.alt_unwind_check {
-        crate::orc::unwind_check::unwind_check(&program, &w, abi, &mut out.findings);
+    if crate::actions::before_walk(&program, &opts, &mut out.findings).is_err() {
+        out.fatal = true;
+        return Ok(out);
     }
-    out.stats.lap("walk", &mut t, &opts);
-    out.stats.states = w.states.len();
-    out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
+    let mut walked: Option<Walk> = None;
+    if walking {
+        let w = walk::validate(&program, &mut out.findings);
+        crate::alt::explain::explain_conflicts(&program, &w, &mut out.findings);
+        if opts.alt_unwind_check {
+            crate::orc::unwind_check::unwind_check(&program, &w, abi, &mut out.findings);
+        }
+        out.stats.lap("walk", &mut t, &opts);
+        out.stats.states = w.states.len();
+        out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
+        walked = Some(w);
+    }
+    match crate::actions::after_walk(&program, walked.as_mut(), &opts, &mut out.findings) {
+        Ok(edits) => out.edits = edits,
+        Err(_) => {
+            out.fatal = true;
+            return Ok(out);
+        }
+    }
+    let Some(w) = walked else {
+        if let Some(inspect) = inspect {
+            inspect(&Inspect {
+                program: &program,
+                walk: None,
+                orc: None,
+                findings: &out.findings,
+                abi,
+            });
+        }
+        return Ok(out);
+    };
     if opts.orc {
         out.orc = generate::generate(&program, &w, abi, &mut out.findings).ok();
         out.stats.lap("generate", &mut t, &opts);

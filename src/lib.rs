@@ -4,12 +4,14 @@
 //! The pipeline, one module per stage:
 //! load ([`elf`]) → … → ORC format, ABI detection and dump ([`orc`]).
 
+pub mod actions;
 pub mod alt;
 pub mod cfg;
 pub mod cfi;
 pub mod check;
 pub mod cli;
 pub mod decode;
+pub mod edits;
 pub mod elf;
 pub mod error;
 pub mod ids;

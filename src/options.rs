@@ -15,6 +15,21 @@ pub struct Options {
     pub ibt: bool,
     pub mcount: bool,
     pub mnop: bool,
+    /// `--retpoline`: indirect branch rules and `.retpoline_sites`.
+    pub retpoline: bool,
+    /// `--rethunk`: return thunk rules and `.return_sites` (with `--hacks=skylake`,
+    /// `.call_sites`).
+    pub rethunk: bool,
+    /// `--unret`: entry untrain-return validation.
+    pub unret: bool,
+    /// `--sls`: straight-line-speculation rules.
+    pub sls: bool,
+    /// `--static-call`: `.static_call_sites`.
+    pub static_call: bool,
+    /// `--cfi`: `.cfi_sites` (kCFI preambles).
+    pub cfi: bool,
+    /// `--backup`: keep the input as `FILE.orig` before changing it.
+    pub backup: bool,
     /// `--hacks=jump_label`.
     pub hack_jump_label: bool,
     /// `--hacks=noinstr`.

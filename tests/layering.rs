@@ -16,6 +16,7 @@ const ORDER: &[&[&str]] = &[
     &["cfg"],
     &["cfi"],
     &["alt"],
+    &["actions"],
     &["orc"],
     &["write", "patch", "verify"],
     &["check"],
@@ -24,7 +25,7 @@ const ORDER: &[&[&str]] = &[
 ];
 
 /// Usable from anywhere: they import only other leaves.
-const LEAVES: &[&str] = &["ids", "error", "offsets", "options", "testing"];
+const LEAVES: &[&str] = &["ids", "error", "offsets", "options", "edits", "testing"];
 
 /// Submodules that are leaves although their module is not: pure pieces that import only
 /// leaves, so that the stage before their module may call them.

@@ -1,0 +1,82 @@
+//! objtool's actions besides stack validation and ORC: the checks and the sections of
+//! `--retpoline`, `--rethunk` (with `--hacks=skylake`), `--unret`, `--sls`, `--ibt`,
+//! `--static-call`, `--cfi`, `--mcount`/`--mnop` and `--prefix`, in the order objtool 6.12's
+//! `check()` runs them. Input: the program model and the walk; output: findings and the
+//! [`Edits`] the writer applies (the ORC sections are added after these, by `check`).
+//!
+//! One file per action; each names its objtool counterpart.
+
+use crate::cfg::{AnalysisError, Program};
+use crate::cfi::walk::Walk;
+use crate::edits::Edits;
+use crate::options::Options;
+use crate::report::Findings;
+
+mod call_sites;
+mod cfi_sites;
+mod ibt;
+mod mcount;
+mod prefix;
+mod rethunk;
+mod retpoline;
+mod sls;
+mod static_call;
+mod unret;
+
+/// The actions objtool runs before it validates functions (`check()`: `validate_retpoline()`).
+pub fn before_walk(
+    program: &Program<'_, '_>,
+    opts: &Options,
+    findings: &mut Findings,
+) -> Result<(), AnalysisError> {
+    if opts.retpoline {
+        retpoline::validate(program, findings)?;
+    }
+    Ok(())
+}
+
+/// The actions objtool runs after the walk (`walk` is `None` when no walk ran), in
+/// `check()`'s order. `walk` may be changed (`--prefix` gives the padding before a
+/// function the function's entry state, which ORC generation then reads).
+pub fn after_walk(
+    program: &Program<'_, '_>,
+    walk: Option<&mut Walk>,
+    opts: &Options,
+    findings: &mut Findings,
+) -> Result<Edits, AnalysisError> {
+    let mut edits = Edits::default();
+    if opts.unret {
+        unret::validate(program, walk.as_deref(), findings)?;
+    }
+    if opts.ibt {
+        ibt::validate(program, findings)?;
+    }
+    if opts.sls {
+        sls::validate(program, findings)?;
+    }
+    if opts.static_call {
+        static_call::sections(program, opts, findings, &mut edits)?;
+    }
+    if opts.retpoline {
+        retpoline::sections(program, findings, &mut edits)?;
+    }
+    if opts.cfi {
+        cfi_sites::sections(program, findings, &mut edits)?;
+    }
+    if opts.rethunk {
+        rethunk::sections(program, findings, &mut edits)?;
+        if opts.hack_skylake {
+            call_sites::sections(program, findings, &mut edits)?;
+        }
+    }
+    if opts.mcount {
+        mcount::sections(program, opts, findings, &mut edits)?;
+    }
+    if let Some(size) = opts.prefix {
+        prefix::symbols(program, walk, size, findings, &mut edits)?;
+    }
+    if opts.ibt {
+        ibt::sections(program, findings, &mut edits)?;
+    }
+    Ok(edits)
+}
