@@ -81,13 +81,13 @@ pub struct CheckArgs {
     /// Validate and annotate IBT (not implemented yet).
     #[arg(long, help_heading = "Actions")]
     ibt: bool,
-    /// Validate straight-line-speculation mitigations (not implemented yet).
+    /// Validate straight-line-speculation mitigations (int3 after ret and indirect jumps).
     #[arg(long, help_heading = "Actions")]
     sls: bool,
     /// Annotate mcount/fentry calls for ftrace (not implemented yet).
     #[arg(long, help_heading = "Actions")]
     mcount: bool,
-    /// Validate noinstr rules (not implemented yet).
+    /// Validate noinstr rules (with --link: calls out of the noinstr sections).
     #[arg(long, help_heading = "Actions")]
     noinstr: bool,
     /// Validate and annotate retpoline usage (not implemented yet).
@@ -96,7 +96,7 @@ pub struct CheckArgs {
     /// Validate and annotate rethunk usage (not implemented yet).
     #[arg(long, help_heading = "Actions")]
     rethunk: bool,
-    /// Validate entry unret placement (not implemented yet).
+    /// Validate entry unret placement (with --rethunk).
     #[arg(long, help_heading = "Actions", requires = "rethunk")]
     unret: bool,
     /// Generate prefix symbols of N bytes (not implemented yet).
@@ -156,7 +156,7 @@ pub struct CheckArgs {
     /// Flush the written object to disk (fsync) before replacing the original.
     #[arg(long, help_heading = "Output")]
     sync: bool,
-    /// Create FILE.orig before changing FILE (not implemented yet).
+    /// Create FILE.orig, a copy of FILE, before changing it in place.
     #[arg(long, help_heading = "Output")]
     backup: bool,
     /// Print counts, each phase's time (reading and decompressing included) and resident
@@ -187,17 +187,13 @@ impl CheckArgs {
     fn unimplemented(&self) -> Vec<&'static str> {
         [
             (self.ibt, "--ibt"),
-            (self.sls, "--sls"),
             (self.mcount, "--mcount"),
             (self.mnop, "--mnop"),
-            (self.noinstr, "--noinstr"),
             (self.retpoline, "--retpoline"),
             (self.rethunk, "--rethunk"),
-            (self.unret, "--unret"),
             (self.prefix.is_some(), "--prefix"),
             (self.static_call, "--static-call"),
             (self.cfi, "--cfi"),
-            (self.backup, "--backup"),
         ]
         .into_iter()
         .filter_map(|(given, name)| given.then_some(name))
@@ -262,6 +258,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     // an action of objtool's (`opts_valid`); without one, validate as --orc does
     let action =
         opts.orc || opts.stackval || opts.uaccess || opts.hack_jump_label || opts.hack_noinstr;
+    let action = action || opts.noinstr || opts.sls;
     let output = match &args.output {
         Some(out) => Output::File(out.clone()),
         None if args.print_orc => Output::None,

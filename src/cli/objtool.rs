@@ -163,17 +163,13 @@ pub fn run(args: &[OsString]) -> ExitCode {
 fn unimplemented(o: &ObjtoolOpts) -> Vec<&'static str> {
     [
         (o.ibt, "--ibt"),
-        (o.sls, "--sls"),
         (o.mcount, "--mcount"),
         (o.mnop, "--mnop"),
-        (o.noinstr, "--noinstr"),
         (o.retpoline, "--retpoline"),
         (o.rethunk, "--rethunk"),
-        (o.unret, "--unret"),
         (o.prefix != 0, "--prefix"),
         (o.static_call, "--static-call"),
         (o.cfi, "--cfi"),
-        (o.backup, "--backup"),
     ]
     .into_iter()
     .filter_map(|(given, name)| given.then_some(name))
