@@ -305,6 +305,11 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             .and_then(|()| run::load(path, args.stats))
             .and_then(|loaded| {
                 let obj = run::parse_relocatable(&loaded.data)?;
+                // (objtool's --backup: FILE.orig before anything is written in place)
+                if args.backup && job.output == Output::InPlace {
+                    crate::elf::output::backup(path)
+                        .map_err(|e| crate::error::Error::Other(e.to_string()))?;
+                }
                 run::run(&job, path, &loaded, &obj)
             });
         match result {

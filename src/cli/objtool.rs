@@ -84,6 +84,17 @@ pub fn run(args: &[OsString]) -> ExitCode {
         Ok(obj) => obj,
         Err(e) => return read_error(path, &e, "gelf_getehdr"),
     };
+    // objtool_open_read(): the backup right after the object is read
+    if o.backup {
+        if let Err(e) = crate::elf::output::backup(path) {
+            eprintln!("{e}");
+            eprintln!(
+                "{}: warning: objtool: can't create backup file",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     if o.mnop && !o.mcount {
         return error("--mnop requires --mcount");
     }
