@@ -228,7 +228,7 @@ fn check_knows_objtools_actions() {
         obj.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    insta::assert_snapshot!(text(&out.stderr), @"orctool: check: not implemented yet: --sls, --static-call (orctool implements --orc, --stackval, --uaccess and --hacks)");
+    insta::assert_snapshot!(text(&out.stderr), @"orctool: check: not implemented yet: --static-call (orctool implements --orc, --stackval, --uaccess and --hacks)");
 }
 
 /// The man pages and completions come from the clap definition.

@@ -204,11 +204,11 @@ fn unimplemented_actions_are_named() {
         &objtool,
         &[],
         &[],
-        &["--sls".into(), "--orc".into(), "multi.o".into()],
+        &["--static-call".into(), "--orc".into(), "multi.o".into()],
     );
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @r"
     error: objtool: Linked object detected, forcing --link
-    error: objtool: orctool does not implement --sls yet (it implements --orc, --stackval, --uaccess and --hacks)
+    error: objtool: orctool does not implement --static-call yet (it implements --orc, --stackval, --uaccess and --hacks)
     ");
     // orctool check: the same actions, refused as a usage error
     let out = orctool(&[
