@@ -842,8 +842,8 @@ fn bad_rows_are_errors() {
         entry: [0; 6],
     };
     let bad = |rows: &[OrcRow]| match write(&input, rows, false) {
-        Err(Error::Write(WriteError::BadOrcRow { index, problem })) => (index, problem),
-        other => panic!("expected BadOrcRow, got {:?}", other.map(|v| v.len())),
+        Err(Error::Write(WriteError::BadReloc { index, problem, .. })) => (index, problem),
+        other => panic!("expected BadReloc, got {:?}", other.map(|v| v.len())),
     };
     // .data (2) is not executable: objtool "bad call to elf_init_reloc_text_sym()".
     assert_eq!(bad(&[row(1, 0), row(2, 0)]).0, 1);
