@@ -17,8 +17,10 @@ pub enum Error {
     OrcCountMismatch { entries: u64, ips: u64 },
     #[error(".rela.orc_unwind_ip has {relocs} relocations for {entries} ORC entries")]
     OrcRelocCountMismatch { entries: u64, relocs: u64 },
-    #[error("{0}")]
-    Other(String),
+    /// objtool's fatal "FUNC.cold(): can't find parent function": a `.cold` part whose
+    /// function is not in the object.
+    #[error("{0}(): can't find parent function")]
+    NoParentFunction(String),
     #[error(transparent)]
     Write(#[from] WriteError),
 }
