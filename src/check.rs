@@ -203,6 +203,8 @@ fn run(
             (program.insns.sec_of(i), u64::from(insn.offset), insn.len)
         })
         .collect();
+    // --hacks=noinstr: the hook calls the build removed from noinstr code
+    out.edits.patches = crate::patch::noinstr_hook_patches(&program);
     let walking = opts.stackval || opts.orc || opts.uaccess;
     if program.nreal == 0 {
         if let Some(inspect) = inspect {
@@ -241,7 +243,12 @@ fn run(
         walked = Some(w);
     }
     match crate::actions::after_walk(&program, walked.as_mut(), &opts, &mut out.findings) {
-        Ok(edits) => out.edits = edits,
+        Ok(edits) => {
+            // (the byte changes of the build come first: --hacks=noinstr)
+            let hack = std::mem::take(&mut out.edits.patches);
+            out.edits = edits;
+            out.edits.patches.splice(0..0, hack);
+        }
         Err(_) => {
             out.fatal = true;
             return Ok(out);

@@ -9,6 +9,8 @@
 
 use object::read::elf::{Rela as _, SectionHeader as _};
 
+use crate::cfg::Program;
+use crate::decode::{InsnId, InsnKind};
 use crate::edits::Patch;
 use crate::elf::{LE, Object, SecId};
 use crate::error::{Error, Result, WriteError};
@@ -76,4 +78,75 @@ pub fn nop_patches(obj: &Object<'_>, nops: &[(SecId, u64, u8)]) -> Result<Vec<Pa
         out.extend(reloc_type_patch(obj, sec, off, u64::from(len), 0)?);
     }
     Ok(out)
+}
+
+/// objtool: `arch_ret_insn()` — `ret; int3` then a NOP filling the instruction.
+fn ret_bytes(len: u8) -> Option<Vec<u8>> {
+    let mut b = match len {
+        1 => vec![0xc3],
+        2..=5 => vec![0xc3, 0xcc],
+        _ => return None,
+    };
+    if len > 2 {
+        b.extend_from_slice(nop_bytes(len - 2)?);
+    }
+    Some(b)
+}
+
+/// `--hacks=noinstr` (objtool: that case of `annotate_call_site()`): the KCOV/TSAN hook
+/// calls the build made NOPs (a tail call a `ret; int3`) in noinstr code, written into the
+/// object — the instruction's bytes (`arch_nop_insn()`/`arch_ret_insn()`) and its
+/// relocation's type, `R_X86_64_NONE` — in file order.
+pub fn noinstr_hook_patches(p: &Program<'_, '_>) -> Vec<Patch> {
+    let mut out = Vec::new();
+    if !p.opts.hack_noinstr {
+        return out;
+    }
+    for k in 0..p.nreal {
+        let id = InsnId(k as u32);
+        let sec = p.insns.sec_of(id);
+        if !p.sec_noinstr[sec.0 as usize] {
+            continue;
+        }
+        let (insn, a) = (p.insn(id), p.attr(id));
+        if insn.kind == a.kind || !matches!(a.kind, InsnKind::Nop | InsnKind::Return) {
+            continue;
+        }
+        let Some(dest) = a.call_dest.get() else {
+            continue;
+        };
+        if !p.syms.get(dest).profiling_func {
+            continue;
+        }
+        let bytes = match a.kind {
+            InsnKind::Return => ret_bytes(insn.len),
+            _ => nop_bytes(insn.len).map(<[u8]>::to_vec),
+        };
+        let Some(bytes) = bytes else {
+            continue;
+        };
+        let off = u64::from(insn.offset);
+        if let Ok(Some(r)) = reloc_type_patch(p.obj, sec, off, u64::from(insn.len), 0) {
+            out.push(r);
+        }
+        out.push(Patch {
+            section: sec,
+            offset: off,
+            bytes,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ret_then_int3_then_a_nop() {
+        assert_eq!(ret_bytes(1), Some(vec![0xc3]));
+        assert_eq!(ret_bytes(2), Some(vec![0xc3, 0xcc]));
+        assert_eq!(ret_bytes(5), Some(vec![0xc3, 0xcc, 0x0f, 0x1f, 0x00]));
+        assert_eq!(ret_bytes(6), None);
+    }
 }

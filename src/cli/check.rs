@@ -308,7 +308,7 @@ pub fn run(args: &CheckArgs) -> ExitCode {
                 // (objtool's --backup: FILE.orig before anything is written in place)
                 if args.backup && job.output == Output::InPlace {
                     crate::elf::output::backup(path)
-                        .map_err(|e| crate::error::Error::Other(e.to_string()))?;
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
                 }
                 run::run(&job, path, &loaded, &obj)
             });
