@@ -27,8 +27,44 @@ pub fn nop_bytes(len: u8) -> Option<&'static [u8]> {
     })
 }
 
+/// The relocations of one section by offset: (offset, record index), sorted by offset
+/// and, at one offset, the last record first (objtool's lookups find the newest).
+struct RelaIndex {
+    rsec: SecId,
+    sorted: Vec<(u64, usize)>,
+}
+
+impl RelaIndex {
+    fn new(obj: &Object<'_>, sec: SecId) -> Result<Option<Self>> {
+        let Some(rsec) = obj.rela_section_for(sec) else {
+            return Ok(None);
+        };
+        let mut sorted: Vec<(u64, usize)> = obj
+            .rela_records(rsec)?
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.r_offset(LE), i))
+            .collect();
+        sorted.sort_unstable_by_key(|&(o, i)| (o, std::cmp::Reverse(i)));
+        Ok(Some(RelaIndex { rsec, sorted }))
+    }
+
+    /// objtool's `set_reloc_type()` on the relocation with the lowest offset inside
+    /// `[off, off + len)`: the patch that writes `r_type` into its `r_info`, if any.
+    fn type_patch(&self, off: u64, len: u64, r_type: u32) -> Option<Patch> {
+        let k = self.sorted.partition_point(|&(o, _)| o < off);
+        let &(o, i) = self.sorted.get(k)?;
+        // r_info is at +8 in an Elf64_Rela; its low 32 bits are the type
+        (o < off.saturating_add(len)).then(|| Patch {
+            section: self.rsec,
+            offset: i as u64 * 24 + 8,
+            bytes: r_type.to_le_bytes().to_vec(),
+        })
+    }
+}
+
 /// objtool's `set_reloc_type()` on the relocation with the lowest offset inside
-/// `[off, off + len)` of section `sec` (the first such record on a tie): the patch that
+/// `[off, off + len)` of section `sec` (the last such record on a tie): the patch that
 /// writes `r_type` into its `r_info`, if there is such a relocation.
 pub fn reloc_type_patch(
     obj: &Object<'_>,
@@ -37,30 +73,16 @@ pub fn reloc_type_patch(
     len: u64,
     r_type: u32,
 ) -> Result<Option<Patch>> {
-    let Some(rsec) = obj.rela_section_for(sec) else {
-        return Ok(None);
-    };
-    let relas = obj.rela_records(rsec)?;
-    let found = relas
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            let o = r.r_offset(LE);
-            o >= off && o < off + len
-        })
-        .min_by_key(|(i, r)| (r.r_offset(LE), std::cmp::Reverse(*i)));
-    // r_info is at +8 in an Elf64_Rela; its low 32 bits are the type
-    Ok(found.map(|(i, _)| Patch {
-        section: rsec,
-        offset: i as u64 * 24 + 8,
-        bytes: r_type.to_le_bytes().to_vec(),
-    }))
+    Ok(RelaIndex::new(obj, sec)?.and_then(|x| x.type_patch(off, len, r_type)))
 }
 
 /// The patches that turn each (section, offset, length) instruction of `obj` into a NOP
 /// and set the type of the first relocation inside it to `R_X86_64_NONE`.
 pub fn nop_patches(obj: &Object<'_>, nops: &[(SecId, u64, u8)]) -> Result<Vec<Patch>> {
     let mut out = Vec::new();
+    // (one index per section: a vmlinux.o has thousands of jump labels in a section of
+    // a million relocations)
+    let mut index: rustc_hash::FxHashMap<SecId, Option<RelaIndex>> = Default::default();
     for &(sec, off, len) in nops {
         let nop = nop_bytes(len).ok_or(WriteError::BadNopSize(len))?;
         let h = obj.section(sec)?;
@@ -75,7 +97,14 @@ pub fn nop_patches(obj: &Object<'_>, nops: &[(SecId, u64, u8)]) -> Result<Vec<Pa
             offset: off,
             bytes: nop.to_vec(),
         });
-        out.extend(reloc_type_patch(obj, sec, off, u64::from(len), 0)?);
+        let x = match index.entry(sec) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(RelaIndex::new(obj, sec)?),
+        };
+        out.extend(
+            x.as_ref()
+                .and_then(|x| x.type_patch(off, u64::from(len), 0)),
+        );
     }
     Ok(out)
 }
