@@ -203,7 +203,7 @@ impl Builder<'_, '_> {
                 return Ok(());
             }
             JumpTarget::Return => {
-                self.add_return_call(id);
+                self.add_return_call(id, true);
                 return Ok(());
             }
             JumpTarget::Sibling(sym) => {
@@ -215,7 +215,7 @@ impl Builder<'_, '_> {
         let Some(dest) = dest else {
             if let Some(s) = self.syms.by_offset(dest_sec, dest_off) {
                 if self.syms.get(s).embedded_insn {
-                    self.add_return_call(id);
+                    self.add_return_call(id, false);
                     return Ok(());
                 }
             }
@@ -235,7 +235,7 @@ impl Builder<'_, '_> {
                 return Ok(());
             }
             Some(Thunk::Return) => {
-                self.add_return_call(id);
+                self.add_return_call(id, true);
                 return Ok(());
             }
             None => {}

@@ -15,6 +15,7 @@ pub mod noreturn;
 mod owners;
 mod program;
 pub mod relocs;
+pub mod sites;
 pub mod special;
 pub mod symbols;
 

@@ -197,6 +197,8 @@ pub struct Program<'a, 'data> {
     /// Jump-label `jmp`s that `--hacks=jump_label` turns into NOPs.
     pub nopped_jump_labels: Vec<InsnId>,
     pub ignore_unreachables: bool,
+    /// The call sites objtool's actions list, and the calls it rewrites.
+    pub sites: super::sites::Sites,
 }
 
 impl<'a, 'data> Program<'a, 'data> {
@@ -556,6 +558,7 @@ impl<'a, 'data> Program<'a, 'data> {
             nreal,
             nopped_jump_labels: Vec::new(),
             ignore_unreachables: opts.no_unreachable,
+            sites: Default::default(),
         }
     }
 }

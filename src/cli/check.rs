@@ -84,16 +84,16 @@ pub struct CheckArgs {
     /// Validate straight-line-speculation mitigations (not implemented yet).
     #[arg(long, help_heading = "Actions")]
     sls: bool,
-    /// Annotate mcount/fentry calls for ftrace (not implemented yet).
+    /// Annotate mcount/fentry calls for ftrace (`__mcount_loc`).
     #[arg(long, help_heading = "Actions")]
     mcount: bool,
     /// Validate noinstr rules (not implemented yet).
     #[arg(long, help_heading = "Actions")]
     noinstr: bool,
-    /// Validate and annotate retpoline usage (not implemented yet).
+    /// Validate and annotate retpoline usage (`.retpoline_sites`).
     #[arg(long, help_heading = "Actions")]
     retpoline: bool,
-    /// Validate and annotate rethunk usage (not implemented yet).
+    /// Validate and annotate rethunk usage (`.return_sites`; with `--hacks=skylake`, `.call_sites`).
     #[arg(long, help_heading = "Actions")]
     rethunk: bool,
     /// Validate entry unret placement (not implemented yet).
@@ -102,13 +102,13 @@ pub struct CheckArgs {
     /// Generate prefix symbols of N bytes (not implemented yet).
     #[arg(long, help_heading = "Actions", value_name = "N")]
     prefix: Option<i32>,
-    /// Annotate static calls (not implemented yet).
+    /// Annotate static calls (`.static_call_sites`).
     #[arg(long, help_heading = "Actions")]
     static_call: bool,
-    /// Annotate kCFI function preambles (not implemented yet).
+    /// Annotate kCFI function preambles (`.cfi_sites`).
     #[arg(long, help_heading = "Actions")]
     cfi: bool,
-    /// NOP out mcount call sites (with --mcount; not implemented yet).
+    /// NOP out mcount call sites (with --mcount).
     #[arg(long, help_heading = "Actions", requires = "mcount")]
     mnop: bool,
     /// The object is part of a kernel module.
@@ -188,15 +188,9 @@ impl CheckArgs {
         [
             (self.ibt, "--ibt"),
             (self.sls, "--sls"),
-            (self.mcount, "--mcount"),
-            (self.mnop, "--mnop"),
             (self.noinstr, "--noinstr"),
-            (self.retpoline, "--retpoline"),
-            (self.rethunk, "--rethunk"),
             (self.unret, "--unret"),
             (self.prefix.is_some(), "--prefix"),
-            (self.static_call, "--static-call"),
-            (self.cfi, "--cfi"),
             (self.backup, "--backup"),
         ]
         .into_iter()
@@ -262,6 +256,8 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     // an action of objtool's (`opts_valid`); without one, validate as --orc does
     let action =
         opts.orc || opts.stackval || opts.uaccess || opts.hack_jump_label || opts.hack_noinstr;
+    // (the site-list actions)
+    let action = action || opts.retpoline || opts.rethunk || opts.static_call || opts.mcount;
     let output = match &args.output {
         Some(out) => Output::File(out.clone()),
         None if args.print_orc => Output::None,

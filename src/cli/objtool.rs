@@ -164,15 +164,9 @@ fn unimplemented(o: &ObjtoolOpts) -> Vec<&'static str> {
     [
         (o.ibt, "--ibt"),
         (o.sls, "--sls"),
-        (o.mcount, "--mcount"),
-        (o.mnop, "--mnop"),
         (o.noinstr, "--noinstr"),
-        (o.retpoline, "--retpoline"),
-        (o.rethunk, "--rethunk"),
         (o.unret, "--unret"),
         (o.prefix != 0, "--prefix"),
-        (o.static_call, "--static-call"),
-        (o.cfi, "--cfi"),
         (o.backup, "--backup"),
     ]
     .into_iter()

@@ -275,6 +275,22 @@ pub enum FindingKind {
         got: String,
         want: String,
     },
+    // The site-list actions (`--retpoline`, `--rethunk`, `--static-call`, `--cfi`,
+    // `--mcount`; src/actions/): objtool's `validate_retpoline()` and the `create_*`
+    // functions of the sections.
+    /// `indirect jump found in MITIGATION_RETPOLINE build` (`call` when not a jump)
+    IndirectInRetpolineBuild {
+        jump: bool,
+    },
+    /// `'naked' return found in MITIGATION_RETHUNK build`
+    NakedReturn,
+    /// `file already has .retpoline_sites, skipping` and the like (objtool's words per
+    /// section).
+    SiteSectionPresent(&'static str),
+    /// `static_call: trampoline name malformed: NAME`
+    StaticCallTrampolineMalformed(String),
+    /// `static_call: can't find static_call_key symbol: NAME`
+    StaticCallKeyMissing(String),
 }
 
 /// A section offset as objtool prints it without looking for a symbol: `SEC+0xOFF`.
@@ -438,6 +454,19 @@ impl fmt::Display for FindingKind {
                 "objtool isn't smart enough to handle this CFI save/restore combo"
             }
             UnreachableInstruction => "unreachable instruction",
+            // the site-list actions
+            IndirectInRetpolineBuild { jump } => {
+                let what = if *jump { "jump" } else { "call" };
+                return write!(f, "indirect {what} found in MITIGATION_RETPOLINE build");
+            }
+            NakedReturn => "'naked' return found in MITIGATION_RETHUNK build",
+            SiteSectionPresent(m) => m,
+            StaticCallTrampolineMalformed(name) => {
+                return write!(f, "static_call: trampoline name malformed: {name}");
+            }
+            StaticCallKeyMissing(name) => {
+                return write!(f, "static_call: can't find static_call_key symbol: {name}");
+            }
         };
         f.write_str(fixed)
     }

@@ -157,6 +157,12 @@ enum Item {
 
 /// Runs the whole validation (functions, then hints, then the unreachable check).
 pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
+    validate_after(p, f, 0)
+}
+
+/// [`validate`] after checks that counted `warned` warnings (objtool's `check()` adds
+/// `validate_retpoline()`'s to its count, and with any it skips the unreachable check).
+pub fn validate_after(p: &Program<'_, '_>, f: &mut Findings, warned: usize) -> Walk {
     let n = p.attrs.len();
     let parallel = p.parallel() && rayon::current_num_threads() > 1;
     let atomics = |len: usize, v: u32| (0..len).map(|_| AtomicU32::new(v)).collect::<Vec<_>>();
@@ -192,7 +198,7 @@ pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
         sh.set_cfi(*id, Some(states.intern(h)));
     }
     let mut conflicts = Vec::new();
-    let mut warnings = 0;
+    let mut warnings = warned;
 
     let items = function_items(p, parallel);
     let (mut results, deferred) = if parallel {
