@@ -223,12 +223,42 @@ fn check_knows_objtools_actions() {
     let out = orctool(&[
         "check",
         "--orc",
-        "--static-call",
+        "--noinstr",
         "--sls",
         obj.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    insta::assert_snapshot!(text(&out.stderr), @"orctool: check: not implemented yet: --sls, --static-call (orctool implements --orc, --stackval, --uaccess and --hacks)");
+    insta::assert_snapshot!(text(&out.stderr), @"orctool: check: not implemented yet: --sls, --noinstr (orctool implements --orc, --stackval, --uaccess and --hacks)");
+}
+
+/// The site-list actions run under `orctool check` too: their sections are written.
+#[test]
+fn check_writes_the_site_lists() {
+    let d = Scratch::new("cli-sites");
+    let obj = example(&d, "a.o");
+    let out_obj = d.path("out.o");
+    let out = orctool(&[
+        "check",
+        "--orc",
+        "--static-call",
+        "--retpoline",
+        "--rethunk",
+        "--cfi",
+        "--mcount",
+        "--mnop",
+        "-o",
+        out_obj.to_str().unwrap(),
+        obj.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // (the example has none of the sites but kCFI's section, which objtool always makes)
+    let sections = std::process::Command::new("readelf")
+        .args(["-SW", out_obj.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let sections = text(&sections.stdout);
+    assert!(sections.contains(" .cfi_sites "), "{sections}");
+    assert!(sections.contains(" .orc_unwind "), "{sections}");
 }
 
 /// The man pages and completions come from the clap definition.
