@@ -13,17 +13,7 @@ use crate::edits::Patch;
 use crate::elf::{LE, Object, SecId};
 use crate::error::{Error, Result, WriteError};
 
-/// objtool's NOP encodings (`arch_nop_insn()`).
-pub fn nop_bytes(len: u8) -> Option<&'static [u8]> {
-    Some(match len {
-        1 => &[0x90],
-        2 => &[0x66, 0x90],
-        3 => &[0x0f, 0x1f, 0x00],
-        4 => &[0x0f, 0x1f, 0x40, 0x00],
-        5 => &[0x0f, 0x1f, 0x44, 0x00, 0x00],
-        _ => return None,
-    })
-}
+pub use crate::decode::nops::nop_bytes;
 
 /// objtool's `set_reloc_type()` on the relocation with the lowest offset inside
 /// `[off, off + len)` of section `sec` (the first such record on a tie): the patch that
