@@ -15,40 +15,50 @@ use crate::error::{Error, Result, WriteError};
 
 pub use crate::decode::nops::nop_bytes;
 
-/// objtool's `set_reloc_type()` on the relocation with the lowest offset inside
-/// `[off, off + len)` of section `sec` (the first such record on a tie): the patch that
-/// writes `r_type` into its `r_info`, if there is such a relocation.
-pub fn reloc_type_patch(
-    obj: &Object<'_>,
-    sec: SecId,
-    off: u64,
-    len: u64,
-    r_type: u32,
-) -> Result<Option<Patch>> {
-    let Some(rsec) = obj.rela_section_for(sec) else {
-        return Ok(None);
-    };
-    let relas = obj.rela_records(rsec)?;
-    let found = relas
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            let o = r.r_offset(LE);
-            o >= off && o < off + len
+/// The relocations of one section ordered for objtool's `find_reloc_by_dest_range()`:
+/// (offset, record index), by offset, the last record first among equal offsets.
+struct RelocOrder {
+    rsec: SecId,
+    by_offset: Vec<(u64, std::cmp::Reverse<u32>)>,
+}
+
+impl RelocOrder {
+    fn new(obj: &Object<'_>, sec: SecId) -> Result<Option<Self>> {
+        let Some(rsec) = obj.rela_section_for(sec) else {
+            return Ok(None);
+        };
+        let mut by_offset: Vec<_> = obj
+            .rela_records(rsec)?
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.r_offset(LE), std::cmp::Reverse(i as u32)))
+            .collect();
+        by_offset.sort_unstable();
+        Ok(Some(RelocOrder { rsec, by_offset }))
+    }
+
+    /// objtool's `set_reloc_type()` on the relocation with the lowest offset inside
+    /// `[off, off + len)` (the last such record on a tie): the patch that writes `r_type`
+    /// into its `r_info`, if there is such a relocation.
+    fn type_patch(&self, off: u64, len: u64, r_type: u32) -> Option<Patch> {
+        let p = self.by_offset.partition_point(|&(o, _)| o < off);
+        let &(o, std::cmp::Reverse(i)) = self.by_offset.get(p)?;
+        // r_info is at +8 in an Elf64_Rela; its low 32 bits are the type
+        (o < off.saturating_add(len)).then(|| Patch {
+            section: self.rsec,
+            offset: u64::from(i) * 24 + 8,
+            bytes: r_type.to_le_bytes().to_vec(),
         })
-        .min_by_key(|(i, r)| (r.r_offset(LE), std::cmp::Reverse(*i)));
-    // r_info is at +8 in an Elf64_Rela; its low 32 bits are the type
-    Ok(found.map(|(i, _)| Patch {
-        section: rsec,
-        offset: i as u64 * 24 + 8,
-        bytes: r_type.to_le_bytes().to_vec(),
-    }))
+    }
 }
 
 /// The patches that turn each (section, offset, length) instruction of `obj` into a NOP
-/// and set the type of the first relocation inside it to `R_X86_64_NONE`.
+/// and set the type of the first relocation inside it to `R_X86_64_NONE`. (Each section's
+/// relocations are ordered once: `vmlinux.o` has thousands of jump labels in a `.text`
+/// of millions of relocations.)
 pub fn nop_patches(obj: &Object<'_>, nops: &[(SecId, u64, u8)]) -> Result<Vec<Patch>> {
     let mut out = Vec::new();
+    let mut orders: rustc_hash::FxHashMap<SecId, Option<RelocOrder>> = Default::default();
     for &(sec, off, len) in nops {
         let nop = nop_bytes(len).ok_or(WriteError::BadNopSize(len))?;
         let h = obj.section(sec)?;
@@ -63,7 +73,53 @@ pub fn nop_patches(obj: &Object<'_>, nops: &[(SecId, u64, u8)]) -> Result<Vec<Pa
             offset: off,
             bytes: nop.to_vec(),
         });
-        out.extend(reloc_type_patch(obj, sec, off, u64::from(len), 0)?);
+        let order = match orders.entry(sec) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(RelocOrder::new(obj, sec)?),
+        };
+        out.extend(
+            order
+                .as_ref()
+                .and_then(|o| o.type_patch(off, u64::from(len), 0)),
+        );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ordered lookup finds what a scan of every relocation finds: the lowest offset
+    /// in range, the last record among equal offsets.
+    #[test]
+    fn type_patch_matches_a_scan() {
+        let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..200 {
+            let n = rng.below(40) as usize;
+            let offsets: Vec<u64> = (0..n).map(|_| rng.below(64)).collect();
+            let mut by_offset: Vec<_> = offsets
+                .iter()
+                .enumerate()
+                .map(|(i, &o)| (o, std::cmp::Reverse(i as u32)))
+                .collect();
+            by_offset.sort_unstable();
+            let order = RelocOrder {
+                rsec: SecId(7),
+                by_offset,
+            };
+            for _ in 0..50 {
+                let (off, len) = (rng.below(70), rng.below(6));
+                let want = (0..n)
+                    .filter(|&i| offsets[i] >= off && offsets[i] < off + len)
+                    .min_by_key(|&i| (offsets[i], std::cmp::Reverse(i)));
+                let got = order.type_patch(off, len, 0);
+                assert_eq!(
+                    got.map(|p| p.offset),
+                    want.map(|i| i as u64 * 24 + 8),
+                    "off {off} len {len} in {offsets:?}"
+                );
+            }
+        }
+    }
 }
