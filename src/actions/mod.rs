@@ -48,9 +48,11 @@ pub fn after_walk(
     if opts.unret {
         unret::validate(program, walk.as_deref(), findings)?;
     }
-    if opts.ibt {
-        ibt::validate(program, findings)?;
-    }
+    let ibt_used = if opts.ibt {
+        Some(ibt::validate(program, findings)?)
+    } else {
+        None
+    };
     if opts.sls {
         sls::validate(program, findings)?;
     }
@@ -75,8 +77,8 @@ pub fn after_walk(
     if let Some(size) = opts.prefix {
         prefix::symbols(program, walk, size, findings, &mut edits)?;
     }
-    if opts.ibt {
-        ibt::sections(program, findings, &mut edits)?;
+    if let Some(used) = &ibt_used {
+        ibt::sections(program, used, findings, &mut edits)?;
     }
     Ok(edits)
 }

@@ -197,6 +197,8 @@ pub struct Program<'a, 'data> {
     /// Jump-label `jmp`s that `--hacks=jump_label` turns into NOPs.
     pub nopped_jump_labels: Vec<InsnId>,
     pub ignore_unreachables: bool,
+    /// `--ibt`: the addresses of instructions that code and data take.
+    pub ibt_refs: super::ibt::IbtRefs,
 }
 
 impl<'a, 'data> Program<'a, 'data> {
@@ -556,6 +558,7 @@ impl<'a, 'data> Program<'a, 'data> {
             nreal,
             nopped_jump_labels: Vec::new(),
             ignore_unreachables: opts.no_unreachable,
+            ibt_refs: Default::default(),
         }
     }
 }

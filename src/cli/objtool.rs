@@ -162,7 +162,6 @@ pub fn run(args: &[OsString]) -> ExitCode {
 /// The actions given that orctool does not implement yet.
 fn unimplemented(o: &ObjtoolOpts) -> Vec<&'static str> {
     [
-        (o.ibt, "--ibt"),
         (o.sls, "--sls"),
         (o.mcount, "--mcount"),
         (o.mnop, "--mnop"),
@@ -170,7 +169,6 @@ fn unimplemented(o: &ObjtoolOpts) -> Vec<&'static str> {
         (o.retpoline, "--retpoline"),
         (o.rethunk, "--rethunk"),
         (o.unret, "--unret"),
-        (o.prefix != 0, "--prefix"),
         (o.static_call, "--static-call"),
         (o.cfi, "--cfi"),
         (o.backup, "--backup"),

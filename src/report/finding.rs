@@ -275,6 +275,21 @@ pub enum FindingKind {
         got: String,
         want: String,
     },
+    // --ibt (actions::ibt: objtool's validate_ibt(), create_ibt_endbr_seal_sections()).
+    /// `relocation to !ENDBR: LOC` (an instruction takes the address of `dest`)
+    RelocationToNoEndbr {
+        dest: Location,
+    },
+    /// `data relocation to !ENDBR: LOC`
+    DataRelocationToNoEndbr {
+        dest: Location,
+    },
+    /// `file already has .ibt_endbr_seal, skipping`
+    IbtSealAlreadyPresent,
+    /// `FUNC(): not an indirect call target`
+    NotIndirectCallTarget {
+        function: String,
+    },
 }
 
 /// A section offset as objtool prints it without looking for a symbol: `SEC+0xOFF`.
@@ -438,6 +453,15 @@ impl fmt::Display for FindingKind {
                 "objtool isn't smart enough to handle this CFI save/restore combo"
             }
             UnreachableInstruction => "unreachable instruction",
+            // --ibt
+            RelocationToNoEndbr { dest } => return write!(f, "relocation to !ENDBR: {dest}"),
+            DataRelocationToNoEndbr { dest } => {
+                return write!(f, "data relocation to !ENDBR: {dest}");
+            }
+            IbtSealAlreadyPresent => "file already has .ibt_endbr_seal, skipping",
+            NotIndirectCallTarget { function } => {
+                return write!(f, "{function}(): not an indirect call target");
+            }
         };
         f.write_str(fixed)
     }
