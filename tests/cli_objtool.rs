@@ -187,10 +187,10 @@ fn unimplemented_actions_are_named() {
     let multi = multi_object(&scratch);
     let dir = scratch.path("run");
     setup(&dir, &multi);
-    let line = "--hacks=jump_label --hacks=noinstr --hacks=skylake --ibt --orc --retpoline --rethunk --static-call --uaccess --prefix=16 --link --module a.o";
+    let line = "--hacks=jump_label --hacks=noinstr --hacks=skylake --ibt --orc --retpoline --rethunk --sls --static-call --uaccess --prefix=16 --link --module a.o";
     let args: Vec<String> = line.split(' ').map(str::to_owned).collect();
     let out = run_in(&dir, &objtool, &[], &[], &args);
-    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @"error: objtool: orctool does not implement --ibt, --retpoline, --rethunk, --prefix, --static-call yet (it implements --orc, --stackval, --uaccess and --hacks)");
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @"error: objtool: orctool does not implement --sls yet (it implements --orc, --stackval, --uaccess and --hacks)");
     assert_eq!(out.status.code(), Some(1));
     // the object is untouched
     let a = std::fs::read(dir.join("a.o")).unwrap();
@@ -214,12 +214,12 @@ fn unimplemented_actions_are_named() {
     let out = orctool(&[
         "check",
         "--orc",
-        "--retpoline",
+        "--sls",
         "--prefix",
         "16",
         dir.join("a.o").to_str().unwrap(),
     ]);
-    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @"orctool: check: not implemented yet: --retpoline, --prefix (orctool implements --orc, --stackval, --uaccess and --hacks)");
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @"orctool: check: not implemented yet: --sls (orctool implements --orc, --stackval, --uaccess and --hacks)");
     assert_eq!(out.status.code(), Some(2));
 }
 

@@ -9,6 +9,7 @@ mod annotations;
 mod builder;
 mod calls;
 pub mod hints;
+pub mod ibt;
 mod jump_tables;
 mod jumps;
 pub mod noreturn;
@@ -64,5 +65,8 @@ pub fn build<'a, 'data>(
     p.read_instr_hints(f)?; // read_instr_hints()
     p.read_validate_unret_hints(f)?; // read_validate_unret_hints()
     p.annotate(&annotations, Phase::Late, f)?; // __annotate_late()
+    if opts.ibt {
+        p.record_ibt_refs(); // (the relocations validate_ibt() reads)
+    }
     Ok(p.finish())
 }

@@ -199,6 +199,8 @@ pub struct Program<'a, 'data> {
     pub ignore_unreachables: bool,
     /// The call sites objtool's actions list, and the calls it rewrites.
     pub sites: super::sites::Sites,
+    /// `--ibt`: the addresses of instructions that code and data take.
+    pub ibt_refs: super::ibt::IbtRefs,
 }
 
 impl<'a, 'data> Program<'a, 'data> {
@@ -559,6 +561,7 @@ impl<'a, 'data> Program<'a, 'data> {
             nopped_jump_labels: Vec::new(),
             ignore_unreachables: opts.no_unreachable,
             sites: Default::default(),
+            ibt_refs: Default::default(),
         }
     }
 }

@@ -78,7 +78,7 @@ pub struct CheckArgs {
         default_missing_value = "jump_label,noinstr,skylake"
     )]
     hacks: Vec<Hack>,
-    /// Validate and annotate IBT (not implemented yet).
+    /// Validate IBT: addresses taken must point at ENDBR; list the rest in .ibt_endbr_seal.
     #[arg(long, help_heading = "Actions")]
     ibt: bool,
     /// Validate straight-line-speculation mitigations (not implemented yet).
@@ -99,7 +99,7 @@ pub struct CheckArgs {
     /// Validate entry unret placement (not implemented yet).
     #[arg(long, help_heading = "Actions", requires = "rethunk")]
     unret: bool,
-    /// Generate prefix symbols of N bytes (not implemented yet).
+    /// Generate __pfx_ symbols over the N bytes of NOP padding before functions.
     #[arg(long, help_heading = "Actions", value_name = "N")]
     prefix: Option<i32>,
     /// Annotate static calls (`.static_call_sites`).
@@ -186,11 +186,9 @@ impl CheckArgs {
     /// objtool's actions that orctool does not implement yet, as given.
     fn unimplemented(&self) -> Vec<&'static str> {
         [
-            (self.ibt, "--ibt"),
             (self.sls, "--sls"),
             (self.noinstr, "--noinstr"),
             (self.unret, "--unret"),
-            (self.prefix.is_some(), "--prefix"),
             (self.backup, "--backup"),
         ]
         .into_iter()

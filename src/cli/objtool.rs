@@ -162,11 +162,9 @@ pub fn run(args: &[OsString]) -> ExitCode {
 /// The actions given that orctool does not implement yet.
 fn unimplemented(o: &ObjtoolOpts) -> Vec<&'static str> {
     [
-        (o.ibt, "--ibt"),
         (o.sls, "--sls"),
         (o.noinstr, "--noinstr"),
         (o.unret, "--unret"),
-        (o.prefix != 0, "--prefix"),
         (o.backup, "--backup"),
     ]
     .into_iter()

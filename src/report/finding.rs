@@ -291,6 +291,21 @@ pub enum FindingKind {
     StaticCallTrampolineMalformed(String),
     /// `static_call: can't find static_call_key symbol: NAME`
     StaticCallKeyMissing(String),
+    // --ibt (actions::ibt: objtool's validate_ibt(), create_ibt_endbr_seal_sections()).
+    /// `relocation to !ENDBR: LOC` (an instruction takes the address of `dest`)
+    RelocationToNoEndbr {
+        dest: Location,
+    },
+    /// `data relocation to !ENDBR: LOC`
+    DataRelocationToNoEndbr {
+        dest: Location,
+    },
+    /// `file already has .ibt_endbr_seal, skipping`
+    IbtSealAlreadyPresent,
+    /// `FUNC(): not an indirect call target`
+    NotIndirectCallTarget {
+        function: String,
+    },
 }
 
 /// A section offset as objtool prints it without looking for a symbol: `SEC+0xOFF`.
@@ -466,6 +481,15 @@ impl fmt::Display for FindingKind {
             }
             StaticCallKeyMissing(name) => {
                 return write!(f, "static_call: can't find static_call_key symbol: {name}");
+            }
+            // --ibt
+            RelocationToNoEndbr { dest } => return write!(f, "relocation to !ENDBR: {dest}"),
+            DataRelocationToNoEndbr { dest } => {
+                return write!(f, "data relocation to !ENDBR: {dest}");
+            }
+            IbtSealAlreadyPresent => "file already has .ibt_endbr_seal, skipping",
+            NotIndirectCallTarget { function } => {
+                return write!(f, "{function}(): not an indirect call target");
             }
         };
         f.write_str(fixed)
