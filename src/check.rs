@@ -221,6 +221,14 @@ fn run(
         return Ok(out);
     };
     let mut walked: Option<Walk> = None;
+    if !walking && opts.noinstr {
+        // objtool: the noinstr sections alone (no ORC, no unreachable check)
+        let w = walk::validate_noinstr_sections(&program, &mut out.findings);
+        out.stats.lap("walk", &mut t, &opts);
+        out.stats.states = w.states.len();
+        out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
+        walked = Some(w);
+    }
     if walking {
         let w = walk::validate_after(&program, &mut out.findings, warned);
         crate::alt::explain::explain_conflicts(&program, &w, &mut out.findings);

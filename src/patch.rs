@@ -1,7 +1,8 @@
 //! Code patches objtool makes besides adding sections: `--hacks=jump_label` turns
 //! compiler-emitted jump-label `jmp`s into NOPs of the same length and makes their
 //! relocation `R_X86_64_NONE` (objtool: `handle_jump_alt()`, `elf_write_insn()`,
-//! `set_reloc_type()`).
+//! `set_reloc_type()`); the NOP and `ret; int3` encodings objtool writes (`arch_nop_insn()`,
+//! `arch_ret_insn()`).
 //!
 //! Patches are [`edits::Patch`]es at offsets of input sections; the writer places them in
 //! the output object (whose existing sections keep their contents), with or without new
@@ -13,7 +14,29 @@ use crate::edits::Patch;
 use crate::elf::{LE, Object, SecId};
 use crate::error::{Error, Result, WriteError};
 
-pub use crate::decode::nops::nop_bytes;
+/// objtool's NOP encodings (`arch_nop_insn()`).
+pub fn nop_bytes(len: u8) -> Option<&'static [u8]> {
+    Some(match len {
+        1 => &[0x90],
+        2 => &[0x66, 0x90],
+        3 => &[0x0f, 0x1f, 0x00],
+        4 => &[0x0f, 0x1f, 0x40, 0x00],
+        5 => &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+        _ => return None,
+    })
+}
+
+/// objtool's `arch_ret_insn()`: `ret; int3` and a NOP to fill `len` bytes.
+pub fn ret_bytes(len: u8) -> Option<&'static [u8]> {
+    Some(match len {
+        1 => &[0xc3],
+        2 => &[0xc3, 0xcc],
+        3 => &[0xc3, 0xcc, 0x90],
+        4 => &[0xc3, 0xcc, 0x66, 0x90],
+        5 => &[0xc3, 0xcc, 0x0f, 0x1f, 0x00],
+        _ => return None,
+    })
+}
 
 /// The relocations of one section ordered for objtool's `find_reloc_by_dest_range()`:
 /// (offset, record index), by offset, the last record first among equal offsets.
@@ -89,6 +112,21 @@ pub fn nop_patches(obj: &Object<'_>, nops: &[(SecId, u64, u8)]) -> Result<Vec<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ret_bytes_are_ret_int3_and_a_nop_of_the_length() {
+        for len in 1..=5u8 {
+            let b = ret_bytes(len).unwrap();
+            assert_eq!(b.len(), len as usize);
+            assert_eq!(&b[..2.min(b.len())], &[0xc3, 0xcc][..2.min(b.len())]);
+            if len >= 3 {
+                assert_eq!(&b[2..], nop_bytes(len - 2).unwrap());
+            }
+            assert_eq!(nop_bytes(len).unwrap().len(), len as usize);
+        }
+        assert_eq!((ret_bytes(0), ret_bytes(6)), (None, None));
+        assert_eq!((nop_bytes(0), nop_bytes(6)), (None, None));
+    }
 
     /// The ordered lookup finds what a scan of every relocation finds: the lowest offset
     /// in range, the last record among equal offsets.

@@ -56,9 +56,11 @@ pub fn after_walk(
     if opts.unret {
         unret::validate(program, walk.as_deref(), findings)?;
     }
-    if opts.ibt {
-        ibt::validate(program, findings)?;
-    }
+    let ibt_used = if opts.ibt {
+        Some(ibt::validate(program, findings)?)
+    } else {
+        None
+    };
     if opts.sls {
         sls::validate(program, findings)?;
     }
@@ -83,8 +85,8 @@ pub fn after_walk(
     if let Some(size) = opts.prefix {
         prefix::symbols(program, walk, size, findings, edits)?;
     }
-    if opts.ibt {
-        ibt::sections(program, findings, edits)?;
+    if let Some(used) = &ibt_used {
+        ibt::sections(program, used, findings, edits)?;
     }
     Ok(())
 }

@@ -6,9 +6,10 @@ use object::elf;
 
 use crate::cfg::Program;
 use crate::cfg::sites::RewriteTo;
-use crate::decode::{InsnId, nops};
+use crate::decode::InsnId;
 use crate::edits::{Edits, NewReloc, NewSection, Patch, RelocTarget};
 use crate::elf::SecId;
+use crate::patch::{nop_bytes, ret_bytes};
 use crate::report::{FindingKind, Findings};
 
 /// objtool's `find_section_by_name()` before it creates `name`: when the object already
@@ -75,8 +76,8 @@ pub(super) fn rewrites(program: &Program<'_, '_>, edits: &mut Edits) {
     for rw in &program.sites.rewrites {
         let insn = program.insn(rw.insn);
         let bytes = match rw.to {
-            RewriteTo::Nop => nops::nop_bytes(insn.len),
-            RewriteTo::Ret => nops::ret_bytes(insn.len),
+            RewriteTo::Nop => nop_bytes(insn.len),
+            RewriteTo::Ret => ret_bytes(insn.len),
         };
         // (objtool prints "invalid NOP size" and crashes on a longer instruction)
         let Some(bytes) = bytes else { continue };

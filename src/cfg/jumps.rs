@@ -59,7 +59,8 @@ impl Builder<'_, '_> {
         if self.opts.ibt {
             let i = self.insn(id);
             if let Some(prev) = self.prev_same_sec(id) {
-                if self.attrs[prev.idx()].sym == self.attrs[id.idx()].sym
+                // (objtool: prev_insn_same_sym(), which compares insn_func())
+                if self.insn_func(prev) == self.insn_func(id)
                     && self.attrs[prev.idx()].kind == InsnKind::Endbr
                     && u64::from(i.offset) == s.offset + u64::from(self.insn(prev).len)
                 {

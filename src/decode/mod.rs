@@ -4,7 +4,6 @@
 //! offset order, so "next instruction" is `id + 1` within the section and an address lookup
 //! is a binary search.
 
-pub mod nops;
 pub mod regs;
 mod sections;
 pub mod x86;
