@@ -173,3 +173,58 @@ impl Builder<'_, '_> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// objtool's list: prefixes, exact names, and `.discard.ibt_endbr_noseal` read despite
+    /// its prefix.
+    #[test]
+    fn data_sections_skipped_as_objtool_skips_them() {
+        for skipped in [
+            ".discard.func_stack_frame_non_standard",
+            ".discard",
+            ".debug_info",
+            ".debugx",
+            "__jump_table",
+            "__mcount_loc",
+            ".kcfi_traps",
+            ".rela__patchable_function_entries",
+            "__patchable_function_entries",
+        ] {
+            assert!(skips_data_section(skipped), "{skipped}");
+        }
+        for read in [
+            ".discard.ibt_endbr_noseal",
+            ".data",
+            ".rodata",
+            "__ksymtab",
+            "__jump_table.x",
+            ".altinstructions2",
+            "__ex_table_x",
+        ] {
+            assert!(!skips_data_section(read), "{read}");
+        }
+    }
+
+    #[test]
+    fn only_branches_and_nops_are_not_address_loads() {
+        use InsnKind::*;
+        for k in [
+            Call,
+            CallDynamic,
+            JumpConditional,
+            JumpUnconditional,
+            JumpDynamic,
+            JumpDynamicConditional,
+            Return,
+            Nop,
+        ] {
+            assert!(is_branch_or_nop(k), "{k:?}");
+        }
+        for k in [ContextSwitch, Bug, Stac, Clac, Std, Cld, Trap, Endbr, Other] {
+            assert!(!is_branch_or_nop(k), "{k:?}");
+        }
+    }
+}
