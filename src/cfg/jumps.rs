@@ -204,7 +204,7 @@ impl Builder<'_, '_> {
                 return Ok(());
             }
             JumpTarget::Return => {
-                self.add_return_call(id);
+                self.add_return_call(id, true);
                 return Ok(());
             }
             JumpTarget::Sibling(sym) => {
@@ -216,7 +216,7 @@ impl Builder<'_, '_> {
         let Some(dest) = dest else {
             if let Some(s) = self.syms.by_offset(dest_sec, dest_off) {
                 if self.syms.get(s).embedded_insn {
-                    self.add_return_call(id);
+                    self.add_return_call(id, false);
                     return Ok(());
                 }
             }
@@ -236,7 +236,7 @@ impl Builder<'_, '_> {
                 return Ok(());
             }
             Some(Thunk::Return) => {
-                self.add_return_call(id);
+                self.add_return_call(id, true);
                 return Ok(());
             }
             None => {}

@@ -15,7 +15,9 @@ mod jumps;
 pub mod noreturn;
 mod owners;
 mod program;
+pub mod pv_ops;
 pub mod relocs;
+pub mod sites;
 pub mod special;
 pub mod symbols;
 
@@ -40,6 +42,8 @@ pub fn build<'a, 'data>(
     f: &mut Findings,
 ) -> Result<Program<'a, 'data>, AnalysisError> {
     let mut p = builder::Builder::new(obj, opts, insns, syms, relocs); // decode_instructions()
+    p.init_pv_ops(); // init_pv_ops()
+    p.decode_pv_assignments(f)?; // arch_decode_instruction(): mov $func, pv_ops[N]
     p.assign_owners(f)?; // decode_instructions(): insn->sym
     p.fix_iret(); // arch_decode_instruction(): iret in a function
     p.add_ignores(f); // add_ignores()
@@ -67,5 +71,6 @@ pub fn build<'a, 'data>(
     if opts.ibt {
         p.record_ibt_refs(); // (the relocations validate_ibt() reads)
     }
+    p.find_pv_calls(); // pv_call_dest(): the slot of each call through pv_ops
     Ok(p.finish())
 }
