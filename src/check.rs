@@ -203,8 +203,6 @@ fn run(
             (program.insns.sec_of(i), u64::from(insn.offset), insn.len)
         })
         .collect();
-    // --hacks=noinstr: the hook calls the build removed from noinstr code
-    out.edits.patches = crate::patch::noinstr_hook_patches(&program);
     let walking = opts.stackval || opts.orc || opts.uaccess;
     if program.nreal == 0 {
         if let Some(inspect) = inspect {
@@ -218,10 +216,10 @@ fn run(
         }
         return Ok(out);
     }
-    if crate::actions::before_walk(&program, &opts, &mut out.findings).is_err() {
+    let Ok(warned) = crate::actions::before_walk(&program, &opts, &mut out.findings) else {
         out.fatal = true;
         return Ok(out);
-    }
+    };
     let mut walked: Option<Walk> = None;
     if !walking && opts.noinstr {
         // objtool: the noinstr sections alone (no ORC, no unreachable check)
@@ -232,7 +230,7 @@ fn run(
         walked = Some(w);
     }
     if walking {
-        let w = walk::validate(&program, &mut out.findings);
+        let w = walk::validate_after(&program, &mut out.findings, warned);
         crate::alt::explain::explain_conflicts(&program, &w, &mut out.findings);
         if opts.alt_unwind_check {
             crate::orc::unwind_check::unwind_check(&program, &w, abi, &mut out.findings);
@@ -242,17 +240,16 @@ fn run(
         out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
         walked = Some(w);
     }
-    match crate::actions::after_walk(&program, walked.as_mut(), &opts, &mut out.findings) {
-        Ok(edits) => {
-            // (the byte changes of the build come first: --hacks=noinstr)
-            let hack = std::mem::take(&mut out.edits.patches);
-            out.edits = edits;
-            out.edits.patches.splice(0..0, hack);
-        }
-        Err(_) => {
-            out.fatal = true;
-            return Ok(out);
-        }
+    let done = crate::actions::after_walk(
+        &program,
+        walked.as_mut(),
+        &opts,
+        &mut out.findings,
+        &mut out.edits,
+    );
+    if done.is_err() {
+        out.fatal = true;
+        return Ok(out);
     }
     let Some(w) = walked else {
         if let Some(inspect) = inspect {

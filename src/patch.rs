@@ -1,7 +1,8 @@
 //! Code patches objtool makes besides adding sections: `--hacks=jump_label` turns
 //! compiler-emitted jump-label `jmp`s into NOPs of the same length and makes their
 //! relocation `R_X86_64_NONE` (objtool: `handle_jump_alt()`, `elf_write_insn()`,
-//! `set_reloc_type()`).
+//! `set_reloc_type()`); the NOP and `ret; int3` encodings objtool writes (`arch_nop_insn()`,
+//! `arch_ret_insn()`).
 //!
 //! Patches are [`edits::Patch`]es at offsets of input sections; the writer places them in
 //! the output object (whose existing sections keep their contents), with or without new
@@ -9,8 +10,6 @@
 
 use object::read::elf::{Rela as _, SectionHeader as _};
 
-use crate::cfg::Program;
-use crate::decode::{InsnId, InsnKind};
 use crate::edits::Patch;
 use crate::elf::{LE, Object, SecId};
 use crate::error::{Error, Result, WriteError};
@@ -27,62 +26,62 @@ pub fn nop_bytes(len: u8) -> Option<&'static [u8]> {
     })
 }
 
-/// The relocations of one section by offset: (offset, record index), sorted by offset
-/// and, at one offset, the last record first (objtool's lookups find the newest).
-struct RelaIndex {
-    rsec: SecId,
-    sorted: Vec<(u64, usize)>,
+/// objtool's `arch_ret_insn()`: `ret; int3` and a NOP to fill `len` bytes.
+pub fn ret_bytes(len: u8) -> Option<&'static [u8]> {
+    Some(match len {
+        1 => &[0xc3],
+        2 => &[0xc3, 0xcc],
+        3 => &[0xc3, 0xcc, 0x90],
+        4 => &[0xc3, 0xcc, 0x66, 0x90],
+        5 => &[0xc3, 0xcc, 0x0f, 0x1f, 0x00],
+        _ => return None,
+    })
 }
 
-impl RelaIndex {
+/// The relocations of one section ordered for objtool's `find_reloc_by_dest_range()`:
+/// (offset, record index), by offset, the last record first among equal offsets.
+struct RelocOrder {
+    rsec: SecId,
+    by_offset: Vec<(u64, std::cmp::Reverse<u32>)>,
+}
+
+impl RelocOrder {
     fn new(obj: &Object<'_>, sec: SecId) -> Result<Option<Self>> {
         let Some(rsec) = obj.rela_section_for(sec) else {
             return Ok(None);
         };
-        let mut sorted: Vec<(u64, usize)> = obj
+        let mut by_offset: Vec<_> = obj
             .rela_records(rsec)?
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.r_offset(LE), i))
+            .map(|(i, r)| (r.r_offset(LE), std::cmp::Reverse(i as u32)))
             .collect();
-        sorted.sort_unstable_by_key(|&(o, i)| (o, std::cmp::Reverse(i)));
-        Ok(Some(RelaIndex { rsec, sorted }))
+        by_offset.sort_unstable();
+        Ok(Some(RelocOrder { rsec, by_offset }))
     }
 
     /// objtool's `set_reloc_type()` on the relocation with the lowest offset inside
-    /// `[off, off + len)`: the patch that writes `r_type` into its `r_info`, if any.
+    /// `[off, off + len)` (the last such record on a tie): the patch that writes `r_type`
+    /// into its `r_info`, if there is such a relocation.
     fn type_patch(&self, off: u64, len: u64, r_type: u32) -> Option<Patch> {
-        let k = self.sorted.partition_point(|&(o, _)| o < off);
-        let &(o, i) = self.sorted.get(k)?;
+        let p = self.by_offset.partition_point(|&(o, _)| o < off);
+        let &(o, std::cmp::Reverse(i)) = self.by_offset.get(p)?;
         // r_info is at +8 in an Elf64_Rela; its low 32 bits are the type
         (o < off.saturating_add(len)).then(|| Patch {
             section: self.rsec,
-            offset: i as u64 * 24 + 8,
+            offset: u64::from(i) * 24 + 8,
             bytes: r_type.to_le_bytes().to_vec(),
         })
     }
 }
 
-/// objtool's `set_reloc_type()` on the relocation with the lowest offset inside
-/// `[off, off + len)` of section `sec` (the last such record on a tie): the patch that
-/// writes `r_type` into its `r_info`, if there is such a relocation.
-pub fn reloc_type_patch(
-    obj: &Object<'_>,
-    sec: SecId,
-    off: u64,
-    len: u64,
-    r_type: u32,
-) -> Result<Option<Patch>> {
-    Ok(RelaIndex::new(obj, sec)?.and_then(|x| x.type_patch(off, len, r_type)))
-}
-
 /// The patches that turn each (section, offset, length) instruction of `obj` into a NOP
-/// and set the type of the first relocation inside it to `R_X86_64_NONE`.
+/// and set the type of the first relocation inside it to `R_X86_64_NONE`. (Each section's
+/// relocations are ordered once: `vmlinux.o` has thousands of jump labels in a `.text`
+/// of millions of relocations.)
 pub fn nop_patches(obj: &Object<'_>, nops: &[(SecId, u64, u8)]) -> Result<Vec<Patch>> {
     let mut out = Vec::new();
-    // (one index per section: a vmlinux.o has thousands of jump labels in a section of
-    // a million relocations)
-    let mut index: rustc_hash::FxHashMap<SecId, Option<RelaIndex>> = Default::default();
+    let mut orders: rustc_hash::FxHashMap<SecId, Option<RelocOrder>> = Default::default();
     for &(sec, off, len) in nops {
         let nop = nop_bytes(len).ok_or(WriteError::BadNopSize(len))?;
         let h = obj.section(sec)?;
@@ -97,74 +96,17 @@ pub fn nop_patches(obj: &Object<'_>, nops: &[(SecId, u64, u8)]) -> Result<Vec<Pa
             offset: off,
             bytes: nop.to_vec(),
         });
-        let x = match index.entry(sec) {
+        let order = match orders.entry(sec) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(RelaIndex::new(obj, sec)?),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(RelocOrder::new(obj, sec)?),
         };
         out.extend(
-            x.as_ref()
-                .and_then(|x| x.type_patch(off, u64::from(len), 0)),
+            order
+                .as_ref()
+                .and_then(|o| o.type_patch(off, u64::from(len), 0)),
         );
     }
     Ok(out)
-}
-
-/// objtool: `arch_ret_insn()` — `ret; int3` then a NOP filling the instruction.
-fn ret_bytes(len: u8) -> Option<Vec<u8>> {
-    let mut b = match len {
-        1 => vec![0xc3],
-        2..=5 => vec![0xc3, 0xcc],
-        _ => return None,
-    };
-    if len > 2 {
-        b.extend_from_slice(nop_bytes(len - 2)?);
-    }
-    Some(b)
-}
-
-/// `--hacks=noinstr` (objtool: that case of `annotate_call_site()`): the KCOV/TSAN hook
-/// calls the build made NOPs (a tail call a `ret; int3`) in noinstr code, written into the
-/// object — the instruction's bytes (`arch_nop_insn()`/`arch_ret_insn()`) and its
-/// relocation's type, `R_X86_64_NONE` — in file order.
-pub fn noinstr_hook_patches(p: &Program<'_, '_>) -> Vec<Patch> {
-    let mut out = Vec::new();
-    if !p.opts.hack_noinstr {
-        return out;
-    }
-    for k in 0..p.nreal {
-        let id = InsnId(k as u32);
-        let sec = p.insns.sec_of(id);
-        if !p.sec_noinstr[sec.0 as usize] {
-            continue;
-        }
-        let (insn, a) = (p.insn(id), p.attr(id));
-        if insn.kind == a.kind || !matches!(a.kind, InsnKind::Nop | InsnKind::Return) {
-            continue;
-        }
-        let Some(dest) = a.call_dest.get() else {
-            continue;
-        };
-        if !p.syms.get(dest).profiling_func {
-            continue;
-        }
-        let bytes = match a.kind {
-            InsnKind::Return => ret_bytes(insn.len),
-            _ => nop_bytes(insn.len).map(<[u8]>::to_vec),
-        };
-        let Some(bytes) = bytes else {
-            continue;
-        };
-        let off = u64::from(insn.offset);
-        if let Ok(Some(r)) = reloc_type_patch(p.obj, sec, off, u64::from(insn.len), 0) {
-            out.push(r);
-        }
-        out.push(Patch {
-            section: sec,
-            offset: off,
-            bytes,
-        });
-    }
-    out
 }
 
 #[cfg(test)]
@@ -172,10 +114,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ret_then_int3_then_a_nop() {
-        assert_eq!(ret_bytes(1), Some(vec![0xc3]));
-        assert_eq!(ret_bytes(2), Some(vec![0xc3, 0xcc]));
-        assert_eq!(ret_bytes(5), Some(vec![0xc3, 0xcc, 0x0f, 0x1f, 0x00]));
-        assert_eq!(ret_bytes(6), None);
+    fn ret_bytes_are_ret_int3_and_a_nop_of_the_length() {
+        for len in 1..=5u8 {
+            let b = ret_bytes(len).unwrap();
+            assert_eq!(b.len(), len as usize);
+            assert_eq!(&b[..2.min(b.len())], &[0xc3, 0xcc][..2.min(b.len())]);
+            if len >= 3 {
+                assert_eq!(&b[2..], nop_bytes(len - 2).unwrap());
+            }
+            assert_eq!(nop_bytes(len).unwrap().len(), len as usize);
+        }
+        assert_eq!((ret_bytes(0), ret_bytes(6)), (None, None));
+        assert_eq!((nop_bytes(0), nop_bytes(6)), (None, None));
+    }
+
+    /// The ordered lookup finds what a scan of every relocation finds: the lowest offset
+    /// in range, the last record among equal offsets.
+    #[test]
+    fn type_patch_matches_a_scan() {
+        let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..200 {
+            let n = rng.below(40) as usize;
+            let offsets: Vec<u64> = (0..n).map(|_| rng.below(64)).collect();
+            let mut by_offset: Vec<_> = offsets
+                .iter()
+                .enumerate()
+                .map(|(i, &o)| (o, std::cmp::Reverse(i as u32)))
+                .collect();
+            by_offset.sort_unstable();
+            let order = RelocOrder {
+                rsec: SecId(7),
+                by_offset,
+            };
+            for _ in 0..50 {
+                let (off, len) = (rng.below(70), rng.below(6));
+                let want = (0..n)
+                    .filter(|&i| offsets[i] >= off && offsets[i] < off + len)
+                    .min_by_key(|&i| (offsets[i], std::cmp::Reverse(i)));
+                let got = order.type_patch(off, len, 0);
+                assert_eq!(
+                    got.map(|p| p.offset),
+                    want.map(|i| i as u64 * 24 + 8),
+                    "off {off} len {len} in {offsets:?}"
+                );
+            }
+        }
     }
 }

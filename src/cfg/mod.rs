@@ -9,6 +9,7 @@ mod annotations;
 mod builder;
 mod calls;
 pub mod hints;
+pub mod ibt;
 mod jump_tables;
 mod jumps;
 pub mod noreturn;
@@ -16,6 +17,7 @@ mod owners;
 mod program;
 pub mod pv_ops;
 pub mod relocs;
+pub mod sites;
 pub mod special;
 pub mod symbols;
 
@@ -66,6 +68,9 @@ pub fn build<'a, 'data>(
     p.read_instr_hints(f)?; // read_instr_hints()
     p.read_validate_unret_hints(f)?; // read_validate_unret_hints()
     p.annotate(&annotations, Phase::Late, f)?; // __annotate_late()
+    if opts.ibt {
+        p.record_ibt_refs(); // (the relocations validate_ibt() reads)
+    }
     p.find_pv_calls(); // pv_call_dest(): the slot of each call through pv_ops
     Ok(p.finish())
 }

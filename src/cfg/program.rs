@@ -198,6 +198,10 @@ pub struct Program<'a, 'data> {
     /// Jump-label `jmp`s that `--hacks=jump_label` turns into NOPs.
     pub nopped_jump_labels: Vec<InsnId>,
     pub ignore_unreachables: bool,
+    /// The call sites objtool's actions list, and the calls it rewrites.
+    pub sites: super::sites::Sites,
+    /// `--ibt`: the addresses of instructions that code and data take.
+    pub ibt_refs: super::ibt::IbtRefs,
     /// `--noinstr`: the paravirt slots and the calls through them (none without a
     /// `pv_ops` table).
     pub pv_ops: Option<super::pv_ops::PvOps>,
@@ -581,6 +585,8 @@ impl<'a, 'data> Program<'a, 'data> {
             nreal,
             nopped_jump_labels: Vec::new(),
             ignore_unreachables: opts.no_unreachable,
+            sites: Default::default(),
+            ibt_refs: Default::default(),
             pv_ops: None,
         }
     }

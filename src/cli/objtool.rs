@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::objtool_args::{self, ObjtoolOpts};
+use super::objtool_args;
 use super::run::{self, Job, Output, Tool};
 use crate::error::{Error, ReadError, os_message};
 use crate::options::Options;
@@ -111,13 +111,6 @@ pub fn run(args: &[OsString]) -> ExitCode {
             return error("--unret requires --link");
         }
     }
-    let missing = unimplemented(&o);
-    if !missing.is_empty() {
-        return error(&format!(
-            "orctool does not implement {} yet (it implements --orc, --stackval, --uaccess and --hacks)",
-            missing.join(", ")
-        ));
-    }
     let opts = Options {
         stackval: o.stackval,
         orc: o.orc,
@@ -168,23 +161,6 @@ pub fn run(args: &[OsString]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The actions given that orctool does not implement yet.
-fn unimplemented(o: &ObjtoolOpts) -> Vec<&'static str> {
-    [
-        (o.ibt, "--ibt"),
-        (o.mcount, "--mcount"),
-        (o.mnop, "--mnop"),
-        (o.retpoline, "--retpoline"),
-        (o.rethunk, "--rethunk"),
-        (o.prefix != 0, "--prefix"),
-        (o.static_call, "--static-call"),
-        (o.cfi, "--cfi"),
-    ]
-    .into_iter()
-    .filter_map(|(given, name)| given.then_some(name))
-    .collect()
 }
 
 /// A file objtool's libelf cannot read: its message for a file that is not ELF (the

@@ -275,6 +275,37 @@ pub enum FindingKind {
         got: String,
         want: String,
     },
+    // The site-list actions (`--retpoline`, `--rethunk`, `--static-call`, `--cfi`,
+    // `--mcount`; src/actions/): objtool's `validate_retpoline()` and the `create_*`
+    // functions of the sections.
+    /// `indirect jump found in MITIGATION_RETPOLINE build` (`call` when not a jump)
+    IndirectInRetpolineBuild {
+        jump: bool,
+    },
+    /// `'naked' return found in MITIGATION_RETHUNK build`
+    NakedReturn,
+    /// `file already has .retpoline_sites, skipping` and the like (objtool's words per
+    /// section).
+    SiteSectionPresent(&'static str),
+    /// `static_call: trampoline name malformed: NAME`
+    StaticCallTrampolineMalformed(String),
+    /// `static_call: can't find static_call_key symbol: NAME`
+    StaticCallKeyMissing(String),
+    // --ibt (actions::ibt: objtool's validate_ibt(), create_ibt_endbr_seal_sections()).
+    /// `relocation to !ENDBR: LOC` (an instruction takes the address of `dest`)
+    RelocationToNoEndbr {
+        dest: Location,
+    },
+    /// `data relocation to !ENDBR: LOC`
+    DataRelocationToNoEndbr {
+        dest: Location,
+    },
+    /// `file already has .ibt_endbr_seal, skipping`
+    IbtSealAlreadyPresent,
+    /// `FUNC(): not an indirect call target`
+    NotIndirectCallTarget {
+        function: String,
+    },
     // --noinstr, --unret, --sls (noinstr helper): objtool's `validate_call()`,
     // `pv_call_dest()`, `validate_unret()`, `validate_unrets()`, `validate_sls()`.
     /// `call to DEST() leaves .noinstr.text section` (`{dynamic}` when unknown)
@@ -465,6 +496,28 @@ impl fmt::Display for FindingKind {
                 "objtool isn't smart enough to handle this CFI save/restore combo"
             }
             UnreachableInstruction => "unreachable instruction",
+            // the site-list actions
+            IndirectInRetpolineBuild { jump } => {
+                let what = if *jump { "jump" } else { "call" };
+                return write!(f, "indirect {what} found in MITIGATION_RETPOLINE build");
+            }
+            NakedReturn => "'naked' return found in MITIGATION_RETHUNK build",
+            SiteSectionPresent(m) => m,
+            StaticCallTrampolineMalformed(name) => {
+                return write!(f, "static_call: trampoline name malformed: {name}");
+            }
+            StaticCallKeyMissing(name) => {
+                return write!(f, "static_call: can't find static_call_key symbol: {name}");
+            }
+            // --ibt
+            RelocationToNoEndbr { dest } => return write!(f, "relocation to !ENDBR: {dest}"),
+            DataRelocationToNoEndbr { dest } => {
+                return write!(f, "data relocation to !ENDBR: {dest}");
+            }
+            IbtSealAlreadyPresent => "file already has .ibt_endbr_seal, skipping",
+            NotIndirectCallTarget { function } => {
+                return write!(f, "{function}(): not an indirect call target");
+            }
             // --noinstr, --unret, --sls
             CallLeavesNoinstr { dest } => {
                 let d = dest.as_deref().unwrap_or("{dynamic}");

@@ -163,7 +163,14 @@ enum Item {
 
 /// Runs the whole validation (functions, then hints, then the unreachable check).
 pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
+    validate_after(p, f, 0)
+}
+
+/// [`validate`] after checks that counted `warned` warnings (objtool's `check()` adds
+/// `validate_retpoline()`'s to its count, and with any it skips the unreachable check).
+pub fn validate_after(p: &Program<'_, '_>, f: &mut Findings, warned: usize) -> Walk {
     let mut run = Run::new(p);
+    run.warnings = warned;
     let all = (0..p.sec_exec.len()).filter(|&sec| p.sec_exec[sec]);
     let items = function_items(p, run.parallel, all);
     run.functions(f, &items);
