@@ -9,6 +9,7 @@ use crate::cfg::sites::RewriteTo;
 use crate::decode::InsnId;
 use crate::edits::{Edits, NewReloc, NewSection, Patch, RelocTarget};
 use crate::elf::SecId;
+use crate::patch::{nop_bytes, ret_bytes};
 use crate::report::{FindingKind, Findings};
 
 /// objtool's `find_section_by_name()` before it creates `name`: when the object already
@@ -68,18 +69,6 @@ pub(super) fn text_site_section(
     )
 }
 
-/// objtool's `arch_ret_insn()`: `ret; int3` and a NOP to fill `len` bytes.
-pub fn ret_bytes(len: u8) -> Option<&'static [u8]> {
-    Some(match len {
-        1 => &[0xc3],
-        2 => &[0xc3, 0xcc],
-        3 => &[0xc3, 0xcc, 0x90],
-        4 => &[0xc3, 0xcc, 0x66, 0x90],
-        5 => &[0xc3, 0xcc, 0x0f, 0x1f, 0x00],
-        _ => return None,
-    })
-}
-
 /// The bytes objtool wrote while the model was built (`annotate_call_site()` with `--mnop`
 /// or `--hacks=noinstr`): each instruction overwritten, and the type of its relocation
 /// set to `R_X86_64_NONE` (the low word of `r_info`, at +8 in an `Elf64_Rela`).
@@ -87,7 +76,7 @@ pub(super) fn rewrites(program: &Program<'_, '_>, edits: &mut Edits) {
     for rw in &program.sites.rewrites {
         let insn = program.insn(rw.insn);
         let bytes = match rw.to {
-            RewriteTo::Nop => crate::patch::nop_bytes(insn.len),
+            RewriteTo::Nop => nop_bytes(insn.len),
             RewriteTo::Ret => ret_bytes(insn.len),
         };
         // (objtool prints "invalid NOP size" and crashes on a longer instruction)
@@ -110,23 +99,6 @@ pub(super) fn rewrites(program: &Program<'_, '_>, edits: &mut Edits) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ret_bytes_are_ret_int3_and_a_nop_of_the_length() {
-        for len in 1..=5u8 {
-            let b = ret_bytes(len).unwrap();
-            assert_eq!(b.len(), len as usize);
-            assert_eq!(b[0], 0xc3);
-            if len >= 2 {
-                assert_eq!(b[1], 0xcc);
-            }
-            if len >= 3 {
-                assert_eq!(&b[2..], crate::patch::nop_bytes(len - 2).unwrap());
-            }
-        }
-        assert_eq!(ret_bytes(0), None);
-        assert_eq!(ret_bytes(6), None);
-    }
 
     #[test]
     fn text_site_section_has_one_pc32_per_place_at_entsize_steps() {
