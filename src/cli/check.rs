@@ -126,10 +126,18 @@ pub struct CheckArgs {
     /// Print a backtrace of the path that failed.
     #[arg(long)]
     backtrace: bool,
-    /// Backtraces plus orctool's explanation of each warning (e.g. both states of an
-    /// alternatives conflict).
+    /// Backtraces plus orctool's explanation under each warning: the instruction that made
+    /// the state wrong, the path that led there, the states in words, the site a
+    /// replacement patches, and the source line (from the object's DWARF line info).
     #[arg(short, long)]
     verbose: bool,
+    /// Print every warning and only the lines objtool prints: a flood of one warning in one
+    /// function is not said once with a count, and no `FILE: no ORC written (why)` line.
+    #[arg(long)]
+    all: bool,
+    /// After the warnings, `orctool explain`'s listing of every function that warns.
+    #[arg(long)]
+    trace: bool,
     /// Skip orctool's own check that every alternative unwinds correctly with the merged
     /// ORC table (objtool has no such check; it runs only where ORC is generated).
     #[arg(long)]
@@ -303,6 +311,8 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             fault: args.fault,
             format: args.format,
             collect: (args.format == super::format::Format::Sarif).then_some(&collected),
+            all: args.all,
+            trace: args.trace,
         };
         let result = run::prepare_in_place(&job, path)
             .and_then(|()| run::load(path, args.stats))

@@ -1,0 +1,104 @@
+//! `check --format sarif` is valid against the official SARIF 2.1.0 JSON schema, and every
+//! line of `--format json` against orctool's schema of one finding (both vendored under
+//! tests/fixtures: see tests/fixtures/sarif/README.md). Formats (`uri`, `uri-reference`)
+//! are validated too.
+
+mod common;
+
+use common::{Scratch, assemble, fixtures, orctool};
+use serde_json::Value;
+
+fn schema(path: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(fixtures().join(path)).expect("vendored schema");
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles")
+}
+
+fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
+    v.iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+/// Objects with warnings, backtraces, a detail line and an alternative-group conflict.
+fn objects(d: &Scratch) -> Vec<String> {
+    [
+        "ex_table_stack",
+        "backtrace",
+        "alt_conflict",
+        "ret_modified",
+    ]
+    .iter()
+    .map(|f| {
+        let obj = d.path(&format!("{f}.o"));
+        assemble(&fixtures().join(format!("cfi/{f}.S")), &obj);
+        obj.to_str().unwrap().to_owned()
+    })
+    .collect()
+}
+
+#[test]
+fn sarif_is_valid_sarif_2_1_0() {
+    let v = schema("sarif/sarif-schema-2.1.0.json");
+    let d = Scratch::new("schema-sarif");
+    let files = objects(&d);
+    let mut args = vec!["check", "--verbose", "--format", "sarif"];
+    args.extend(files.iter().map(String::as_str));
+    let out = orctool(&args);
+    assert_eq!(out.status.code(), Some(0));
+    let log: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert!(log["runs"][0]["results"].as_array().unwrap().len() >= 6);
+    let e = errors(&v, &log);
+    assert!(e.is_empty(), "not valid SARIF 2.1.0:\n{}", e.join("\n"));
+}
+
+/// The validator is not lenient: a log with a misspelt property or a bad level fails.
+#[test]
+fn sarif_schema_rejects_a_broken_log() {
+    let v = schema("sarif/sarif-schema-2.1.0.json");
+    let d = Scratch::new("schema-sarif-broken");
+    let files = objects(&d);
+    let out = orctool(&["check", "--format", "sarif", &files[0]]);
+    let mut log: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(errors(&v, &log).is_empty());
+    log["runs"][0]["results"][0]["level"] = "severe".into();
+    assert!(!errors(&v, &log).is_empty());
+    let mut log2: Value = serde_json::from_slice(&out.stdout).unwrap();
+    log2["runs"][0]["tool"]["driver"]["nmae"] = "x".into();
+    assert!(!errors(&v, &log2).is_empty());
+}
+
+#[test]
+fn json_lines_follow_the_finding_schema() {
+    let v = schema("format/finding.schema.json");
+    let d = Scratch::new("schema-json");
+    let files = objects(&d);
+    let mut args = vec!["check", "--verbose", "--format", "json"];
+    args.extend(files.iter().map(String::as_str));
+    let out = orctool(&args);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let doc: Value = serde_json::from_str(line).expect("one JSON object per line");
+        let e = errors(&v, &doc);
+        assert!(e.is_empty(), "{line}\n{}", e.join("\n"));
+        kinds.insert(doc["kind"].as_str().unwrap().to_owned());
+    }
+    // every kind of line but `error` was checked
+    assert_eq!(
+        kinds.into_iter().collect::<Vec<_>>(),
+        ["backtrace", "detail", "warning"]
+    );
+    // and the schema is not lenient either
+    let bad: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let mut b = bad.clone();
+    b["kind"] = "warn".into();
+    assert!(!errors(&v, &b).is_empty());
+    let mut b = bad;
+    b.as_object_mut().unwrap().remove("offset");
+    assert!(!errors(&v, &b).is_empty());
+}
