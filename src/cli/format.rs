@@ -148,6 +148,20 @@ pub fn json_lines(items: &[JsonFinding]) -> String {
     s
 }
 
+/// A file name as a URI reference (SARIF's `artifactLocation.uri`): every byte but
+/// unreserved characters and `/` percent-encoded (`a b.o` → `a%20b.o`).
+pub fn uri_reference(path: &str) -> String {
+    let mut s = String::new();
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            s.push(char::from(b));
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
 /// The SARIF 2.1.0 `$schema`.
 pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
@@ -182,7 +196,7 @@ pub fn sarif(items: &[JsonFinding]) -> String {
             }
         };
         let mut location = json!({
-            "physicalLocation": { "artifactLocation": { "uri": f.file } }
+            "physicalLocation": { "artifactLocation": { "uri": uri_reference(&f.file) } }
         });
         if let (Some(name), Some(off)) = (&f.function, f.function_offset) {
             location["logicalLocations"] = json!([{

@@ -279,6 +279,38 @@ fn explain(i: &Inspect<'_, '_, '_>, f: &Finding, id: InsnId, trace: &[&Finding])
                 state_words(incoming.as_ref())
             ));
         }
+        FindingKind::StackLayoutConflict { .. } => {
+            let group = p.alt_site(id).map(|(s, _)| s.group);
+            let w = i.walk;
+            let c = w.and_then(|w| {
+                w.conflicts
+                    .iter()
+                    .find(|c| c.shown && Some(c.group) == group)
+            });
+            if let (Some(c), Some(w)) = (c, w) {
+                let words = |s: crate::ids::StateId| state_words(w.states.states().get(s.index()));
+                let who = |insn: Option<InsnId>| {
+                    insn.map_or_else(
+                        || "an earlier stream".to_owned(),
+                        |n| p.insn_location(n).to_string(),
+                    )
+                };
+                x.notes.push(format!(
+                    "at group offset 0x{:x}, {} needs: {}",
+                    c.offset,
+                    who(c.first),
+                    words(c.first_state)
+                ));
+                x.notes.push(format!(
+                    "{} needs: {}",
+                    who(Some(c.second)),
+                    words(c.second_state)
+                ));
+                for n in [c.first, Some(c.second)].into_iter().flatten() {
+                    x.notes.extend(patched_site(p, n));
+                }
+            }
+        }
         _ => {
             if state(i, id).is_some() {
                 x.notes.push(format!(
