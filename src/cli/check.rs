@@ -23,6 +23,13 @@ WHAT IS WRITTEN:
   objtool does. --dry-run writes nothing; --print-orc prints the table instead of writing.
   -o OUT alone writes the object with its generated ORC table.
 
+WHAT IS PRINTED:
+  objtool's warnings on stderr (FILE: warning: orctool: FUNC+0xOFF: message). More than
+  three with one message in one function are printed once with the count; --all prints
+  each, and only objtool's lines. An object that was to get ORC and gets none is named:
+  FILE: no ORC written (why). -v explains each warning: its cause, path, states and
+  source line (from the object's DWARF line info); --trace lists the functions that warn.
+
 EXIT STATUS:
   0  every file was checked (warnings were printed, or none)
   1  a file could not be read or written, or (with --werror) a file got warnings
@@ -36,6 +43,8 @@ EXAMPLES:
       validate and add ORC to a module object, in place (what objtool --orc --module does)
   orctool check --print-orc --stats fs/*.o
       validate several objects; print each one's ORC table and statistics under its name
+  orctool check -v --trace arch/x86/entry/entry_64.o
+      explain each warning with its cause and source line, and list each warning function
   orctool check --orc -o out.ko dummy.ko.xz
       read a compressed module, write the result uncompressed to out.ko";
 
