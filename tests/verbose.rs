@@ -202,6 +202,19 @@ fn no_orc_written_says_why() {
         String::from_utf8_lossy(&objtool.stderr),
         warning.replace("orctool", "objtool")
     );
+    // a fatal warning stops the analysis before any ORC
+    assemble(
+        &fixtures().join("cfi/jump_table_missing.S"),
+        &d.path("FATAL"),
+    );
+    let fatal = check_in(&d, &["check", "--orc", "--dry-run", "FATAL"]);
+    let text = String::from_utf8_lossy(&fatal.stderr);
+    assert!(
+        text.ends_with(
+            "can't find switch jump table\nFATAL: no ORC written (the analysis stopped at the warning above)\n"
+        ),
+        "{text}"
+    );
     // an object with ORC says nothing of the kind
     assemble(&fixtures().join("cfi/frame_pointer.S"), &d.path("GOOD"));
     let good = check_in(&d, &["check", "--orc", "GOOD"]);

@@ -149,7 +149,11 @@ pub fn no_orc_reason(
     unexpressed: impl FnOnce() -> Option<String>,
 ) -> Option<String> {
     if out.fatal {
-        return Some("the analysis stopped at the error above".into());
+        return Some(if out.findings.warning_count() > 0 {
+            "the analysis stopped at the warning above".into()
+        } else {
+            "the analysis stopped".into()
+        });
     }
     if obj.section_by_name(b".orc_unwind").is_some() && !job.force {
         return None;
