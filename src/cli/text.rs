@@ -56,14 +56,16 @@ impl Extra {
     }
 }
 
-/// What a flood is counted by: the message and the function (or section) it is in.
-fn flood_key(f: &Finding) -> Option<(String, String)> {
+/// What a flood is counted by: the message and the function symbol (or, outside
+/// functions, the section) it is in; with the place's name. (Functions of one name, such as
+/// the static copies of one inline function in a module, are counted apart.)
+fn flood_key(f: &Finding) -> Option<(String, Result<u32, u32>, String)> {
     let at = f.at.as_ref()?;
-    let place = match &at.function {
-        Some(s) => s.name.clone(),
-        None => at.section_name.clone(),
+    let (place, name) = match &at.function {
+        Some(s) => (Ok(s.id.0), s.name.clone()),
+        None => (Err(at.section.0), at.section_name.clone()),
     };
-    Some((f.what.to_string(), place))
+    Some((f.what.to_string(), place, name))
 }
 
 /// The findings of `file` in objtool's layout; with `group`, a message repeated more than
@@ -78,7 +80,7 @@ pub fn render(
     blocks: &HashMap<usize, String>,
 ) -> String {
     let all = findings.findings();
-    let mut floods: HashMap<(String, String), (usize, String)> = HashMap::new();
+    let mut floods: HashMap<_, (usize, String)> = HashMap::new();
     if group {
         for f in all.iter().filter(|f| f.kind == Kind::Warning) {
             if let (Some(key), Some(at)) = (flood_key(f), &f.at) {
@@ -111,7 +113,7 @@ pub fn render(
                             out,
                             "{file}: warning: orctool: {l} (and {} more in {}, the last at {last}; --all prints each)",
                             n - 1,
-                            key.1
+                            key.2
                         );
                     }
                     None => {
@@ -203,4 +205,54 @@ pub fn first_unexpressed(i: &Inspect<'_, '_, '_>) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{SecId, SymId};
+    use crate::report::{LocatedSymbol, Location};
+
+    fn at(sym: u32, name: &str, off: u64) -> Location {
+        Location {
+            section: SecId(2),
+            section_name: ".text".into(),
+            offset: off,
+            function: Some(LocatedSymbol {
+                id: SymId(sym),
+                name: name.into(),
+                offset: off,
+            }),
+            sec_address: false,
+        }
+    }
+
+    fn render_all(f: &Findings, group: bool) -> String {
+        render(f, "F", false, false, group, &HashMap::new())
+    }
+
+    /// More than three of one message in one function symbol: one line with the count;
+    /// two functions of one name are counted apart; three are printed as they are.
+    #[test]
+    fn floods_are_counted_per_function_symbol() {
+        let mut f = Findings::new(8);
+        f.dedup = false;
+        for off in [1, 2, 3, 4] {
+            f.warn_at(at(1, "p", off), FindingKind::UnreachableInstruction);
+        }
+        for off in [1, 2, 3] {
+            f.warn_at(at(2, "p", off), FindingKind::UnreachableInstruction);
+        }
+        f.warn_at(at(1, "p", 9), FindingKind::ReturnWithModifiedFrame);
+        assert_eq!(
+            render_all(&f, true),
+            "F: warning: orctool: p+0x1: unreachable instruction (and 3 more in p, the last at p+0x4; --all prints each)\n\
+             F: warning: orctool: p+0x1: unreachable instruction\n\
+             F: warning: orctool: p+0x2: unreachable instruction\n\
+             F: warning: orctool: p+0x3: unreachable instruction\n\
+             F: warning: orctool: p+0x9: return with modified stack frame\n"
+        );
+        assert_eq!(render_all(&f, false), f.render("F", false, false));
+        assert_eq!(render_all(&f, false).lines().count(), 8);
+    }
 }
