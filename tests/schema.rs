@@ -39,9 +39,10 @@ fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Objects with warnings, backtraces, a detail line and an alternative-group conflict.
+/// Objects with warnings, backtraces, a detail line and an alternative-group conflict, and
+/// last one assembled with `as -g` (source lines).
 fn objects(d: &Scratch) -> Vec<String> {
-    [
+    let mut v: Vec<String> = [
         "ex_table_stack",
         "backtrace",
         "alt_conflict",
@@ -53,7 +54,19 @@ fn objects(d: &Scratch) -> Vec<String> {
         assemble(&fixtures().join(format!("cfi/{f}.S")), &obj);
         obj.to_str().unwrap().to_owned()
     })
-    .collect()
+    .collect();
+    for f in ["verbose/cause.S", "cfi/kernel-macros.inc"] {
+        let from = fixtures().join(f);
+        std::fs::copy(&from, d.path(from.file_name().unwrap().to_str().unwrap())).unwrap();
+    }
+    let out = std::process::Command::new("as")
+        .current_dir(&d.0)
+        .args(["-g", "-o", "cause.o", "cause.S"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    v.push(d.path("cause.o").to_str().unwrap().to_owned());
+    v
 }
 
 #[test]
@@ -73,6 +86,22 @@ fn sarif_is_valid_sarif_2_1_0() {
     assert!(log["runs"][0]["results"].as_array().unwrap().len() >= 6);
     let e = errors(&v, &log);
     assert!(e.is_empty(), "not valid SARIF 2.1.0:\n{}", e.join("\n"));
+    // with line info: the source line is the location, the object a related one
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let src = results
+        .iter()
+        .find(|r| r.get("relatedLocations").is_some())
+        .expect("a result at a source line");
+    let phys = &src["locations"][0]["physicalLocation"];
+    assert!(
+        phys["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/cause.S")
+    );
+    assert_eq!(phys["region"]["startLine"], 15);
+    let object = &src["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"];
+    assert!(object.as_str().unwrap().ends_with("/cause.o"));
     let last = log["runs"][0]["results"]
         .as_array()
         .unwrap()
@@ -111,12 +140,23 @@ fn json_lines_follow_the_finding_schema() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     let mut kinds = std::collections::BTreeSet::new();
+    let mut sourced = 0;
     for line in text.lines() {
         let doc: Value = serde_json::from_str(line).expect("one JSON object per line");
         let e = errors(&v, &doc);
         assert!(e.is_empty(), "{line}\n{}", e.join("\n"));
         kinds.insert(doc["kind"].as_str().unwrap().to_owned());
+        // (code in a replacement has no line of its own)
+        if let Some(file) = doc.get("source").map(|s| s["file"].as_str().unwrap()) {
+            assert!(
+                doc["file"].as_str().unwrap().ends_with("/cause.o"),
+                "{line}"
+            );
+            assert!(file.ends_with("/cause.S"), "{line}");
+            sourced += 1;
+        }
     }
+    assert!(sourced >= 3);
     // every kind of line but `error` was checked
     assert_eq!(
         kinds.into_iter().collect::<Vec<_>>(),

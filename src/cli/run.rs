@@ -216,7 +216,7 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
         })
     })
     .flatten();
-    print_findings(job, path, &out, &extra);
+    print_findings(job, path, obj, &out, &extra);
     if let Some(why) = no_orc {
         eprintln!("{}: no ORC written ({why})", path.display());
     }
@@ -331,20 +331,34 @@ fn write(
 }
 
 /// objtool's `error:` lines, then the warnings, in objtool's layout with the tool's name.
-fn print_findings(job: &Job<'_>, path: &Path, out: &Outcome, extra: &super::text::Extra) {
+fn print_findings(
+    job: &Job<'_>,
+    path: &Path,
+    obj: &Object<'_>,
+    out: &Outcome,
+    extra: &super::text::Extra,
+) {
     let name = path.display().to_string();
     use super::format::{self, Format};
     if job.format != Format::Text {
+        let lines = super::source::Lines::read(obj);
         let items: Vec<_> = out
             .errors
             .iter()
             .map(|e| format::json_error(&name, e))
-            .chain(
-                out.findings
-                    .findings()
-                    .iter()
-                    .map(|f| format::json_finding(&name, f)),
-            )
+            .chain(out.findings.findings().iter().map(|f| {
+                let mut j = format::json_finding(&name, f);
+                j.source = lines
+                    .as_ref()
+                    .zip(f.at.as_ref())
+                    .and_then(|(l, at)| l.find(at.section, at.offset))
+                    .map(|s| format::Source {
+                        file: s.file.display().to_string(),
+                        line: s.line,
+                        column: s.column,
+                    });
+                j
+            }))
             .collect();
         match job.collect {
             Some(all) => all.borrow_mut().extend(items),

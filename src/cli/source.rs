@@ -59,7 +59,8 @@ impl Lines {
         Some(SourceLine {
             file: PathBuf::from(loc.file?),
             line: loc.line?,
-            column: loc.column,
+            // (0: the line table does not say)
+            column: loc.column.filter(|&c| c > 0),
         })
     }
 }
