@@ -87,37 +87,37 @@ pub struct CheckArgs {
         default_missing_value = "jump_label,noinstr,skylake"
     )]
     hacks: Vec<Hack>,
-    /// Validate and annotate IBT (not implemented yet).
+    /// Validate IBT: addresses taken must point at ENDBR; list the rest in .ibt_endbr_seal.
     #[arg(long, help_heading = "Actions")]
     ibt: bool,
-    /// Validate straight-line-speculation mitigations (not implemented yet).
+    /// Validate straight-line-speculation mitigations (int3 after ret and indirect jumps).
     #[arg(long, help_heading = "Actions")]
     sls: bool,
-    /// Annotate mcount/fentry calls for ftrace (not implemented yet).
+    /// Annotate mcount/fentry calls for ftrace (`__mcount_loc`).
     #[arg(long, help_heading = "Actions")]
     mcount: bool,
-    /// Validate noinstr rules (not implemented yet).
+    /// Validate noinstr rules (with --link: calls out of the noinstr sections).
     #[arg(long, help_heading = "Actions")]
     noinstr: bool,
-    /// Validate and annotate retpoline usage (not implemented yet).
+    /// Validate and annotate retpoline usage (`.retpoline_sites`).
     #[arg(long, help_heading = "Actions")]
     retpoline: bool,
-    /// Validate and annotate rethunk usage (not implemented yet).
+    /// Validate and annotate rethunk usage (`.return_sites`; with `--hacks=skylake`, `.call_sites`).
     #[arg(long, help_heading = "Actions")]
     rethunk: bool,
-    /// Validate entry unret placement (not implemented yet).
+    /// Validate entry unret placement (with --rethunk).
     #[arg(long, help_heading = "Actions", requires = "rethunk")]
     unret: bool,
-    /// Generate prefix symbols of N bytes (not implemented yet).
+    /// Generate __pfx_ symbols over the N bytes of NOP padding before functions.
     #[arg(long, help_heading = "Actions", value_name = "N")]
     prefix: Option<i32>,
-    /// Annotate static calls (not implemented yet).
+    /// Annotate static calls (`.static_call_sites`).
     #[arg(long, help_heading = "Actions")]
     static_call: bool,
-    /// Annotate kCFI function preambles (not implemented yet).
+    /// Annotate kCFI function preambles (`.cfi_sites`).
     #[arg(long, help_heading = "Actions")]
     cfi: bool,
-    /// NOP out mcount call sites (with --mcount; not implemented yet).
+    /// NOP out mcount call sites (with --mcount).
     #[arg(long, help_heading = "Actions", requires = "mcount")]
     mnop: bool,
     /// The object is part of a kernel module.
@@ -173,7 +173,7 @@ pub struct CheckArgs {
     /// Flush the written object to disk (fsync) before replacing the original.
     #[arg(long, help_heading = "Output")]
     sync: bool,
-    /// Create FILE.orig before changing FILE (not implemented yet).
+    /// Create FILE.orig, a copy of FILE, before changing it in place.
     #[arg(long, help_heading = "Output")]
     backup: bool,
     /// Print counts, each phase's time (reading and decompressing included) and resident
@@ -199,29 +199,6 @@ pub struct CheckArgs {
     files: Vec<PathBuf>,
 }
 
-impl CheckArgs {
-    /// objtool's actions that orctool does not implement yet, as given.
-    fn unimplemented(&self) -> Vec<&'static str> {
-        [
-            (self.ibt, "--ibt"),
-            (self.sls, "--sls"),
-            (self.mcount, "--mcount"),
-            (self.mnop, "--mnop"),
-            (self.noinstr, "--noinstr"),
-            (self.retpoline, "--retpoline"),
-            (self.rethunk, "--rethunk"),
-            (self.unret, "--unret"),
-            (self.prefix.is_some(), "--prefix"),
-            (self.static_call, "--static-call"),
-            (self.cfi, "--cfi"),
-            (self.backup, "--backup"),
-        ]
-        .into_iter()
-        .filter_map(|(given, name)| given.then_some(name))
-        .collect()
-    }
-}
-
 fn parse_fault(text: &str) -> Result<crate::elf::output::Fault, String> {
     crate::elf::output::Fault::parse(text).ok_or_else(|| format!("bad fault spec '{text}'"))
 }
@@ -232,13 +209,6 @@ fn usage_error(msg: &str) -> ExitCode {
 }
 
 pub fn run(args: &CheckArgs) -> ExitCode {
-    let missing = args.unimplemented();
-    if !missing.is_empty() {
-        return usage_error(&format!(
-            "not implemented yet: {} (orctool implements --orc, --stackval, --uaccess and --hacks)",
-            missing.join(", ")
-        ));
-    }
     if args.output.is_some() && args.files.len() > 1 {
         return usage_error("-o/--output takes exactly one FILE");
     }
@@ -279,6 +249,13 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     // an action of objtool's (`opts_valid`); without one, validate as --orc does
     let action =
         opts.orc || opts.stackval || opts.uaccess || opts.hack_jump_label || opts.hack_noinstr;
+    let action = action
+        || opts.retpoline
+        || opts.rethunk
+        || opts.static_call
+        || opts.mcount
+        || opts.noinstr
+        || opts.sls;
     let output = match &args.output {
         Some(out) => Output::File(out.clone()),
         None if args.print_orc => Output::None,
@@ -327,6 +304,11 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             .and_then(|()| run::load(path, args.stats))
             .and_then(|loaded| {
                 let obj = run::parse_relocatable(&loaded.data)?;
+                // (objtool's --backup: FILE.orig before anything is written in place)
+                if args.backup && job.output == Output::InPlace {
+                    crate::elf::output::backup(path)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                }
                 run::run(&job, path, &loaded, &obj)
             });
         match result {
