@@ -224,3 +224,22 @@ fn no_orc_written_says_why() {
         String::from_utf8_lossy(&good.stderr)
     );
 }
+
+/// `-v` on an unreachable instruction says what it is and what ends the path before it.
+#[test]
+fn verbose_unreachable_names_the_dead_end() {
+    let d = Scratch::new("verbose-unreachable");
+    assemble(&fixtures().join("cfi/unreachable.S"), &d.path("FILE"));
+    let out = check_in(&d, &["check", "-v", "FILE"]);
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr), @r"
+    FILE: warning: orctool: f1+0x1: unreachable instruction
+    warning: f1+0x1: unreachable instruction
+      |
+      = note: no path reaches f1+0x1: mov %rax,%rbx; the instruction before it, f1+0x0: ret, does not go on to it, and no branch, jump table, alternative or hint leads here
+
+    FILE: warning: orctool: f3+0x3: unreachable instruction
+    warning: f3+0x3: unreachable instruction
+      |
+      = note: no path reaches f3+0x3: ud2; the instruction before it, f3+0x2: int3, does not go on to it, and no branch, jump table, alternative or hint leads here
+    ");
+}

@@ -311,6 +311,22 @@ fn explain(i: &Inspect<'_, '_, '_>, f: &Finding, id: InsnId, trace: &[&Finding])
                 }
             }
         }
+        FindingKind::UnreachableInstruction => {
+            let words = |n: InsnId| {
+                let (_, asm) = disasm(p, n);
+                let asm = asm.split_whitespace().collect::<Vec<_>>().join(" ");
+                format!("{}: {asm}", p.insn_location(n))
+            };
+            let mut note = format!("no path reaches {}", words(id));
+            if let Some(prev) = p.prev_same_sec(id) {
+                note.push_str(&format!(
+                    "; the instruction before it, {}, does not go on to it, and no branch, \
+                     jump table, alternative or hint leads here",
+                    words(prev)
+                ));
+            }
+            x.notes.push(note);
+        }
         _ => {
             if state(i, id).is_some() {
                 x.notes.push(format!(
@@ -334,7 +350,7 @@ fn patched_site(p: &Program<'_, '_>, id: InsnId) -> Option<String> {
         return None;
     }
     let orig = &p.streams[stream.parent?];
-    let into = u64::from(p.insn(id).offset) - u64::from(p.insn(stream.first).offset);
+    let into = u64::from(p.insn(id).offset).saturating_sub(u64::from(p.insn(stream.first).offset));
     let site = orig.first;
     let sec = p.insns.sec_of(site);
     Some(format!(
@@ -411,6 +427,9 @@ fn note(
             cause_label.as_deref(),
         )
     });
+    if notes.is_empty() && snippet.is_none() {
+        return None;
+    }
     let mut group = Group::with_title(Level::WARNING.primary_title(title.as_str()));
     if let Some(e) = snippet {
         group = match e {
