@@ -23,6 +23,13 @@ WHAT IS WRITTEN:
   objtool does. --dry-run writes nothing; --print-orc prints the table instead of writing.
   -o OUT alone writes the object with its generated ORC table.
 
+WHAT IS PRINTED:
+  objtool's warnings on stderr (FILE: warning: orctool: FUNC+0xOFF: message). More than
+  three with one message in one function are printed once with the count; --all prints
+  each, and only objtool's lines. An object that was to get ORC and gets none is named:
+  FILE: no ORC written (why). -v explains each warning: its cause, path, states and
+  source line (from the object's DWARF line info); --trace lists the functions that warn.
+
 EXIT STATUS:
   0  every file was checked (warnings were printed, or none)
   1  a file could not be read or written, or (with --werror) a file got warnings
@@ -36,6 +43,8 @@ EXAMPLES:
       validate and add ORC to a module object, in place (what objtool --orc --module does)
   orctool check --print-orc --stats fs/*.o
       validate several objects; print each one's ORC table and statistics under its name
+  orctool check -v --trace arch/x86/entry/entry_64.o
+      explain each warning with its cause and source line, and list each warning function
   orctool check --orc -o out.ko dummy.ko.xz
       read a compressed module, write the result uncompressed to out.ko";
 
@@ -126,10 +135,18 @@ pub struct CheckArgs {
     /// Print a backtrace of the path that failed.
     #[arg(long)]
     backtrace: bool,
-    /// Backtraces plus orctool's explanation of each warning (e.g. both states of an
-    /// alternatives conflict).
+    /// Backtraces plus orctool's explanation under each warning: the instruction that made
+    /// the state wrong, the path that led there, the states in words, the site a
+    /// replacement patches, and the source line (from the object's DWARF line info).
     #[arg(short, long)]
     verbose: bool,
+    /// Print every warning and only the lines objtool prints: a flood of one warning in one
+    /// function is not said once with a count, and no `FILE: no ORC written (why)` line.
+    #[arg(long)]
+    all: bool,
+    /// After the warnings, `orctool explain`'s listing of every function that warns.
+    #[arg(long)]
+    trace: bool,
     /// Skip orctool's own check that every alternative unwinds correctly with the merged
     /// ORC table (objtool has no such check; it runs only where ORC is generated).
     #[arg(long)]
@@ -280,6 +297,8 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             fault: args.fault,
             format: args.format,
             collect: (args.format == super::format::Format::Sarif).then_some(&collected),
+            all: args.all,
+            trace: args.trace,
         };
         let result = run::prepare_in_place(&job, path)
             .and_then(|()| run::load(path, args.stats))
