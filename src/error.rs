@@ -17,8 +17,10 @@ pub enum Error {
     OrcCountMismatch { entries: u64, ips: u64 },
     #[error(".rela.orc_unwind_ip has {relocs} relocations for {entries} ORC entries")]
     OrcRelocCountMismatch { entries: u64, relocs: u64 },
-    #[error("{0}")]
-    Other(String),
+    /// objtool's fatal "FUNC.cold(): can't find parent function": a `.cold` part whose
+    /// function is not in the object.
+    #[error("{0}(): can't find parent function")]
+    NoParentFunction(String),
     #[error(transparent)]
     Write(#[from] WriteError),
 }
@@ -93,8 +95,16 @@ pub enum WriteError {
     InfoRemoved { section: String, info: u32 },
     #[error("section {0} needs an extended section index but there is no .symtab_shndx")]
     NoSymtabShndx(u32),
-    #[error("bad ORC row {index}: {problem}")]
-    BadOrcRow { index: usize, problem: BadRow },
+    #[error("bad relocation {index} of the new section {section}: {problem}")]
+    BadReloc {
+        section: String,
+        index: usize,
+        problem: BadRow,
+    },
+    #[error("no .strtab for the names of new symbols")]
+    NoStrtab,
+    #[error("a new symbol would be defined in {0}, which is not kept")]
+    SymbolSection(String),
     #[error("the ORC table has no .rela.orc_unwind_ip (a linked object?)")]
     NoOrcRelocations,
     #[error("can't write the ELF header: {0}")]
@@ -130,7 +140,7 @@ pub enum WriteError {
     },
 }
 
-/// What is wrong with one ORC row given to the writer.
+/// What is wrong with one relocation (e.g. one ORC row) given to the writer.
 #[derive(Debug, thiserror::Error)]
 pub enum BadRow {
     #[error("no section {0}")]
@@ -139,6 +149,12 @@ pub enum BadRow {
     BeingReplaced(String),
     #[error("{0} is not executable")]
     NotExecutable(String),
+    #[error("no symbol {0} in the input")]
+    NoSymbol(u32),
+    #[error("no created symbol number {0}")]
+    NoCreatedSymbol(usize),
+    #[error("{0}")]
+    Symbol(String),
     #[error("offset {offset:#x} is outside {section} (size {size:#x})")]
     Outside {
         offset: u64,

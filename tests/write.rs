@@ -842,8 +842,8 @@ fn bad_rows_are_errors() {
         entry: [0; 6],
     };
     let bad = |rows: &[OrcRow]| match write(&input, rows, false) {
-        Err(Error::Write(WriteError::BadOrcRow { index, problem })) => (index, problem),
-        other => panic!("expected BadOrcRow, got {:?}", other.map(|v| v.len())),
+        Err(Error::Write(WriteError::BadReloc { index, problem, .. })) => (index, problem),
+        other => panic!("expected BadReloc, got {:?}", other.map(|v| v.len())),
     };
     // .data (2) is not executable: objtool "bad call to elf_init_reloc_text_sym()".
     assert_eq!(bad(&[row(1, 0), row(2, 0)]).0, 1);
@@ -1004,4 +1004,130 @@ fn replace_file_failures_leave_everything_as_it_was() {
     );
     assert_eq!(std::fs::read(&path).unwrap(), original, "original changed");
     assert!(temp_files(&sub).is_empty(), "temporary file left behind");
+}
+
+// ---------------------------------------------------------------------------------------
+// Created symbols and sections other than ORC (the actions' `Edits`)
+
+/// A LOCAL symbol and a section with relocations to it, to an input symbol and to a section
+/// symbol that has to be created: the LOCAL symbols go at `sh_info` with the first globals
+/// moving to the end, every old relocation still names its symbol, the names are appended
+/// to `.strtab` and `.shstrtab`, and the `.rela` section follows its section.
+#[test]
+fn created_symbols_and_sections() {
+    use orctool::edits::{Edits, NewReloc, NewSection, NewSymbol, RelocTarget, Step};
+    use orctool::elf::SymId;
+    let input = fixture("relocs.o");
+    let obj = Object::parse(&input).unwrap();
+    let text = obj.section_by_name(b".text").unwrap();
+    let pc32 = |offset: u64, target: RelocTarget, addend: i64| NewReloc {
+        offset,
+        r_type: elf::R_X86_64_PC32,
+        target,
+        addend,
+    };
+    let edits = Edits {
+        steps: vec![
+            Step::Symbol(NewSymbol {
+                name: b"__pfx_local".to_vec(),
+                st_info: (elf::STB_LOCAL << 4) | elf::STT_FUNC,
+                st_other: 0,
+                section: text,
+                value: 1,
+                size: 2,
+            }),
+            Step::Section(NewSection::new(
+                b".test_sites",
+                4,
+                vec![0; 16],
+                Some(vec![
+                    pc32(0, RelocTarget::SectionSymbol(text), 5),
+                    pc32(4, RelocTarget::Created(0), 0),
+                    pc32(8, RelocTarget::Symbol(SymId(3)), -4),
+                    pc32(0, RelocTarget::Empty, 0),
+                ]),
+            )),
+        ],
+        patches: Vec::new(),
+    };
+    let out = orctool::write::apply(&obj, &edits, &WriteOptions::default()).unwrap();
+    let old = ElfFile64::<LE>::parse(&input[..]).unwrap();
+    let new = ElfFile64::<LE>::parse(&out[..]).unwrap();
+    // the symbol table: two LOCAL symbols at 1 and 2, each taking the place of the first
+    // global, which moves to the end
+    let names: Vec<(&str, bool)> = new
+        .symbols()
+        .map(|s| (s.name().unwrap(), s.is_local()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("__pfx_local", true),
+            ("", true),
+            ("h", false),
+            ("foo", false),
+            ("f", false),
+            ("g", false)
+        ]
+    );
+    let symtab = new.section_by_name(".symtab").unwrap();
+    assert_eq!(symtab.elf_section_header().sh_info(LE), 3);
+    // every old relocation names the same symbol as before
+    let reloc_names = |f: &ElfFile64<LE>, sec: &str| -> Vec<String> {
+        f.section_by_name(sec)
+            .unwrap()
+            .relocations()
+            .map(|(_, r)| match r.target() {
+                object::RelocationTarget::Symbol(i) => {
+                    f.symbol_by_index(i).unwrap().name().unwrap().to_owned()
+                }
+                _ => String::new(),
+            })
+            .collect()
+    };
+    for sec in [".text", ".data", ".text.foo"] {
+        assert_eq!(reloc_names(&old, sec), reloc_names(&new, sec), "{sec}");
+    }
+    // the new section, then its relocations
+    let sites = new.section_by_name(".test_sites").unwrap();
+    let rela = new.section_by_name(".rela.test_sites").unwrap();
+    assert_eq!(rela.index().0, sites.index().0 + 1);
+    let rh = rela.elf_section_header();
+    assert_eq!(rh.sh_info(LE) as usize, sites.index().0);
+    assert_eq!(rh.sh_link(LE) as usize, symtab.index().0);
+    assert_eq!(rh.sh_flags(LE), u64::from(elf::SHF_INFO_LINK));
+    assert_eq!(rh.sh_size(LE), 4 * 24);
+    let targets: Vec<(u64, String, i64)> = sites
+        .relocations()
+        .map(|(at, r)| {
+            let name = match r.target() {
+                object::RelocationTarget::Symbol(i) => {
+                    let s = new.symbol_by_index(i).unwrap();
+                    if s.kind() == object::SymbolKind::Section {
+                        format!("section {}", s.section_index().unwrap().0)
+                    } else {
+                        s.name().unwrap().to_owned()
+                    }
+                }
+                _ => "none".to_owned(),
+            };
+            (at, name, r.addend())
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            (0, format!("section {}", text.0), 5),
+            (4, "__pfx_local".to_owned(), 0),
+            (8, "h".to_owned(), -4),
+            (0, "none".to_owned(), 0),
+        ]
+    );
+    // the names were appended to the string tables
+    let strtab = new.section_by_name(".strtab").unwrap().data().unwrap();
+    let old_strtab = old.section_by_name(".strtab").unwrap().data().unwrap();
+    assert_eq!(&strtab[..old_strtab.len()], old_strtab);
+    assert_eq!(&strtab[old_strtab.len()..], b"__pfx_local\0");
+    let shstrtab = new.section_by_name(".shstrtab").unwrap().data().unwrap();
+    assert!(shstrtab.ends_with(b".test_sites\0.rela.test_sites\0"));
 }

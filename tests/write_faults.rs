@@ -11,9 +11,10 @@ use std::path::Path;
 use common::Scratch;
 use object::read::elf::{ElfFile64, FileHeader as _, SectionHeader as _};
 use object::{LittleEndian as LE, Object as _, ObjectSection as _};
+use orctool::edits::{Edits, Patch};
 use orctool::elf::Object;
 use orctool::elf::output::{Destination, Fault, Method, inject_fault, recover};
-use orctool::write::{OrcRow, WriteOptions, add_orc, orc_rows, write_orc_file};
+use orctool::write::{OrcRow, WriteOptions, add_orc, orc_rows, orc_steps, write_file};
 
 /// What an object means, whatever its layout: the ELF header without `e_shoff`, then each
 /// section's name, header fields except `sh_offset`, and bytes.
@@ -149,14 +150,37 @@ fn write_in_place(
     let map = orctool::elf::input::map_file(&file).unwrap();
     assert_eq!(&map[..], old);
     let obj = Object::parse(&map).unwrap();
+    // the patches are at input file offsets inside .text
+    let text = obj.section_by_name(b".text").unwrap();
+    let text_at = ElfFile64::<LE>::parse(old)
+        .unwrap()
+        .section_by_name(".text")
+        .unwrap()
+        .file_range()
+        .unwrap()
+        .0;
+    let edits = Edits {
+        steps: if rows.is_empty() {
+            Vec::new()
+        } else {
+            orc_steps(rows).into()
+        },
+        patches: patches
+            .iter()
+            .map(|(at, bytes)| Patch {
+                section: text,
+                offset: at - text_at,
+                bytes: bytes.clone(),
+            })
+            .collect(),
+    };
     inject_fault(fault);
-    let result = write_orc_file(
+    let result = write_file(
         &obj,
-        rows,
+        &edits,
         &WriteOptions::default(),
         Some(&file),
         Destination::InPlace(path),
-        patches,
     );
     (result, inject_fault(None))
 }

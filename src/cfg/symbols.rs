@@ -313,10 +313,7 @@ impl<'data> Symbols<'data> {
                 };
                 let pname = &self.syms[i].name[..pos];
                 let Some(&p) = by_name.get(pname) else {
-                    return Err(Error::Other(format!(
-                        "{}(): can't find parent function",
-                        self.syms[i].name
-                    )));
+                    return Err(Error::NoParentFunction(self.syms[i].name.to_string()));
                 };
                 self.syms[i].pfunc = Some(p);
                 self.syms[p.index()].cfunc = Some(SymId(i as u32));

@@ -180,7 +180,7 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
     if job.print_orc {
         print_table(job, obj, abi, &out)?;
     }
-    let changed = rows.is_some() || !out.nopped.is_empty();
+    let changed = rows.is_some() || !out.nopped.is_empty() || !out.edits.is_empty();
     let target = match &job.output {
         Output::File(p) if writing => Some(p.as_path()),
         Output::InPlace if writing && changed => Some(path),
@@ -262,19 +262,25 @@ fn write(
     } else {
         Destination::NewFile(target)
     };
-    let patches = crate::patch::nop_patches(obj, &out.nopped)?;
+    // objtool's order: the actions' sections and symbols, then ORC
+    let mut edits = std::mem::take(&mut out.edits);
+    if !rows.is_empty() {
+        edits.steps.extend(crate::write::orc_steps(&rows));
+    }
+    edits
+        .patches
+        .extend(crate::patch::nop_patches(obj, &out.nopped)?);
     let t = Instant::now();
     crate::elf::output::inject_fault(job.fault);
-    let method = crate::write::write_orc_file(
+    let method = crate::write::write_file(
         obj,
-        &rows,
+        &edits,
         &crate::write::WriteOptions {
             force: job.force,
             sync: job.sync,
         },
         source.as_ref(),
         dest,
-        &patches,
     )?;
     if job.opts.stats {
         eprintln!("{}: stats: write method: {method:?}", job.tool.name());

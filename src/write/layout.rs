@@ -181,7 +181,7 @@ fn align_up(offset: usize, align: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::write::plan::header_of;
+    use crate::write::records::header_of;
 
     fn section(sh_type: u32, size: usize, align: u64) -> OutSection<'static> {
         OutSection {

@@ -1,4 +1,6 @@
-//! Writing ORC sections into a relocatable object, byte for byte as objtool 6.12 does.
+//! Writing what a run adds to a relocatable object ([`Edits`]: sections with their
+//! relocations, symbols, byte patches), byte for byte as objtool 6.12 does. ORC is two of
+//! those steps ([`orc_steps`]); the other actions (`crate::actions`) add theirs before it.
 //!
 //! objtool: `orc_create()` builds the entry list, then `elf_create_section()` /
 //! `elf_create_section_pair()` append `.orc_unwind`, `.orc_unwind_ip` and
@@ -49,8 +51,9 @@ use std::fs::File;
 use std::path::Path;
 
 use object::elf;
-use object::read::elf::{FileHeader as _, Rela as _, Sym as _};
+use object::read::elf::{FileHeader as _, Rela as _, SectionHeader as _, Sym as _};
 
+use crate::edits::{Edits, NewReloc, NewSection, RelocTarget, Step};
 use crate::elf::output::{self, Destination, Image, Method, WriteSettings};
 use crate::elf::{LE, Object, ObjectKind};
 pub use crate::error::{BadRow, WriteError};
@@ -60,6 +63,7 @@ pub use crate::orc::row::OrcRow;
 mod layout;
 mod plan;
 mod ranges;
+mod records;
 mod symbols;
 
 use layout::Layout;
@@ -80,6 +84,37 @@ pub struct WriteOptions {
 /// The sections objtool creates (and `force` removes), in creation order.
 const ORC_SECTION_NAMES: [&[u8]; 3] = [b".orc_unwind", b".orc_unwind_ip", b".rela.orc_unwind_ip"];
 
+/// objtool's `orc_create()` as steps: `.orc_unwind` (the entries) and `.orc_unwind_ip` with
+/// its `.rela.orc_unwind_ip` (one `R_X86_64_PC32` per row against the section symbol of the
+/// row's section, addend = offset).
+pub fn orc_steps(rows: &[OrcRow]) -> [Step; 2] {
+    let mut entries = Vec::with_capacity(rows.len() * crate::orc::ORC_ENTRY_SIZE);
+    let mut relocs = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        entries.extend_from_slice(&row.entry);
+        relocs.push(NewReloc {
+            offset: 4 * i as u64,
+            r_type: elf::R_X86_64_PC32,
+            target: RelocTarget::SectionSymbol(row.section),
+            addend: row.offset as i64,
+        });
+    }
+    [
+        Step::Section(NewSection::new(
+            ORC_SECTION_NAMES[0],
+            crate::orc::ORC_ENTRY_SIZE as u64,
+            entries,
+            None,
+        )),
+        Step::Section(NewSection::new(
+            ORC_SECTION_NAMES[1],
+            4,
+            vec![0; 4 * rows.len()],
+            Some(relocs),
+        )),
+    ]
+}
+
 /// Returns the bytes of the new object: `obj` with `.orc_unwind`, `.orc_unwind_ip` and
 /// `.rela.orc_unwind_ip` appended as objtool 6.12 does. Empty `rows` give the input back
 /// unchanged (objtool writes nothing then, and does not check for existing ORC).
@@ -87,13 +122,27 @@ pub fn add_orc(obj: &Object<'_>, rows: &[OrcRow], opts: &WriteOptions) -> Result
     if rows.is_empty() {
         return Ok(obj.data().to_vec());
     }
-    let layout = plan(obj, rows, opts)?;
-    let mut buffer = SparseBuffer::default();
-    let elsewhere = layout.emit(obj, &mut buffer)?;
-    buffer.image(elsewhere, obj.data()).to_vec()
+    let edits = Edits {
+        steps: orc_steps(rows).into(),
+        patches: Vec::new(),
+    };
+    apply(obj, &edits, opts)
 }
 
-fn plan<'data>(obj: &Object<'data>, rows: &[OrcRow], opts: &WriteOptions) -> Result<Layout<'data>> {
+/// Returns the bytes of `obj` with `edits` applied.
+pub fn apply(obj: &Object<'_>, edits: &Edits, opts: &WriteOptions) -> Result<Vec<u8>> {
+    let layout = if edits.steps.is_empty() {
+        None
+    } else {
+        Some(plan(obj, &edits.steps, opts)?)
+    };
+    let mut buffer = SparseBuffer::default();
+    let mut image = image_of(obj, layout.as_ref(), &mut buffer)?;
+    add_patches(obj, layout.as_ref(), edits, &mut image)?;
+    image.to_vec()
+}
+
+fn plan<'data>(obj: &Object<'data>, steps: &[Step], opts: &WriteOptions) -> Result<Layout<'data>> {
     if obj.kind() != ObjectKind::Relocatable {
         return Err(WriteError::NotRelocatable.into());
     }
@@ -101,7 +150,7 @@ fn plan<'data>(obj: &Object<'data>, rows: &[OrcRow], opts: &WriteOptions) -> Res
         return Err(Error::malformed("relocatable object with program headers"));
     }
     let mut plan = plan::Plan::new(obj, opts)?;
-    plan.add_rows(rows)?;
+    plan.add_steps(steps)?;
     let layout = plan.finish()?;
     // Only hostile alignments make the output much larger than the input plus the table.
     let limit = obj.data().len().saturating_mul(2).saturating_add(1 << 28);
@@ -115,39 +164,65 @@ fn plan<'data>(obj: &Object<'data>, rows: &[OrcRow], opts: &WriteOptions) -> Res
     Ok(layout)
 }
 
-/// Writes `obj` with the ORC `rows` added (or unchanged, without rows) and the byte
-/// `patches` (at input file offsets, e.g. `patch::nop_patches`) applied, to `dest` (see
-/// `elf::output`). `input` is the open file `obj` was mapped from, when there is one:
-/// unchanged sections are copied from it inside the kernel, and it is the file an in-place
-/// update changes.
-pub fn write_orc_file(
-    obj: &Object<'_>,
-    rows: &[OrcRow],
-    opts: &WriteOptions,
-    input: Option<&File>,
-    dest: Destination<'_>,
-    patches: &[(u64, Vec<u8>)],
-) -> Result<Method> {
-    let layout = if rows.is_empty() {
-        None
-    } else {
-        Some(plan(obj, rows, opts)?)
-    };
-    let mut buffer = SparseBuffer::default();
-    let mut image = match &layout {
+fn image_of<'a>(
+    obj: &'a Object<'a>,
+    layout: Option<&'a Layout<'a>>,
+    buffer: &'a mut SparseBuffer,
+) -> Result<Image<'a>> {
+    Ok(match layout {
         Some(l) => {
-            let elsewhere = l.emit(obj, &mut buffer)?;
+            let elsewhere = l.emit(obj, buffer)?;
             buffer.image(elsewhere, obj.data())
         }
         None => Image::unchanged(obj.data()),
-    };
-    for (at, bytes) in patches {
-        let to = match &layout {
-            Some(l) => l.output_offset(*at).ok_or(WriteError::PatchOutside(*at))?,
-            None => *at,
+    })
+}
+
+/// `edits.patches` (at section offsets of the input) as patches of the output image.
+fn add_patches(
+    obj: &Object<'_>,
+    layout: Option<&Layout<'_>>,
+    edits: &Edits,
+    image: &mut Image<'_>,
+) -> Result<()> {
+    for p in &edits.patches {
+        let h = obj.section(p.section)?;
+        let at = h
+            .sh_offset(LE)
+            .checked_add(p.offset)
+            .filter(|&s| {
+                p.offset + p.bytes.len() as u64 <= h.sh_size(LE)
+                    && h.sh_type(LE) != elf::SHT_NOBITS
+                    && s.checked_add(p.bytes.len() as u64).is_some()
+            })
+            .ok_or(WriteError::PatchOutside(p.offset))?;
+        let to = match layout {
+            Some(l) => l.output_offset(at).ok_or(WriteError::PatchOutside(at))?,
+            None => at,
         };
-        image.patches.push((to, bytes.clone()));
+        image.patches.push((to, p.bytes.clone()));
     }
+    Ok(())
+}
+
+/// Writes `obj` with `edits` applied to `dest` (see `elf::output`). `input` is the open
+/// file `obj` was mapped from, when there is one: unchanged sections are copied from it
+/// inside the kernel, and it is the file an in-place update changes.
+pub fn write_file(
+    obj: &Object<'_>,
+    edits: &Edits,
+    opts: &WriteOptions,
+    input: Option<&File>,
+    dest: Destination<'_>,
+) -> Result<Method> {
+    let layout = if edits.steps.is_empty() {
+        None
+    } else {
+        Some(plan(obj, &edits.steps, opts)?)
+    };
+    let mut buffer = SparseBuffer::default();
+    let mut image = image_of(obj, layout.as_ref(), &mut buffer)?;
+    add_patches(obj, layout.as_ref(), edits, &mut image)?;
     let settings = WriteSettings {
         sync: opts.sync,
         no_in_place: false,

@@ -1,7 +1,9 @@
 //! The plan of a write: which input sections stay (with `force`, the old ORC sections and
-//! their relocations go), the rows turned into relocations against section symbols, and
-//! the output sections with their contents (`.symtab`, `.shstrtab` and renumbered
-//! relocations and groups new, everything else borrowed from the input).
+//! their relocations go), the [`Step`]s replayed in order (section names and symbol names
+//! appended to their string tables, symbols created, relocations against section symbols
+//! resolved), and the output sections with their contents (`.symtab`, the string tables,
+//! the created sections and renumbered relocations and groups new, everything else
+//! borrowed from the input).
 
 use std::borrow::Cow;
 
@@ -10,15 +12,31 @@ use object::read::elf::{FileHeader as _, SectionHeader as _};
 use object::{U32, U64};
 
 use super::layout::{Layout, OutSection};
+use super::records::{
+    REL_SIZE, RELA_SIZE, header_of, is_reloc, remap_links, renumber_group, renumber_relocs,
+};
 use super::symbols::{SymSection, Symbols, sym_section};
 use super::{ORC_SECTION_NAMES, WriteOptions};
-use crate::elf::{LE, Object, SecId, SectionHeader};
+use crate::edits::{NewSection, NewSymbol, RelocTarget, Step};
+use crate::elf::{LE, Object, SecId, Sym};
 use crate::error::{BadRow, Error, Result, WriteError};
-use crate::orc::ORC_ENTRY_SIZE;
-use crate::orc::row::OrcRow;
 
-const RELA_SIZE: usize = 24;
-const REL_SIZE: usize = 16;
+/// A created section as it will be written: its name's offset in the section name table,
+/// and its relocations with their symbols as stable ids.
+struct Planned {
+    name: u32,
+    section: NewSection,
+    /// The relocation section's name offset and records (symbol id `None`: an empty
+    /// record).
+    relocs: Option<(u32, Vec<PlannedReloc>)>,
+}
+
+struct PlannedReloc {
+    offset: u64,
+    r_type: u32,
+    sym: Option<u32>,
+    addend: i64,
+}
 
 pub(super) struct Plan<'data, 'obj> {
     obj: &'obj Object<'data>,
@@ -33,9 +51,13 @@ pub(super) struct Plan<'data, 'obj> {
     symbols: Symbols,
     /// Output section index → id of its section symbol.
     section_symbol: Vec<Option<u32>>,
-    /// For each row: the id of its relocation symbol and the addend.
-    relocs: Vec<(u32, i64)>,
-    entries: Vec<u8>,
+    /// `.strtab`, where created symbols' names go (objtool's `elf->strtab`).
+    strtab: Option<usize>,
+    /// Per input string table (`.shstrtab`, `.strtab`): the bytes appended, in order.
+    appended: Vec<(usize, Vec<u8>)>,
+    /// The ids of the symbols the steps created, in order ([`RelocTarget::Created`]).
+    created: Vec<u32>,
+    sections: Vec<Planned>,
 }
 
 impl<'data, 'obj> Plan<'data, 'obj> {
@@ -115,6 +137,11 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                 *slot = Some(symbols.id_at[pos]);
             }
         }
+        let strtab = (1..n).find(|&i| {
+            sec_map[i].is_some()
+                && matches!(obj.section_name(SecId(i as u32)), Ok(b".strtab"))
+                && matches!(obj.section(SecId(i as u32)), Ok(s) if s.sh_type(LE) == elf::SHT_STRTAB)
+        });
         Ok(Plan {
             obj,
             sec_map,
@@ -125,47 +152,161 @@ impl<'data, 'obj> Plan<'data, 'obj> {
             shstrtab,
             symbols,
             section_symbol,
-            relocs: Vec::new(),
-            entries: Vec::new(),
+            strtab,
+            appended: Vec::new(),
+            created: Vec::new(),
+            sections: Vec::new(),
         })
     }
 
-    pub(super) fn add_rows(&mut self, rows: &[OrcRow]) -> Result<()> {
-        self.relocs.reserve(rows.len());
-        self.entries.reserve(rows.len() * ORC_ENTRY_SIZE);
-        for (index, row) in rows.iter().enumerate() {
-            let bad =
-                |problem: BadRow| -> Error { WriteError::BadOrcRow { index, problem }.into() };
-            let input = row.section.0 as usize;
-            let header = match self.obj.section(row.section) {
-                Ok(h) if input != 0 => h,
-                _ => return Err(bad(BadRow::NoSection(row.section.0))),
-            };
-            let Some(Some(sec)) = self.sec_map.get(input).copied() else {
-                return Err(bad(BadRow::BeingReplaced(self.obj.describe(row.section))));
-            };
-            if header.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) == 0 {
-                // objtool: "bad call to elf_init_reloc_text_sym() for data symbol".
-                return Err(bad(BadRow::NotExecutable(self.obj.describe(row.section))));
+    /// objtool's `elf_add_string()`: `name` and a NUL appended to string table `table`;
+    /// returns its offset.
+    fn add_string(&mut self, table: usize, name: &[u8]) -> Result<u32> {
+        let base = self.obj.section(SecId(table as u32))?.sh_size(LE);
+        let k = match self.appended.iter().position(|(t, _)| *t == table) {
+            Some(k) => k,
+            None => {
+                self.appended.push((table, Vec::new()));
+                self.appended.len() - 1
             }
-            if row.offset > header.sh_size(LE) || row.offset > i32::MAX as u64 {
-                return Err(bad(BadRow::Outside {
-                    offset: row.offset,
-                    section: self.obj.describe(row.section),
-                    size: header.sh_size(LE),
-                }));
-            }
-            let id = match self.section_symbol[sec as usize] {
-                Some(id) => id,
-                None => {
-                    let id = self.symbols.add_section_symbol(sec)?;
-                    self.section_symbol[sec as usize] = Some(id);
-                    id
-                }
-            };
-            self.relocs.push((id, row.offset as i64));
-            self.entries.extend_from_slice(&row.entry);
+        };
+        let bytes = &mut self.appended[k].1;
+        let offset = u32::try_from(base + bytes.len() as u64)
+            .map_err(|_| Error::malformed("string table too large"))?;
+        bytes.extend_from_slice(name);
+        bytes.push(0);
+        Ok(offset)
+    }
+
+    /// A created section's name: appended to the section name table (with `force`, the
+    /// name of a removed ORC section is used again).
+    fn section_name(&mut self, name: &[u8]) -> Result<u32> {
+        if let Some(k) = ORC_SECTION_NAMES.iter().position(|&o| o == name)
+            && let Some(offset) = self.reused_names[k].take()
+        {
+            return Ok(offset);
         }
+        self.add_string(self.shstrtab, name)
+    }
+
+    /// Replays `steps` in order.
+    pub(super) fn add_steps(&mut self, steps: &[Step]) -> Result<()> {
+        for step in steps {
+            match step {
+                Step::Section(s) => self.add_section(s)?,
+                Step::Symbol(s) => self.add_symbol(s)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn add_section(&mut self, s: &NewSection) -> Result<()> {
+        let name = self.section_name(&s.name)?;
+        let relocs = match &s.relocs {
+            None => None,
+            Some(list) => {
+                let mut rela_name = b".rela".to_vec();
+                rela_name.extend_from_slice(&s.name);
+                let rname = self.section_name(&rela_name)?;
+                let mut out = Vec::with_capacity(list.len());
+                for (index, r) in list.iter().enumerate() {
+                    let bad = |problem: BadRow| -> Error {
+                        WriteError::BadReloc {
+                            section: String::from_utf8_lossy(&s.name).into_owned(),
+                            index,
+                            problem,
+                        }
+                        .into()
+                    };
+                    let sym = match r.target {
+                        RelocTarget::Empty => None,
+                        RelocTarget::SectionSymbol(sec) => {
+                            Some(self.text_section_symbol(sec, r.addend).map_err(bad)?)
+                        }
+                        RelocTarget::Symbol(id) => {
+                            if id.0 >= self.symbols.input_count {
+                                return Err(bad(BadRow::NoSymbol(id.0)));
+                            }
+                            Some(id.0)
+                        }
+                        RelocTarget::Created(k) => Some(
+                            *self
+                                .created
+                                .get(k)
+                                .ok_or_else(|| bad(BadRow::NoCreatedSymbol(k)))?,
+                        ),
+                    };
+                    out.push(PlannedReloc {
+                        offset: r.offset,
+                        r_type: r.r_type,
+                        sym,
+                        addend: r.addend,
+                    });
+                }
+                Some((rname, out))
+            }
+        };
+        self.sections.push(Planned {
+            name,
+            section: s.clone(),
+            relocs,
+        });
+        Ok(())
+    }
+
+    /// objtool's `elf_init_reloc_text_sym()`: the section symbol of executable input
+    /// section `sec` (created when it has none) for a relocation at `offset` in it.
+    fn text_section_symbol(&mut self, sec: SecId, offset: i64) -> std::result::Result<u32, BadRow> {
+        let input = sec.0 as usize;
+        let header = match self.obj.section(sec) {
+            Ok(h) if input != 0 => h,
+            _ => return Err(BadRow::NoSection(sec.0)),
+        };
+        let Some(Some(out)) = self.sec_map.get(input).copied() else {
+            return Err(BadRow::BeingReplaced(self.obj.describe(sec)));
+        };
+        if header.sh_flags(LE) & u64::from(elf::SHF_EXECINSTR) == 0 {
+            // objtool: "bad call to elf_init_reloc_text_sym() for data symbol".
+            return Err(BadRow::NotExecutable(self.obj.describe(sec)));
+        }
+        if offset < 0 || offset as u64 > header.sh_size(LE) || offset > i64::from(i32::MAX) {
+            return Err(BadRow::Outside {
+                offset: offset as u64,
+                section: self.obj.describe(sec),
+                size: header.sh_size(LE),
+            });
+        }
+        match self.section_symbol[out as usize] {
+            Some(id) => Ok(id),
+            None => {
+                let id = self
+                    .symbols
+                    .add_section_symbol(out)
+                    .map_err(|e| BadRow::Symbol(e.to_string()))?;
+                self.section_symbol[out as usize] = Some(id);
+                Ok(id)
+            }
+        }
+    }
+
+    /// objtool's `elf_create_symbol()`: the name appended to `.strtab`, the symbol to
+    /// `.symtab` (a LOCAL one at `sh_info`).
+    fn add_symbol(&mut self, s: &NewSymbol) -> Result<()> {
+        let strtab = self.strtab.ok_or(WriteError::NoStrtab)?;
+        let Some(Some(out)) = self.sec_map.get(s.section.0 as usize).copied() else {
+            return Err(WriteError::SymbolSection(self.obj.describe(s.section)).into());
+        };
+        let name = self.add_string(strtab, &s.name)?;
+        let sym = Sym {
+            st_name: object::U32::new(LE, name),
+            st_info: s.st_info,
+            st_other: s.st_other,
+            st_shndx: object::U16::new(LE, 0),
+            st_value: object::U64::new(LE, s.value),
+            st_size: object::U64::new(LE, s.size),
+        };
+        let id = self.symbols.add_symbol(sym, out)?;
+        self.created.push(id);
         Ok(())
     }
 
@@ -206,8 +347,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
             }
         };
 
-        let mut out: Vec<OutSection<'data>> = Vec::with_capacity(n + 3);
-        let mut names = [0u32; 3];
+        let mut out: Vec<OutSection<'data>> = Vec::with_capacity(n + 2 * self.sections.len());
         for i in 0..n {
             if self.sec_map[i].is_none() {
                 continue;
@@ -237,24 +377,10 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                 if let Some(t) = &symbols.shndx {
                     data = Cow::Owned(t.iter().flat_map(|v| v.to_le_bytes()).collect());
                 }
-            } else if i == self.shstrtab {
-                // objtool's elf_add_string(): each name appended at the current size. (With
-                // `force`, the names of the removed sections are used again instead.)
+            } else if let Some((_, extra)) = self.appended.iter().find(|(t, _)| *t == i) {
+                // objtool's elf_add_string(): each string appended at the current size
                 let mut table = data.into_owned();
-                for ((slot, name), reuse) in names
-                    .iter_mut()
-                    .zip(ORC_SECTION_NAMES)
-                    .zip(self.reused_names)
-                {
-                    if let Some(offset) = reuse {
-                        *slot = offset;
-                        continue;
-                    }
-                    *slot = u32::try_from(table.len())
-                        .map_err(|_| Error::malformed("section name table too large"))?;
-                    table.extend_from_slice(name);
-                    table.push(0);
-                }
+                table.extend_from_slice(extra);
                 data = Cow::Owned(table);
             }
             if symbols_moved && is_reloc(&header) && header.sh_link(LE) as usize == self.symtab {
@@ -286,65 +412,56 @@ impl<'data, 'obj> Plan<'data, 'obj> {
             out.push(OutSection { header, data });
         }
 
-        // The three ORC sections, in objtool's order.
-        let base = out.len() as u32;
+        // The created sections, in creation order, each followed by its relocations.
         let symtab_out = self.sec_map[self.symtab].unwrap_or(0);
-        let count = self.relocs.len();
-        let mut relas = Vec::with_capacity(count * RELA_SIZE);
-        for (i, &(id, addend)) in self.relocs.iter().enumerate() {
-            let sym = final_pos[id as usize];
-            relas.extend_from_slice(&(4 * i as u64).to_le_bytes());
-            relas.extend_from_slice(
-                &((u64::from(sym) << 32) | u64::from(elf::R_X86_64_PC32)).to_le_bytes(),
-            );
-            relas.extend_from_slice(&addend.to_le_bytes());
-        }
-        let new_sections = [
-            NewSection {
-                name: names[0],
-                sh_type: elf::SHT_PROGBITS,
-                flags: elf::SHF_ALLOC,
-                link: 0,
-                info: 0,
-                align: 1,
-                entsize: ORC_ENTRY_SIZE as u64,
-                data: self.entries,
-            },
-            NewSection {
-                name: names[1],
-                sh_type: elf::SHT_PROGBITS,
-                flags: elf::SHF_ALLOC,
-                link: 0,
-                info: 0,
-                align: 1,
-                entsize: 4,
-                data: vec![0; 4 * count],
-            },
-            NewSection {
-                name: names[2],
-                sh_type: elf::SHT_RELA,
-                flags: elf::SHF_INFO_LINK,
-                link: symtab_out,
-                info: base + 1,
-                align: 8,
-                entsize: RELA_SIZE as u64,
-                data: relas,
-            },
-        ];
-        for s in new_sections {
+        for p in self.sections {
+            let s = p.section;
+            let index = out.len() as u32;
             out.push(OutSection {
                 header: header_of(
-                    s.name,
+                    p.name,
                     s.sh_type,
-                    u64::from(s.flags),
+                    s.flags,
                     s.data.len() as u64,
-                    s.link,
-                    s.info,
+                    0,
+                    0,
                     s.align,
                     s.entsize,
                 ),
                 data: Cow::Owned(s.data),
             });
+            if let Some((name, relocs)) = p.relocs {
+                let mut relas = Vec::with_capacity(relocs.len() * RELA_SIZE);
+                for r in &relocs {
+                    let Some(id) = r.sym else {
+                        relas.extend_from_slice(&[0; RELA_SIZE]);
+                        continue;
+                    };
+                    let sym = if id < symbols.input_count {
+                        map_symbol(id, &|| "a relocation of a created section".to_owned())?
+                    } else {
+                        final_pos[id as usize]
+                    };
+                    relas.extend_from_slice(&r.offset.to_le_bytes());
+                    relas.extend_from_slice(
+                        &((u64::from(sym) << 32) | u64::from(r.r_type)).to_le_bytes(),
+                    );
+                    relas.extend_from_slice(&r.addend.to_le_bytes());
+                }
+                out.push(OutSection {
+                    header: header_of(
+                        name,
+                        elf::SHT_RELA,
+                        u64::from(elf::SHF_INFO_LINK),
+                        relas.len() as u64,
+                        symtab_out,
+                        index,
+                        8,
+                        RELA_SIZE as u64,
+                    ),
+                    data: Cow::Owned(relas),
+                });
+            }
         }
         let shstrndx = self.sec_map[self.shstrtab].unwrap_or(0);
         let mut input_offsets = Vec::with_capacity(out.len());
@@ -357,126 +474,4 @@ impl<'data, 'obj> Plan<'data, 'obj> {
         }
         Layout::new(out, shstrndx, &input_offsets)
     }
-}
-
-struct NewSection {
-    name: u32,
-    sh_type: u32,
-    flags: u32,
-    link: u32,
-    info: u32,
-    align: u64,
-    entsize: u64,
-    data: Vec<u8>,
-}
-
-/// A section header at address 0 and (for now) offset 0.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn header_of(
-    name: u32,
-    sh_type: u32,
-    flags: u64,
-    size: u64,
-    link: u32,
-    info: u32,
-    align: u64,
-    entsize: u64,
-) -> SectionHeader {
-    SectionHeader {
-        sh_name: U32::new(LE, name),
-        sh_type: U32::new(LE, sh_type),
-        sh_flags: U64::new(LE, flags),
-        sh_addr: U64::new(LE, 0),
-        sh_offset: U64::new(LE, 0),
-        sh_size: U64::new(LE, size),
-        sh_link: U32::new(LE, link),
-        sh_info: U32::new(LE, info),
-        sh_addralign: U64::new(LE, align),
-        sh_entsize: U64::new(LE, entsize),
-    }
-}
-
-fn is_reloc(s: &SectionHeader) -> bool {
-    matches!(s.sh_type(LE), elf::SHT_RELA | elf::SHT_REL)
-}
-
-/// A copy of a REL/RELA section's records with each symbol index mapped.
-fn renumber_relocs(
-    data: &[u8],
-    entsize: usize,
-    map: &dyn Fn(u32) -> Result<u32>,
-) -> Result<Vec<u8>> {
-    if data.len() % entsize != 0 {
-        return Err(Error::malformed(format!(
-            "relocation section size {:#x} is not a multiple of {entsize}",
-            data.len()
-        )));
-    }
-    let mut out = data.to_vec();
-    for record in out.chunks_exact_mut(entsize) {
-        let info_bytes = &mut record[8..16];
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(info_bytes);
-        let info = u64::from_le_bytes(raw);
-        let sym = map((info >> 32) as u32)?;
-        let info = (u64::from(sym) << 32) | (info & 0xffff_ffff);
-        info_bytes.copy_from_slice(&info.to_le_bytes());
-    }
-    Ok(out)
-}
-
-/// A copy of an SHT_GROUP section with its member indices mapped (removed members left out).
-fn renumber_group(
-    data: &[u8],
-    map: &dyn Fn(u32) -> Option<u32>,
-    describe: &dyn Fn() -> String,
-) -> Result<Vec<u8>> {
-    if data.len() % 4 != 0 || data.is_empty() {
-        return Err(Error::malformed(format!(
-            "{} has size {:#x}, not a flag word and 4-byte members",
-            describe(),
-            data.len()
-        )));
-    }
-    let mut out = Vec::with_capacity(data.len());
-    out.extend_from_slice(&data[..4]);
-    for member in data[4..].chunks_exact(4) {
-        let old = u32::from_le_bytes([member[0], member[1], member[2], member[3]]);
-        if let Some(new) = map(old) {
-            out.extend_from_slice(&new.to_le_bytes());
-        }
-    }
-    Ok(out)
-}
-
-/// Renumbers `sh_link` (a section index whenever it is not 0) and, for relocation
-/// sections and `SHF_INFO_LINK`, `sh_info` after sections were removed.
-fn remap_links(
-    header: &mut SectionHeader,
-    map: &dyn Fn(u32) -> Option<u32>,
-    describe: &dyn Fn() -> String,
-) -> Result<()> {
-    let link = header.sh_link(LE);
-    if link != 0 {
-        let new = map(link).ok_or_else(|| {
-            Error::from(WriteError::LinkRemoved {
-                section: describe(),
-                link,
-            })
-        })?;
-        header.sh_link = U32::new(LE, new);
-    }
-    let info_is_section =
-        is_reloc(header) || header.sh_flags(LE) & u64::from(elf::SHF_INFO_LINK) != 0;
-    let info = header.sh_info(LE);
-    if info_is_section && info != 0 {
-        let new = map(info).ok_or_else(|| {
-            Error::from(WriteError::InfoRemoved {
-                section: describe(),
-                info,
-            })
-        })?;
-        header.sh_info = U32::new(LE, new);
-    }
-    Ok(())
 }

@@ -138,9 +138,24 @@ impl Symbols {
     }
 
     /// objtool's `elf_create_section_symbol()`: a LOCAL STT_SECTION symbol for output
-    /// section `sec` at index `sh_info`, the symbol there moving to the end. Returns the
-    /// new symbol's stable id.
+    /// section `sec`. Returns the new symbol's stable id.
     pub(super) fn add_section_symbol(&mut self, sec: u32) -> Result<u32> {
+        let new = Sym {
+            st_name: U32::new(LE, 0),
+            st_info: (elf::STB_LOCAL << 4) | elf::STT_SECTION,
+            st_other: 0,
+            st_shndx: U16::new(LE, 0),
+            st_value: U64::new(LE, 0),
+            st_size: U64::new(LE, 0),
+        };
+        self.add_symbol(new, sec)
+    }
+
+    /// objtool's `__elf_create_symbol()` with `elf_update_symbol()`: `new` defined in
+    /// output section `sec` (its `st_shndx` is set here). A LOCAL symbol goes at index
+    /// `sh_info`, the symbol there (the first global) moving to the end, and `sh_info`
+    /// grows by one; any other goes at the end. Returns the new symbol's stable id.
+    pub(super) fn add_symbol(&mut self, mut new: Sym, sec: u32) -> Result<u32> {
         let id = self.next_id;
         self.next_id = id
             .checked_add(1)
@@ -150,16 +165,10 @@ impl Symbols {
             // objtool: "no .symtab_shndx".
             return Err(WriteError::NoSymtabShndx(sec).into());
         }
-        let new = Sym {
-            st_name: U32::new(LE, 0),
-            st_info: (elf::STB_LOCAL << 4) | elf::STT_SECTION,
-            st_other: 0,
-            st_shndx: U16::new(LE, if direct { sec as u16 } else { elf::SHN_XINDEX }),
-            st_value: U64::new(LE, 0),
-            st_size: U64::new(LE, 0),
-        };
+        new.st_shndx = U16::new(LE, if direct { sec as u16 } else { elf::SHN_XINDEX });
+        let local = new.st_bind() == elf::STB_LOCAL;
         let pos = self.first_global as usize;
-        if pos < self.syms.len() {
+        if local && pos < self.syms.len() {
             // elf_update_symbol() on the moved symbol: st_shndx and the .symtab_shndx entry
             // are written from its section (or its special index) again.
             let mut moved = self.syms[pos];
@@ -192,7 +201,9 @@ impl Symbols {
                 t.push(sec);
             }
         }
-        self.first_global += 1;
+        if local {
+            self.first_global += 1;
+        }
         Ok(id)
     }
 }
