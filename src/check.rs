@@ -216,13 +216,21 @@ fn run(
         }
         return Ok(out);
     }
-    if crate::actions::before_walk(&program, &opts, &mut out.findings).is_err() {
+    let Ok(warned) = crate::actions::before_walk(&program, &opts, &mut out.findings) else {
         out.fatal = true;
         return Ok(out);
-    }
+    };
     let mut walked: Option<Walk> = None;
+    if !walking && opts.noinstr {
+        // objtool: the noinstr sections alone (no ORC, no unreachable check)
+        let w = walk::validate_noinstr_sections(&program, &mut out.findings);
+        out.stats.lap("walk", &mut t, &opts);
+        out.stats.states = w.states.len();
+        out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
+        walked = Some(w);
+    }
     if walking {
-        let w = walk::validate(&program, &mut out.findings);
+        let w = walk::validate_after(&program, &mut out.findings, warned);
         crate::alt::explain::explain_conflicts(&program, &w, &mut out.findings);
         if opts.alt_unwind_check {
             crate::orc::unwind_check::unwind_check(&program, &w, abi, &mut out.findings);
@@ -232,12 +240,16 @@ fn run(
         out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
         walked = Some(w);
     }
-    match crate::actions::after_walk(&program, walked.as_mut(), &opts, &mut out.findings) {
-        Ok(edits) => out.edits = edits,
-        Err(_) => {
-            out.fatal = true;
-            return Ok(out);
-        }
+    let done = crate::actions::after_walk(
+        &program,
+        walked.as_mut(),
+        &opts,
+        &mut out.findings,
+        &mut out.edits,
+    );
+    if done.is_err() {
+        out.fatal = true;
+        return Ok(out);
     }
     let Some(w) = walked else {
         if let Some(inspect) = inspect {

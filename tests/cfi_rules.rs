@@ -87,6 +87,8 @@ fn run_mode(c: &Case, scratch: &Path, parallel: bool) -> Result<(), String> {
     let out = Command::new(env!("CARGO_BIN_EXE_orctool"))
         .current_dir(scratch)
         .arg("check")
+        // objtool's lines exactly: no flood grouped, no `no ORC written`
+        .arg("--all")
         .args(&c.args)
         .args(extra)
         .arg("--print-orc")

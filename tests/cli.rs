@@ -223,12 +223,47 @@ fn check_knows_objtools_actions() {
     let out = orctool(&[
         "check",
         "--orc",
-        "--static-call",
+        "--noinstr",
         "--sls",
         obj.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    insta::assert_snapshot!(text(&out.stderr), @"orctool: check: not implemented yet: --sls, --static-call (orctool implements --orc, --stackval, --uaccess and --hacks)");
+    // they run: the example's `ret` has no int3 after it
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("a.o: warning: orctool: f1+0x8: missing int3 after ret"),
+        "{err}"
+    );
+    assert_ne!(out.status.code(), Some(2), "{err}");
+}
+
+/// The site-list actions run under `orctool check` too: their sections are written.
+#[test]
+fn check_writes_the_site_lists() {
+    let d = Scratch::new("cli-sites");
+    let obj = example(&d, "a.o");
+    let out_obj = d.path("out.o");
+    let out = orctool(&[
+        "check",
+        "--orc",
+        "--static-call",
+        "--retpoline",
+        "--rethunk",
+        "--cfi",
+        "--mcount",
+        "--mnop",
+        "-o",
+        out_obj.to_str().unwrap(),
+        obj.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // (the example has none of the sites but kCFI's section, which objtool always makes)
+    let sections = std::process::Command::new("readelf")
+        .args(["-SW", out_obj.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let sections = text(&sections.stdout);
+    assert!(sections.contains(" .cfi_sites "), "{sections}");
+    assert!(sections.contains(" .orc_unwind "), "{sections}");
 }
 
 /// The man pages and completions come from the clap definition.

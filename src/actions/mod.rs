@@ -19,64 +19,74 @@ mod mcount;
 mod prefix;
 mod rethunk;
 mod retpoline;
+mod site_section;
 mod sls;
 mod static_call;
 mod unret;
 
 /// The actions objtool runs before it validates functions (`check()`: `validate_retpoline()`).
+/// Returns the number of warnings objtool counts (with any, the walk does not look for
+/// unreachable instructions).
 pub fn before_walk(
     program: &Program<'_, '_>,
     opts: &Options,
     findings: &mut Findings,
-) -> Result<(), AnalysisError> {
+) -> Result<usize, AnalysisError> {
+    let mut warnings = 0;
     if opts.retpoline {
-        retpoline::validate(program, findings)?;
+        warnings += retpoline::validate(program, opts, findings)?;
     }
-    Ok(())
+    Ok(warnings)
 }
 
 /// The actions objtool runs after the walk (`walk` is `None` when no walk ran), in
-/// `check()`'s order. `walk` may be changed (`--prefix` gives the padding before a
-/// function the function's entry state, which ORC generation then reads).
+/// `check()`'s order, adding to `edits` (which keeps what was added before an error:
+/// objtool writes what it did up to the error). `walk` may be changed (`--prefix` gives
+/// the padding before a function the function's entry state, which ORC generation then
+/// reads).
 pub fn after_walk(
     program: &Program<'_, '_>,
     walk: Option<&mut Walk>,
     opts: &Options,
     findings: &mut Findings,
-) -> Result<Edits, AnalysisError> {
-    let mut edits = Edits::default();
+    edits: &mut Edits,
+) -> Result<(), AnalysisError> {
+    // (objtool rewrote these calls while it built the model)
+    site_section::rewrites(program, edits);
     if opts.unret {
         unret::validate(program, walk.as_deref(), findings)?;
     }
-    if opts.ibt {
-        ibt::validate(program, findings)?;
-    }
+    let ibt_used = if opts.ibt {
+        Some(ibt::validate(program, findings)?)
+    } else {
+        None
+    };
     if opts.sls {
         sls::validate(program, findings)?;
     }
     if opts.static_call {
-        static_call::sections(program, opts, findings, &mut edits)?;
+        static_call::sections(program, opts, findings, edits)?;
     }
     if opts.retpoline {
-        retpoline::sections(program, findings, &mut edits)?;
+        retpoline::sections(program, findings, edits)?;
     }
     if opts.cfi {
-        cfi_sites::sections(program, findings, &mut edits)?;
+        cfi_sites::sections(program, findings, edits)?;
     }
     if opts.rethunk {
-        rethunk::sections(program, findings, &mut edits)?;
+        rethunk::sections(program, findings, edits)?;
         if opts.hack_skylake {
-            call_sites::sections(program, findings, &mut edits)?;
+            call_sites::sections(program, opts, findings, edits)?;
         }
     }
     if opts.mcount {
-        mcount::sections(program, opts, findings, &mut edits)?;
+        mcount::sections(program, findings, edits)?;
     }
     if let Some(size) = opts.prefix {
-        prefix::symbols(program, walk, size, findings, &mut edits)?;
+        prefix::symbols(program, walk, size, findings, edits)?;
     }
-    if opts.ibt {
-        ibt::sections(program, findings, &mut edits)?;
+    if let Some(used) = &ibt_used {
+        ibt::sections(program, used, findings, edits)?;
     }
-    Ok(edits)
+    Ok(())
 }

@@ -255,12 +255,14 @@ impl Builder<'_, '_> {
     }
 
     pub(super) fn read_validate_unret_hints(&mut self, f: &mut Findings) -> Step {
-        self.read_section_annotations(
+        for id in self.read_section_annotations(
             ".rela.discard.validate_unret",
             "bad .discard.instr_end entry", // (sic: objtool's text)
             f,
-        )
-        .map(|_| ())
+        )? {
+            self.attrs[id.idx()].set_unret(true);
+        }
+        Ok(())
     }
 
     pub(super) fn read_noendbr_hints(&mut self, f: &mut Findings) -> Step {

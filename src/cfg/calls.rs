@@ -8,6 +8,7 @@ use object::elf;
 
 use super::builder::Builder;
 use super::program::{AnalysisError, Attr, Step};
+use super::sites::{Annotation, Rewrite, RewriteTo, SiteList};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
 use crate::ids::{PackedSymId, SymId};
@@ -24,10 +25,16 @@ pub(super) enum CallTarget {
     Sym(SymId),
 }
 
+/// `annotate_call_site()`'s result: its warning, and the lists it adds the call to and
+/// the rewrite it makes.
+pub(super) type Annotated = (Option<FindingKind>, Annotation);
+
 /// What adding a call's destination does to it ([`Program::call_effect`]).
 pub(super) struct CallEffect {
     attr: Attr,
     warning: Option<FindingKind>,
+    /// The lists it joins and its rewrite.
+    site: Annotation,
     /// The analysis stops after the warning.
     fatal: bool,
 }
@@ -49,21 +56,22 @@ impl Builder<'_, '_> {
         self.update_attr(id, f, |p, a| p.add_retpoline_call_to(id, a));
     }
 
-    /// Applies `change` to a copy of `id`'s attributes, stores it, and prints the warning
-    /// the change gives (the changes below read the model and change only `id`, so they
-    /// can also be worked out side by side and stored in order).
+    /// Applies `change` to a copy of `id`'s attributes, stores it, prints the warning
+    /// the change gives and records the site (the changes below read the model and change
+    /// only `id`, so they can also be worked out side by side and stored in order).
     pub(super) fn update_attr(
         &mut self,
         id: InsnId,
         f: &mut Findings,
-        change: impl FnOnce(&Self, &mut Attr) -> Option<FindingKind>,
+        change: impl FnOnce(&Self, &mut Attr) -> Annotated,
     ) {
         let mut a = self.attrs[id.idx()];
-        let warning = change(self, &mut a);
+        let (warning, site) = change(self, &mut a);
         self.attrs[id.idx()] = a;
         if let Some(w) = warning {
             self.warn_insn(f, id, w);
         }
+        self.sites.record(id, site);
     }
 
     /// [`Program::add_call_dest`] on `a`, a copy of `id`'s attributes.
@@ -73,20 +81,22 @@ impl Builder<'_, '_> {
         a: &mut Attr,
         dest: Option<SymId>,
         sibling: bool,
-    ) -> Option<FindingKind> {
+    ) -> Annotated {
         a.call_dest = PackedSymId::new(dest);
-        a.call_dest.get()?;
+        if dest.is_none() {
+            return Annotated::default();
+        }
         a.set_ops_removed(true);
         self.annotate_call_site_to(id, a, sibling)
     }
 
     /// [`Program::add_retpoline_call`] on `a`, a copy of `id`'s attributes.
-    pub(super) fn add_retpoline_call_to(&self, id: InsnId, a: &mut Attr) -> Option<FindingKind> {
+    pub(super) fn add_retpoline_call_to(&self, id: InsnId, a: &mut Attr) -> Annotated {
         a.kind = match a.kind {
             InsnKind::Call => InsnKind::CallDynamic,
             InsnKind::JumpUnconditional => InsnKind::JumpDynamic,
             InsnKind::JumpConditional => InsnKind::JumpDynamicConditional,
-            _ => return None,
+            _ => return Annotated::default(),
         };
         a.set_retpoline_safe(true);
         a.set_ops_removed(true);
@@ -94,25 +104,47 @@ impl Builder<'_, '_> {
     }
 
     /// objtool: `annotate_call_site()` on `a`, a copy of `id`'s attributes; returns its
-    /// warning.
+    /// warning, the list it puts the call on and the rewrite it makes.
     pub(super) fn annotate_call_site_to(
         &self,
         id: InsnId,
         a: &mut Attr,
         sibling: bool,
-    ) -> Option<FindingKind> {
+    ) -> Annotated {
+        let none = Annotated::default();
         let sym = match a.call_dest.get() {
             Some(s) => s,
-            None => self.reloc_of(id)?.sym,
+            None => match self.reloc_of(id) {
+                Some(r) => r.sym,
+                None => return none,
+            },
         };
         let sec = self.insns.sec_of(id);
-        if self.sec_names[sec.0 as usize] == ".altinstr_replacement" {
-            return None;
+        let sec_name = &self.sec_names[sec.0 as usize];
+        if sec_name == ".altinstr_replacement" {
+            return none;
         }
         let s = self.syms.get(sym);
-        if s.static_call_tramp || s.retpoline_thunk {
-            return None;
+        let listed = |list| {
+            (
+                None,
+                Annotation {
+                    list: Some(list),
+                    rewrite: None,
+                },
+            )
+        };
+        if s.static_call_tramp {
+            return listed(SiteList::StaticCall);
         }
+        if s.retpoline_thunk {
+            return listed(SiteList::Retpoline);
+        }
+        let rewrite = |to| Rewrite {
+            insn: id,
+            to,
+            reloc: self.reloc_slot(id),
+        };
         if self.opts.hack_noinstr && self.sec_noinstr[sec.0 as usize] && s.profiling_func {
             a.kind = if sibling {
                 InsnKind::Return
@@ -122,13 +154,34 @@ impl Builder<'_, '_> {
             if sibling {
                 a.set_retpoline_safe(true);
             }
-            return None;
+            let to = if sibling {
+                RewriteTo::Ret
+            } else {
+                RewriteTo::Nop
+            };
+            return (
+                None,
+                Annotation {
+                    list: None,
+                    rewrite: Some(rewrite(to)),
+                },
+            );
         }
         if self.opts.mcount && s.fentry {
+            let mut site = Annotation {
+                list: Some(SiteList::Mcount),
+                rewrite: None,
+            };
             if self.opts.mnop {
                 a.kind = InsnKind::Nop;
+                site.rewrite = Some(rewrite(RewriteTo::Nop));
             }
-            return sibling.then_some(FindingKind::TailCallToFentry);
+            return (sibling.then_some(FindingKind::TailCallToFentry), site);
+        }
+        let mut site = Annotation::default();
+        // (`.init.text` of vmlinux runs before user space: objtool's `sec->init`)
+        if a.kind == InsnKind::Call && (self.opts.module || sec_name != ".init.text") {
+            site.list = Some(SiteList::Call);
         }
         if !sibling {
             let dead = match self.dead_end_memo.get(&sym) {
@@ -139,13 +192,27 @@ impl Builder<'_, '_> {
                 a.set_dead_end(true);
             }
         }
-        None
+        (None, site)
     }
 
-    pub(super) fn add_return_call(&mut self, id: InsnId) {
+    /// The relocation objtool's `insn_reloc()` finds for `id`: its relocation section
+    /// and its index there.
+    fn reloc_slot(&self, id: InsnId) -> Option<(SecId, u32)> {
+        let i = self.insn(id);
+        let t = self.relocs.table(self.insns.sec_of(id))?;
+        let k = t.in_range(u64::from(i.offset), u64::from(i.len))?;
+        Some((t.rela_sec, k))
+    }
+
+    /// objtool: `add_return_call()`: a jump to the return thunk is a return; `add` puts it
+    /// on the list of `.return_sites`.
+    pub(super) fn add_return_call(&mut self, id: InsnId, add: bool) {
         let a = self.attr_mut(id);
         a.kind = InsnKind::Return;
         a.set_retpoline_safe(true);
+        if add {
+            self.sites.return_thunks.push(id);
+        }
     }
 
     pub(super) fn find_call_destination(&self, sec: SecId, off: u64) -> Option<SymId> {
@@ -194,6 +261,7 @@ impl Builder<'_, '_> {
                 if let Some(w) = e.warning {
                     p.warn_insn(f, id, w);
                 }
+                p.sites.record(id, e.site);
                 if e.fatal {
                     Err(AnalysisError::Build)
                 } else {
@@ -203,31 +271,36 @@ impl Builder<'_, '_> {
         )
     }
 
-    /// What adding the destination of call `id` does: its new attributes, and the warning
-    /// it gives (and whether the analysis stops there). Reads the model, changes nothing.
+    /// What adding the destination of call `id` does: its new attributes, the warning it
+    /// gives (and whether the analysis stops there), the site lists it joins. Reads the
+    /// model, changes nothing.
     pub(super) fn call_effect(&self, id: InsnId, target: CallTarget) -> CallEffect {
         let mut a = self.attrs[id.idx()];
-        let effect = |warning: Option<FindingKind>, fatal: bool, a: Attr| CallEffect {
+        let effect = |warning: Option<FindingKind>, fatal: bool, a: Attr, site| CallEffect {
             attr: a,
             warning,
+            site,
             fatal,
         };
+        let none = Annotation::default();
         if a.kind != InsnKind::Call {
-            return effect(None, false, a);
+            return effect(None, false, a, none);
         }
-        let warning = match target {
+        let (warning, site) = match target {
             CallTarget::Direct(dest) => {
-                let w = self.add_call_dest_to(id, &mut a, dest, false);
+                let (w, site) = self.add_call_dest_to(id, &mut a, dest, false);
                 if a.ignore() {
-                    return effect(w, false, a);
+                    return effect(w, false, a, site);
                 }
                 let Some(dest) = a.call_dest.get() else {
-                    return effect(Some(FindingKind::UnannotatedIntraFunctionCall), true, a);
+                    let w = FindingKind::UnannotatedIntraFunctionCall;
+                    return effect(Some(w), true, a, site);
                 };
                 if self.insn_func(id).is_some() && !self.syms.is_func(dest) {
-                    return effect(Some(FindingKind::UnsupportedCallToNonFunction), true, a);
+                    let w = FindingKind::UnsupportedCallToNonFunction;
+                    return effect(Some(w), true, a, site);
                 }
-                w
+                (w, site)
             }
             CallTarget::Section(dest) => {
                 if dest.is_none() {
@@ -237,13 +310,14 @@ impl Builder<'_, '_> {
                         .map(|r| (self.syms.get(r.sym).sec, (r.addend as u64).wrapping_add(4)))
                         .unwrap_or_default();
                     let at = self.section_offset(sec, off);
-                    return effect(Some(FindingKind::CantFindCallDestSymbol { at }), true, a);
+                    let w = FindingKind::CantFindCallDestSymbol { at };
+                    return effect(Some(w), true, a, none);
                 }
                 self.add_call_dest_to(id, &mut a, dest, false)
             }
             CallTarget::Retpoline => self.add_retpoline_call_to(id, &mut a),
             CallTarget::Sym(sym) => self.add_call_dest_to(id, &mut a, Some(sym), false),
         };
-        effect(warning, false, a)
+        effect(warning, false, a, site)
     }
 }

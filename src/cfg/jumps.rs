@@ -59,7 +59,8 @@ impl Builder<'_, '_> {
         if self.opts.ibt {
             let i = self.insn(id);
             if let Some(prev) = self.prev_same_sec(id) {
-                if self.attrs[prev.idx()].sym == self.attrs[id.idx()].sym
+                // (objtool: prev_insn_same_sym(), which compares insn_func())
+                if self.insn_func(prev) == self.insn_func(id)
                     && self.attrs[prev.idx()].kind == InsnKind::Endbr
                     && u64::from(i.offset) == s.offset + u64::from(self.insn(prev).len)
                 {
@@ -203,7 +204,7 @@ impl Builder<'_, '_> {
                 return Ok(());
             }
             JumpTarget::Return => {
-                self.add_return_call(id);
+                self.add_return_call(id, true);
                 return Ok(());
             }
             JumpTarget::Sibling(sym) => {
@@ -215,7 +216,7 @@ impl Builder<'_, '_> {
         let Some(dest) = dest else {
             if let Some(s) = self.syms.by_offset(dest_sec, dest_off) {
                 if self.syms.get(s).embedded_insn {
-                    self.add_return_call(id);
+                    self.add_return_call(id, false);
                     return Ok(());
                 }
             }
@@ -235,7 +236,7 @@ impl Builder<'_, '_> {
                 return Ok(());
             }
             Some(Thunk::Return) => {
-                self.add_return_call(id);
+                self.add_return_call(id, true);
                 return Ok(());
             }
             None => {}

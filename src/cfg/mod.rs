@@ -9,12 +9,15 @@ mod annotations;
 mod builder;
 mod calls;
 pub mod hints;
+pub mod ibt;
 mod jump_tables;
 mod jumps;
 pub mod noreturn;
 mod owners;
 mod program;
+pub mod pv_ops;
 pub mod relocs;
+pub mod sites;
 pub mod special;
 pub mod symbols;
 
@@ -39,6 +42,8 @@ pub fn build<'a, 'data>(
     f: &mut Findings,
 ) -> Result<Program<'a, 'data>, AnalysisError> {
     let mut p = builder::Builder::new(obj, opts, insns, syms, relocs); // decode_instructions()
+    p.init_pv_ops(); // init_pv_ops()
+    p.decode_pv_assignments(f)?; // arch_decode_instruction(): mov $func, pv_ops[N]
     p.assign_owners(f)?; // decode_instructions(): insn->sym
     p.fix_iret(); // arch_decode_instruction(): iret in a function
     p.add_ignores(f); // add_ignores()
@@ -63,5 +68,9 @@ pub fn build<'a, 'data>(
     p.read_instr_hints(f)?; // read_instr_hints()
     p.read_validate_unret_hints(f)?; // read_validate_unret_hints()
     p.annotate(&annotations, Phase::Late, f)?; // __annotate_late()
+    if opts.ibt {
+        p.record_ibt_refs(); // (the relocations validate_ibt() reads)
+    }
+    p.find_pv_calls(); // pv_call_dest(): the slot of each call through pv_ops
     Ok(p.finish())
 }

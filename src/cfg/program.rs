@@ -151,6 +151,7 @@ flags! {
     8 => retpoline_safe, set_retpoline_safe;
     9 => noendbr, set_noendbr;
     10 => in_alt_group, set_in_alt_group;
+    11 => unret, set_unret;
 }
 
 impl Default for Attr {
@@ -197,6 +198,13 @@ pub struct Program<'a, 'data> {
     /// Jump-label `jmp`s that `--hacks=jump_label` turns into NOPs.
     pub nopped_jump_labels: Vec<InsnId>,
     pub ignore_unreachables: bool,
+    /// The call sites objtool's actions list, and the calls it rewrites.
+    pub sites: super::sites::Sites,
+    /// `--ibt`: the addresses of instructions that code and data take.
+    pub ibt_refs: super::ibt::IbtRefs,
+    /// `--noinstr`: the paravirt slots and the calls through them (none without a
+    /// `pv_ops` table).
+    pub pv_ops: Option<super::pv_ops::PvOps>,
 }
 
 impl<'a, 'data> Program<'a, 'data> {
@@ -320,6 +328,27 @@ impl<'a, 'data> Program<'a, 'data> {
         }
         let c = self.syms.get(cfunc);
         self.insns.at(c.sec, c.offset)
+    }
+
+    /// objtool: `next_insn_to_validate()` — the next instruction on a path: alternatives
+    /// are patched in place, so the end of a replacement (or its padding NOP) continues
+    /// after the original.
+    pub fn next_to_validate(&self, insn: InsnId) -> Option<InsnId> {
+        if let Some((stream, _)) = self.alt_site(insn) {
+            let next_orig = || self.next_same_sec(self.streams[stream.parent?].last?);
+            if let Some(nop) = stream.nop {
+                if Some(insn) == stream.last {
+                    return Some(nop);
+                }
+                if insn == nop {
+                    return next_orig();
+                }
+            }
+            if Some(insn) == stream.last && !stream.is_orig() {
+                return next_orig();
+            }
+        }
+        self.next_same_sec(insn)
     }
 
     /// The instructions of an alternative group: its byte range, then its padding NOP.
@@ -556,6 +585,9 @@ impl<'a, 'data> Program<'a, 'data> {
             nreal,
             nopped_jump_labels: Vec::new(),
             ignore_unreachables: opts.no_unreachable,
+            sites: Default::default(),
+            ibt_refs: Default::default(),
+            pv_ops: None,
         }
     }
 }

@@ -105,6 +105,17 @@ impl<'data> RelocTable<'data> {
         (0..self.len()).map(|k| self.get(k))
     }
 
+    /// How many offsets have relocations.
+    pub fn offsets(&self) -> usize {
+        self.by_offset.len()
+    }
+
+    /// The relocation of the `n`-th offset with relocations, in offset order (the one the
+    /// lookups find: the last in the file).
+    pub fn nth_offset(&self, n: usize) -> Option<u32> {
+        self.by_offset.get(n).copied()
+    }
+
     /// The relocation at exactly `off` (the last one in the file, when several).
     pub fn at(&self, off: u64) -> Option<u32> {
         self.in_range(off, 1)

@@ -23,6 +23,13 @@ WHAT IS WRITTEN:
   objtool does. --dry-run writes nothing; --print-orc prints the table instead of writing.
   -o OUT alone writes the object with its generated ORC table.
 
+WHAT IS PRINTED:
+  objtool's warnings on stderr (FILE: warning: orctool: FUNC+0xOFF: message). More than
+  three with one message in one function are printed once with the count; --all prints
+  each, and only objtool's lines. An object that was to get ORC and gets none is named:
+  FILE: no ORC written (why). -v explains each warning: its cause, path, states and
+  source line (from the object's DWARF line info); --trace lists the functions that warn.
+
 EXIT STATUS:
   0  every file was checked (warnings were printed, or none)
   1  a file could not be read or written, or (with --werror) a file got warnings
@@ -36,6 +43,8 @@ EXAMPLES:
       validate and add ORC to a module object, in place (what objtool --orc --module does)
   orctool check --print-orc --stats fs/*.o
       validate several objects; print each one's ORC table and statistics under its name
+  orctool check -v --trace arch/x86/entry/entry_64.o
+      explain each warning with its cause and source line, and list each warning function
   orctool check --orc -o out.ko dummy.ko.xz
       read a compressed module, write the result uncompressed to out.ko";
 
@@ -78,37 +87,37 @@ pub struct CheckArgs {
         default_missing_value = "jump_label,noinstr,skylake"
     )]
     hacks: Vec<Hack>,
-    /// Validate and annotate IBT (not implemented yet).
+    /// Validate IBT: addresses taken must point at ENDBR; list the rest in .ibt_endbr_seal.
     #[arg(long, help_heading = "Actions")]
     ibt: bool,
-    /// Validate straight-line-speculation mitigations (not implemented yet).
+    /// Validate straight-line-speculation mitigations (int3 after ret and indirect jumps).
     #[arg(long, help_heading = "Actions")]
     sls: bool,
-    /// Annotate mcount/fentry calls for ftrace (not implemented yet).
+    /// Annotate mcount/fentry calls for ftrace (`__mcount_loc`).
     #[arg(long, help_heading = "Actions")]
     mcount: bool,
-    /// Validate noinstr rules (not implemented yet).
+    /// Validate noinstr rules (with --link: calls out of the noinstr sections).
     #[arg(long, help_heading = "Actions")]
     noinstr: bool,
-    /// Validate and annotate retpoline usage (not implemented yet).
+    /// Validate and annotate retpoline usage (`.retpoline_sites`).
     #[arg(long, help_heading = "Actions")]
     retpoline: bool,
-    /// Validate and annotate rethunk usage (not implemented yet).
+    /// Validate and annotate rethunk usage (`.return_sites`; with `--hacks=skylake`, `.call_sites`).
     #[arg(long, help_heading = "Actions")]
     rethunk: bool,
-    /// Validate entry unret placement (not implemented yet).
+    /// Validate entry unret placement (with --rethunk).
     #[arg(long, help_heading = "Actions", requires = "rethunk")]
     unret: bool,
-    /// Generate prefix symbols of N bytes (not implemented yet).
+    /// Generate __pfx_ symbols over the N bytes of NOP padding before functions.
     #[arg(long, help_heading = "Actions", value_name = "N")]
     prefix: Option<i32>,
-    /// Annotate static calls (not implemented yet).
+    /// Annotate static calls (`.static_call_sites`).
     #[arg(long, help_heading = "Actions")]
     static_call: bool,
-    /// Annotate kCFI function preambles (not implemented yet).
+    /// Annotate kCFI function preambles (`.cfi_sites`).
     #[arg(long, help_heading = "Actions")]
     cfi: bool,
-    /// NOP out mcount call sites (with --mcount; not implemented yet).
+    /// NOP out mcount call sites (with --mcount).
     #[arg(long, help_heading = "Actions", requires = "mcount")]
     mnop: bool,
     /// The object is part of a kernel module.
@@ -126,10 +135,18 @@ pub struct CheckArgs {
     /// Print a backtrace of the path that failed.
     #[arg(long)]
     backtrace: bool,
-    /// Backtraces plus orctool's explanation of each warning (e.g. both states of an
-    /// alternatives conflict).
+    /// Backtraces plus orctool's explanation under each warning: the instruction that made
+    /// the state wrong, the path that led there, the states in words, the site a
+    /// replacement patches, and the source line (from the object's DWARF line info).
     #[arg(short, long)]
     verbose: bool,
+    /// Print every warning and only the lines objtool prints: a flood of one warning in one
+    /// function is not said once with a count, and no `FILE: no ORC written (why)` line.
+    #[arg(long)]
+    all: bool,
+    /// After the warnings, `orctool explain`'s listing of every function that warns.
+    #[arg(long)]
+    trace: bool,
     /// Skip orctool's own check that every alternative unwinds correctly with the merged
     /// ORC table (objtool has no such check; it runs only where ORC is generated).
     #[arg(long)]
@@ -156,7 +173,7 @@ pub struct CheckArgs {
     /// Flush the written object to disk (fsync) before replacing the original.
     #[arg(long, help_heading = "Output")]
     sync: bool,
-    /// Create FILE.orig before changing FILE (not implemented yet).
+    /// Create FILE.orig, a copy of FILE, before changing it in place.
     #[arg(long, help_heading = "Output")]
     backup: bool,
     /// Print counts, each phase's time (reading and decompressing included) and resident
@@ -182,29 +199,6 @@ pub struct CheckArgs {
     files: Vec<PathBuf>,
 }
 
-impl CheckArgs {
-    /// objtool's actions that orctool does not implement yet, as given.
-    fn unimplemented(&self) -> Vec<&'static str> {
-        [
-            (self.ibt, "--ibt"),
-            (self.sls, "--sls"),
-            (self.mcount, "--mcount"),
-            (self.mnop, "--mnop"),
-            (self.noinstr, "--noinstr"),
-            (self.retpoline, "--retpoline"),
-            (self.rethunk, "--rethunk"),
-            (self.unret, "--unret"),
-            (self.prefix.is_some(), "--prefix"),
-            (self.static_call, "--static-call"),
-            (self.cfi, "--cfi"),
-            (self.backup, "--backup"),
-        ]
-        .into_iter()
-        .filter_map(|(given, name)| given.then_some(name))
-        .collect()
-    }
-}
-
 fn parse_fault(text: &str) -> Result<crate::elf::output::Fault, String> {
     crate::elf::output::Fault::parse(text).ok_or_else(|| format!("bad fault spec '{text}'"))
 }
@@ -215,13 +209,6 @@ fn usage_error(msg: &str) -> ExitCode {
 }
 
 pub fn run(args: &CheckArgs) -> ExitCode {
-    let missing = args.unimplemented();
-    if !missing.is_empty() {
-        return usage_error(&format!(
-            "not implemented yet: {} (orctool implements --orc, --stackval, --uaccess and --hacks)",
-            missing.join(", ")
-        ));
-    }
     if args.output.is_some() && args.files.len() > 1 {
         return usage_error("-o/--output takes exactly one FILE");
     }
@@ -262,6 +249,13 @@ pub fn run(args: &CheckArgs) -> ExitCode {
     // an action of objtool's (`opts_valid`); without one, validate as --orc does
     let action =
         opts.orc || opts.stackval || opts.uaccess || opts.hack_jump_label || opts.hack_noinstr;
+    let action = action
+        || opts.retpoline
+        || opts.rethunk
+        || opts.static_call
+        || opts.mcount
+        || opts.noinstr
+        || opts.sls;
     let output = match &args.output {
         Some(out) => Output::File(out.clone()),
         None if args.print_orc => Output::None,
@@ -303,11 +297,18 @@ pub fn run(args: &CheckArgs) -> ExitCode {
             fault: args.fault,
             format: args.format,
             collect: (args.format == super::format::Format::Sarif).then_some(&collected),
+            all: args.all,
+            trace: args.trace,
         };
         let result = run::prepare_in_place(&job, path)
             .and_then(|()| run::load(path, args.stats))
             .and_then(|loaded| {
                 let obj = run::parse_relocatable(&loaded.data)?;
+                // (objtool's --backup: FILE.orig before anything is written in place)
+                if args.backup && job.output == Output::InPlace {
+                    crate::elf::output::backup(path)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?;
+                }
                 run::run(&job, path, &loaded, &obj)
             });
         match result {

@@ -338,7 +338,7 @@ impl<'r, 'a, 'd> Explainer<'r, 'a, 'd> {
             Some(g) => format!("+0x{g:x}"),
             None => p.insn_location(id).to_string(),
         };
-        let (bytes, asm) = self.disasm(id);
+        let (bytes, asm) = disasm(self.p, id);
         let mut line = format!("{indent}  {at:<14} {bytes:<24} {asm}");
         if let Some(t) = p.attr(id).jump_dest.get() {
             if let Some(n) = self.labels.get(&InsnId(t)) {
@@ -372,54 +372,6 @@ impl<'r, 'a, 'd> Explainer<'r, 'a, 'd> {
                 let _ = writeln!(self.out, "{indent}      {}", finding_line(f));
             }
         }
-    }
-
-    /// objdump's columns: the bytes and the AT&T text (a padding NOP has no bytes).
-    fn disasm(&self, id: InsnId) -> (String, String) {
-        let p = self.p;
-        let insn = p.insn(id);
-        if !p.is_real(id) {
-            return (
-                String::new(),
-                format!("(padding: {} bytes of NOPs)", insn.len),
-            );
-        }
-        let off = insn.offset as usize;
-        let data = p
-            .obj
-            .section_data(p.insns.sec_of(id))
-            .ok()
-            .and_then(|d| d.get(off..off + usize::from(insn.len)))
-            .unwrap_or(&[]);
-        let bytes = data
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut dec = Decoder::with_ip(64, data, off as u64, DecoderOptions::NONE);
-        let ins = dec.decode();
-        let mut fmt = GasFormatter::new();
-        fmt.options_mut().set_first_operand_char_index(7);
-        fmt.options_mut().set_uppercase_hex(false);
-        let mut text = String::new();
-        if ins.is_call_near() || ins.is_jmp_short_or_near() || ins.is_jcc_short_or_near() {
-            // objdump: `jmp    11 <f+0x11>`
-            fmt.format_mnemonic(&ins, &mut text);
-            let target = ins.near_branch_target();
-            let _ = write!(
-                text,
-                "{:pad$}{target:x} <{}>",
-                "",
-                p.location(p.insns.sec_of(id), target),
-                pad = 7usize.saturating_sub(text.len()).max(1)
-            );
-        } else {
-            fmt.format(&ins, &mut text);
-        }
-        if let Some(dest) = p.call_dest(id) {
-            let _ = write!(text, "  # {}", p.syms.get(dest).name);
-        }
-        (bytes, text)
     }
 
     /// An alternative group: the original and each replacement at the group's offsets,
@@ -479,4 +431,51 @@ impl<'r, 'a, 'd> Explainer<'r, 'a, 'd> {
             );
         }
     }
+}
+
+/// objdump's columns: the bytes and the AT&T text (a padding NOP has no bytes).
+pub(crate) fn disasm(p: &Program<'_, '_>, id: InsnId) -> (String, String) {
+    let insn = p.insn(id);
+    if !p.is_real(id) {
+        return (
+            String::new(),
+            format!("(padding: {} bytes of NOPs)", insn.len),
+        );
+    }
+    let off = insn.offset as usize;
+    let data = p
+        .obj
+        .section_data(p.insns.sec_of(id))
+        .ok()
+        .and_then(|d| d.get(off..off + usize::from(insn.len)))
+        .unwrap_or(&[]);
+    let bytes = data
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut dec = Decoder::with_ip(64, data, off as u64, DecoderOptions::NONE);
+    let ins = dec.decode();
+    let mut fmt = GasFormatter::new();
+    fmt.options_mut().set_first_operand_char_index(7);
+    fmt.options_mut().set_uppercase_hex(false);
+    let mut text = String::new();
+    if ins.is_call_near() || ins.is_jmp_short_or_near() || ins.is_jcc_short_or_near() {
+        // objdump: `jmp    11 <f+0x11>`
+        fmt.format_mnemonic(&ins, &mut text);
+        let target = ins.near_branch_target();
+        let _ = write!(
+            text,
+            "{:pad$}{target:x} <{}>",
+            "",
+            p.location(p.insns.sec_of(id), target),
+            pad = 7usize.saturating_sub(text.len()).max(1)
+        );
+    } else {
+        fmt.format(&ins, &mut text);
+    }
+    if let Some(dest) = p.call_dest(id) {
+        let _ = write!(text, "  # {}", p.syms.get(dest).name);
+    }
+    (bytes, text)
 }

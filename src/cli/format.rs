@@ -37,6 +37,18 @@ pub struct JsonFinding {
     /// The two states that disagree, in words, when the finding is about states.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub states: Option<States>,
+    /// The source line of the location, when the object has DWARF line info.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+/// A source position (from the object's line table).
+#[derive(Serialize, Debug, Clone)]
+pub struct Source {
+    pub file: String,
+    pub line: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
 }
 
 #[derive(Serialize, Debug)]
@@ -118,6 +130,7 @@ pub fn json_finding(file: &str, f: &Finding) -> JsonFinding {
         function: at.and_then(|a| Some(a.function.as_ref()?.name.clone())),
         function_offset: at.and_then(|a| Some(a.function.as_ref()?.offset)),
         states: states(&f.what),
+        source: None,
     }
 }
 
@@ -133,6 +146,7 @@ pub fn json_error(file: &str, message: &str) -> JsonFinding {
         function: None,
         function_offset: None,
         states: None,
+        source: None,
     }
 }
 
@@ -143,6 +157,20 @@ pub fn json_lines(items: &[JsonFinding]) -> String {
         if let Ok(line) = serde_json::to_string(i) {
             s.push_str(&line);
             s.push('\n');
+        }
+    }
+    s
+}
+
+/// A file name as a URI reference (SARIF's `artifactLocation.uri`): every byte but
+/// unreserved characters and `/` percent-encoded (`a b.o` → `a%20b.o`).
+pub fn uri_reference(path: &str) -> String {
+    let mut s = String::new();
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            s.push(char::from(b));
+        } else {
+            s.push_str(&format!("%{b:02X}"));
         }
     }
     s
@@ -181,9 +209,22 @@ pub fn sarif(items: &[JsonFinding]) -> String {
                 rules.len() - 1
             }
         };
-        let mut location = json!({
-            "physicalLocation": { "artifactLocation": { "uri": f.file } }
-        });
+        let object = json!({ "artifactLocation": { "uri": uri_reference(&f.file) } });
+        // the source line first, when known (what editors and code scanning show), the
+        // object then as a related location
+        let mut location = match &f.source {
+            Some(src) => {
+                let mut region = json!({ "startLine": src.line });
+                if let Some(c) = src.column.filter(|&c| c > 0) {
+                    region["startColumn"] = json!(c);
+                }
+                json!({ "physicalLocation": {
+                    "artifactLocation": { "uri": uri_reference(&src.file) },
+                    "region": region,
+                }})
+            }
+            None => json!({ "physicalLocation": object }),
+        };
         if let (Some(name), Some(off)) = (&f.function, f.function_offset) {
             location["logicalLocations"] = json!([{
                 "name": name,
@@ -198,6 +239,13 @@ pub fn sarif(items: &[JsonFinding]) -> String {
             "message": { "text": f.message },
             "locations": [location],
         });
+        if f.source.is_some() {
+            result["relatedLocations"] = json!([{
+                "id": 0,
+                "physicalLocation": object,
+                "message": { "text": "the object" },
+            }]);
+        }
         if let (Some(sec), Some(off)) = (&f.section, f.offset) {
             result["properties"] = json!({ "section": sec, "offset": off });
         }

@@ -12,6 +12,9 @@ pub mod objtool;
 pub mod objtool_args;
 mod objtool_usage;
 pub mod run;
+mod source;
+mod text;
+mod verbose;
 
 use std::ffi::OsString;
 use std::io::Write as _;

@@ -7,7 +7,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::objtool_args::{self, ObjtoolOpts};
+use super::objtool_args;
 use super::run::{self, Job, Output, Tool};
 use crate::error::{Error, ReadError, os_message};
 use crate::options::Options;
@@ -84,6 +84,17 @@ pub fn run(args: &[OsString]) -> ExitCode {
         Ok(obj) => obj,
         Err(e) => return read_error(path, &e, "gelf_getehdr"),
     };
+    // objtool_open_read(): the backup right after the object is read
+    if o.backup {
+        if let Err(e) = crate::elf::output::backup(path) {
+            eprintln!("{e}");
+            eprintln!(
+                "{}: warning: objtool: can't create backup file",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     if o.mnop && !o.mcount {
         return error("--mnop requires --mcount");
     }
@@ -99,13 +110,6 @@ pub fn run(args: &[OsString]) -> ExitCode {
         } else if o.unret {
             return error("--unret requires --link");
         }
-    }
-    let missing = unimplemented(&o);
-    if !missing.is_empty() {
-        return error(&format!(
-            "orctool does not implement {} yet (it implements --orc, --stackval, --uaccess and --hacks)",
-            missing.join(", ")
-        ));
     }
     let opts = Options {
         stackval: o.stackval,
@@ -157,27 +161,6 @@ pub fn run(args: &[OsString]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The actions given that orctool does not implement yet.
-fn unimplemented(o: &ObjtoolOpts) -> Vec<&'static str> {
-    [
-        (o.ibt, "--ibt"),
-        (o.sls, "--sls"),
-        (o.mcount, "--mcount"),
-        (o.mnop, "--mnop"),
-        (o.noinstr, "--noinstr"),
-        (o.retpoline, "--retpoline"),
-        (o.rethunk, "--rethunk"),
-        (o.unret, "--unret"),
-        (o.prefix != 0, "--prefix"),
-        (o.static_call, "--static-call"),
-        (o.cfi, "--cfi"),
-        (o.backup, "--backup"),
-    ]
-    .into_iter()
-    .filter_map(|(given, name)| given.then_some(name))
-    .collect()
 }
 
 /// A file objtool's libelf cannot read: its message for a file that is not ELF (the

@@ -60,6 +60,11 @@ pub struct Job<'a> {
     /// `--format sarif`: where the findings of all files are collected, to be printed as
     /// one log at the end.
     pub collect: Option<&'a std::cell::RefCell<Vec<super::format::JsonFinding>>>,
+    /// Print every warning and only objtool's lines (`check --all`): no flood grouped, no
+    /// `no ORC written` line. (objtool's own command line always prints so.)
+    pub all: bool,
+    /// `check --trace`: `explain`'s listing of every function that warns.
+    pub trace: bool,
 }
 
 impl<'a> Job<'a> {
@@ -78,6 +83,8 @@ impl<'a> Job<'a> {
             fault: None,
             format: Default::default(),
             collect: None,
+            all: false,
+            trace: false,
         }
     }
 }
@@ -158,7 +165,23 @@ pub fn has_multiple_files(obj: &Object<'_>) -> bool {
 /// its statistics, and writes the result. Returns whether it printed warnings.
 pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Result<bool> {
     let (opts, abi) = object_options(job, obj);
-    let mut out = check::check_with(obj, &opts, abi, &|| loaded.data.release_pages())?;
+    // orctool's own text output reads the model and the walk after the check: the
+    // explanations under the warnings (-v) and the listings of the functions that warn
+    let own_text = job.tool == Tool::Orctool && job.format == super::format::Format::Text;
+    let mut extra = super::text::Extra::default();
+    let mut out = if own_text && (opts.verbose || job.trace) {
+        check::check_inspect(obj, &opts, abi, &mut |i| {
+            extra = super::text::Extra::collect(
+                i,
+                obj,
+                &path.display().to_string(),
+                opts.verbose,
+                job.trace,
+            );
+        })?
+    } else {
+        check::check_with(obj, &opts, abi, &|| loaded.data.release_pages())?
+    };
     out.stats
         .phases
         .insert(0, (read_phase(loaded), loaded.read_time, loaded.read_rss));
@@ -166,6 +189,7 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
     // What to write: the ORC rows (objtool refuses an object that already has ORC, after
     // generating it) and the jump-label NOPs.
     let mut rows = None;
+    let generated = out.orc.as_ref().map(Vec::len);
     if writing || job.output == Output::DryRun {
         if let Some(r) = out.orc.take().filter(|r| !r.is_empty()) {
             if obj.section_by_name(b".orc_unwind").is_some() && !job.force {
@@ -176,7 +200,29 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
             }
         }
     }
-    print_findings(job, path, &out);
+    let no_orc = (own_text
+        && !job.all
+        && opts.orc
+        && (writing || job.output == Output::DryRun)
+        && rows.is_none())
+    .then(|| {
+        super::text::no_orc_reason(job, obj, &out, generated, || {
+            let mut why = None;
+            check::check_inspect(obj, &opts, abi, &mut |i| {
+                why = super::text::first_unexpressed(i);
+            })
+            .ok()?;
+            why
+        })
+    })
+    .flatten();
+    print_findings(job, path, obj, &out, &extra);
+    if let Some(why) = no_orc {
+        eprintln!("{}: no ORC written ({why})", path.display());
+    }
+    if !extra.traces.is_empty() {
+        eprint!("{}", extra.traces);
+    }
     if job.print_orc {
         print_table(job, obj, abi, &out)?;
     }
@@ -291,20 +337,34 @@ fn write(
 }
 
 /// objtool's `error:` lines, then the warnings, in objtool's layout with the tool's name.
-fn print_findings(job: &Job<'_>, path: &Path, out: &Outcome) {
+fn print_findings(
+    job: &Job<'_>,
+    path: &Path,
+    obj: &Object<'_>,
+    out: &Outcome,
+    extra: &super::text::Extra,
+) {
     let name = path.display().to_string();
     use super::format::{self, Format};
     if job.format != Format::Text {
+        let lines = super::source::Lines::read(obj);
         let items: Vec<_> = out
             .errors
             .iter()
             .map(|e| format::json_error(&name, e))
-            .chain(
-                out.findings
-                    .findings()
-                    .iter()
-                    .map(|f| format::json_finding(&name, f)),
-            )
+            .chain(out.findings.findings().iter().map(|f| {
+                let mut j = format::json_finding(&name, f);
+                j.source = lines
+                    .as_ref()
+                    .zip(f.at.as_ref())
+                    .and_then(|(l, at)| l.find(at.section, at.offset))
+                    .map(|s| format::Source {
+                        file: s.file.display().to_string(),
+                        line: s.line,
+                        column: s.column,
+                    });
+                j
+            }))
             .collect();
         match job.collect {
             Some(all) => all.borrow_mut().extend(items),
@@ -325,10 +385,18 @@ fn print_findings(job: &Job<'_>, path: &Path, out: &Outcome) {
         // orctool does not run)
         Tool::Objtool => (job.opts.backtrace || job.opts.verbose, false),
     };
-    let rendered = out.findings.render(&name, backtrace, verbose);
     if job.tool == Tool::Orctool {
-        text.push_str(&rendered);
+        let group = !job.all;
+        text.push_str(&super::text::render(
+            &out.findings,
+            &name,
+            backtrace,
+            verbose,
+            group,
+            &extra.blocks,
+        ));
     } else {
+        let rendered = out.findings.render(&name, backtrace, verbose);
         let from = format!("{name}: warning: orctool:");
         let to = format!("{name}: warning: objtool:");
         for line in rendered.lines() {

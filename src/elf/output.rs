@@ -25,6 +25,7 @@
 //! temporary file, which [`recover`] removes on the next run on the same file, or an object
 //! with a marked tail, which [`recover`] turns back into the old or the new object.
 
+mod backup;
 mod fault;
 mod inplace;
 mod replace;
@@ -34,6 +35,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use backup::{BackupError, backup, backup_path};
 pub use fault::{Fault, inject_fault};
 pub use inplace::RECOVERY_MAGIC;
 

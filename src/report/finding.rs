@@ -275,6 +275,64 @@ pub enum FindingKind {
         got: String,
         want: String,
     },
+    // The site-list actions (`--retpoline`, `--rethunk`, `--static-call`, `--cfi`,
+    // `--mcount`; src/actions/): objtool's `validate_retpoline()` and the `create_*`
+    // functions of the sections.
+    /// `indirect jump found in MITIGATION_RETPOLINE build` (`call` when not a jump)
+    IndirectInRetpolineBuild {
+        jump: bool,
+    },
+    /// `'naked' return found in MITIGATION_RETHUNK build`
+    NakedReturn,
+    /// `file already has .retpoline_sites, skipping` and the like (objtool's words per
+    /// section).
+    SiteSectionPresent(&'static str),
+    /// `static_call: trampoline name malformed: NAME`
+    StaticCallTrampolineMalformed(String),
+    /// `static_call: can't find static_call_key symbol: NAME`
+    StaticCallKeyMissing(String),
+    // --ibt (actions::ibt: objtool's validate_ibt(), create_ibt_endbr_seal_sections()).
+    /// `relocation to !ENDBR: LOC` (an instruction takes the address of `dest`)
+    RelocationToNoEndbr {
+        dest: Location,
+    },
+    /// `data relocation to !ENDBR: LOC`
+    DataRelocationToNoEndbr {
+        dest: Location,
+    },
+    /// `file already has .ibt_endbr_seal, skipping`
+    IbtSealAlreadyPresent,
+    /// `FUNC(): not an indirect call target`
+    NotIndirectCallTarget {
+        function: String,
+    },
+    // --noinstr, --unret, --sls (noinstr helper): objtool's `validate_call()`,
+    // `pv_call_dest()`, `validate_unret()`, `validate_unrets()`, `validate_sls()`.
+    /// `call to DEST() leaves .noinstr.text section` (`{dynamic}` when unknown)
+    CallLeavesNoinstr {
+        dest: Option<String>,
+    },
+    /// `pv_ops[N]: TARGET`: a paravirt target outside the noinstr sections
+    PvOpsTarget {
+        index: i64,
+        target: String,
+    },
+    /// `paravirt confusion`: a `pv_ops` assignment without a `pv_ops` table
+    ParavirtConfusion,
+    /// `no func for pv_ops[]`
+    NoFuncForPvOps,
+    EarlyIndirectCall,
+    UnresolvedJumpTarget,
+    /// `Unresolved function after linking!?: NAME`
+    UnresolvedFunction {
+        name: String,
+    },
+    RetBeforeUntrain,
+    /// objtool's `teh end!`: an unret path runs off the end of its section
+    UnretEndOfSection,
+    FailedUnretValidation,
+    MissingInt3AfterRet,
+    MissingInt3AfterIndirectJump,
 }
 
 /// A section offset as objtool prints it without looking for a symbol: `SEC+0xOFF`.
@@ -438,6 +496,46 @@ impl fmt::Display for FindingKind {
                 "objtool isn't smart enough to handle this CFI save/restore combo"
             }
             UnreachableInstruction => "unreachable instruction",
+            // the site-list actions
+            IndirectInRetpolineBuild { jump } => {
+                let what = if *jump { "jump" } else { "call" };
+                return write!(f, "indirect {what} found in MITIGATION_RETPOLINE build");
+            }
+            NakedReturn => "'naked' return found in MITIGATION_RETHUNK build",
+            SiteSectionPresent(m) => m,
+            StaticCallTrampolineMalformed(name) => {
+                return write!(f, "static_call: trampoline name malformed: {name}");
+            }
+            StaticCallKeyMissing(name) => {
+                return write!(f, "static_call: can't find static_call_key symbol: {name}");
+            }
+            // --ibt
+            RelocationToNoEndbr { dest } => return write!(f, "relocation to !ENDBR: {dest}"),
+            DataRelocationToNoEndbr { dest } => {
+                return write!(f, "data relocation to !ENDBR: {dest}");
+            }
+            IbtSealAlreadyPresent => "file already has .ibt_endbr_seal, skipping",
+            NotIndirectCallTarget { function } => {
+                return write!(f, "{function}(): not an indirect call target");
+            }
+            // --noinstr, --unret, --sls
+            CallLeavesNoinstr { dest } => {
+                let d = dest.as_deref().unwrap_or("{dynamic}");
+                return write!(f, "call to {d}() leaves .noinstr.text section");
+            }
+            PvOpsTarget { index, target } => return write!(f, "pv_ops[{index}]: {target}"),
+            ParavirtConfusion => "paravirt confusion",
+            NoFuncForPvOps => "no func for pv_ops[]",
+            EarlyIndirectCall => "early indirect call",
+            UnresolvedJumpTarget => "unresolved jump target after linking?!?",
+            UnresolvedFunction { name } => {
+                return write!(f, "Unresolved function after linking!?: {name}");
+            }
+            RetBeforeUntrain => "RET before UNTRAIN",
+            UnretEndOfSection => "teh end!",
+            FailedUnretValidation => "Failed UNRET validation",
+            MissingInt3AfterRet => "missing int3 after ret",
+            MissingInt3AfterIndirectJump => "missing int3 after indirect jump",
         };
         f.write_str(fixed)
     }

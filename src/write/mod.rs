@@ -131,7 +131,8 @@ pub fn add_orc(obj: &Object<'_>, rows: &[OrcRow], opts: &WriteOptions) -> Result
 
 /// Returns the bytes of `obj` with `edits` applied.
 pub fn apply(obj: &Object<'_>, edits: &Edits, opts: &WriteOptions) -> Result<Vec<u8>> {
-    let layout = if edits.steps.is_empty() {
+    // (patches alone are laid out again too: libelf writes every section anew)
+    let layout = if edits.steps.is_empty() && edits.patches.is_empty() {
         None
     } else {
         Some(plan(obj, &edits.steps, opts)?)
@@ -215,7 +216,8 @@ pub fn write_file(
     input: Option<&File>,
     dest: Destination<'_>,
 ) -> Result<Method> {
-    let layout = if edits.steps.is_empty() {
+    // (patches alone are laid out again too: libelf writes every section anew)
+    let layout = if edits.steps.is_empty() && edits.patches.is_empty() {
         None
     } else {
         Some(plan(obj, &edits.steps, opts)?)

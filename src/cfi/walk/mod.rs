@@ -14,9 +14,12 @@
 //! - [`path`]: one path, one method per kind of step (`validate_branch()`'s body);
 //! - [`rules`]: what calls, sibling calls and returns must satisfy;
 //! - [`reach`]: the unreachable-instruction check after all walks;
+//! - [`noinstr`]: `--noinstr` (the walk of the noinstr sections alone, and where calls
+//!   from them may go);
 //! - [`parallel`]: walking functions side by side with the same result (the sequential
 //!   semantics above only see its three escape hooks).
 
+mod noinstr;
 mod parallel;
 mod path;
 mod reach;
@@ -31,9 +34,11 @@ use super::intern::StateTable;
 use super::state::*;
 use crate::alt::merge::AltConflict;
 use crate::cfg::Program;
+use crate::elf::SecId;
 use crate::ids::SymId;
 use crate::ids::{InsnId, StateId};
 use crate::report::{FindingKind, Findings, Report};
+pub use noinstr::validate_noinstr_sections;
 use parallel::{Spec, Tables};
 
 const VISITED_BRANCH: u8 = 0x01;
@@ -93,15 +98,16 @@ struct WalkState {
 }
 
 impl WalkState {
-    /// objtool: `init_insn_state()` with the given CFI.
-    fn new(cfi: CfiState, uaccess: bool) -> Self {
+    /// objtool: `init_insn_state()` with the given CFI (`noinstr`: the noinstr rules
+    /// apply to this walk).
+    fn new(cfi: CfiState, uaccess: bool, noinstr: bool) -> Self {
         WalkState {
             cfi,
             known: None,
             uaccess,
             uaccess_stack: 0,
             df: false,
-            noinstr: false,
+            noinstr,
             instr: 0,
         }
     }
@@ -157,120 +163,172 @@ enum Item {
 
 /// Runs the whole validation (functions, then hints, then the unreachable check).
 pub fn validate(p: &Program<'_, '_>, f: &mut Findings) -> Walk {
-    let n = p.attrs.len();
-    let parallel = p.parallel() && rayon::current_num_threads() > 1;
-    let atomics = |len: usize, v: u32| (0..len).map(|_| AtomicU32::new(v)).collect::<Vec<_>>();
-    // (the per-instruction arrays of a large object are filled on all threads)
-    let (cfi, visited) = if parallel {
-        (
-            (0..n).into_par_iter().map(|_| AtomicU32::new(0)).collect(),
-            (0..n).into_par_iter().map(|_| AtomicU8::new(0)).collect(),
-        )
-    } else {
-        (atomics(n, 0), (0..n).map(|_| AtomicU8::new(0)).collect())
-    };
-    let sh = Shared {
-        cfi,
-        visited,
-        alt_cfi: p
-            .alt_groups
-            .values()
-            .map(|g| atomics(g.len as usize, 0))
-            .collect(),
-        alt_setter: p
-            .alt_groups
-            .values()
-            .map(|g| atomics(g.len as usize, u32::MAX))
-            .collect(),
-        alt_owner: parallel::alt_owners(p),
-    };
-    let mut states = StateTable::default();
-    let hint_cfi = super::hint::hint_states(&p.hints);
-    let mut hinted: Vec<_> = hint_cfi.iter().collect();
-    hinted.sort_by_key(|(id, _)| **id);
-    for (id, h) in hinted {
-        sh.set_cfi(*id, Some(states.intern(h)));
-    }
-    let mut conflicts = Vec::new();
-    let mut warnings = 0;
+    validate_after(p, f, 0)
+}
 
-    let items = function_items(p, parallel);
-    let (mut results, deferred) = if parallel {
-        parallel::walk_parallel(p, f, &sh, &mut states, &items)
-    } else {
-        (Vec::new(), (0..items.len()).map(|_| true).collect())
-    };
-    // Everything in objtool's order: results of the parallel walks, and the walks that had
-    // to wait, run now one at a time.
-    results.sort_unstable_by_key(|(k, _)| *k);
-    let mut results = results.into_iter().peekable();
-    for (k, item) in items.iter().enumerate() {
-        match *item {
-            Item::MissingSize(s) => {
-                f.warn(FindingKind::MissingSize {
-                    function: p.syms.get(s).name.to_string(),
-                });
-                warnings += 1;
-            }
-            Item::Root(s, insn) if deferred[k] => {
-                let mut w = Walker {
-                    p,
-                    f: &mut *f,
-                    sh: &sh,
-                    tables: Tables::Serial(&mut states),
-                    conflicts: &mut conflicts,
-                    warnings: 0,
-                    spec: None,
-                };
-                w.validate_root(s, insn);
-                warnings += w.warnings;
-            }
-            Item::Root(..) => {
-                if results.peek().is_some_and(|(j, _)| *j == k) {
-                    let (_, r) = results.next().unwrap_or_default();
-                    f.absorb(r.findings, &r.warned);
-                    conflicts.extend(r.conflicts);
-                    warnings += r.warnings;
-                }
-            }
-        }
-    }
-    let mut w = Walker {
-        p,
-        f,
-        sh: &sh,
-        tables: Tables::Serial(&mut states),
-        conflicts: &mut conflicts,
-        warnings,
-        spec: None,
-    };
-    w.validate_hints();
+/// [`validate`] after checks that counted `warned` warnings (objtool's `check()` adds
+/// `validate_retpoline()`'s to its count, and with any it skips the unreachable check).
+pub fn validate_after(p: &Program<'_, '_>, f: &mut Findings, warned: usize) -> Walk {
+    let mut run = Run::new(p);
+    run.warnings = warned;
+    let all = (0..p.sec_exec.len()).filter(|&sec| p.sec_exec[sec]);
+    let items = function_items(p, run.parallel, all);
+    run.functions(f, &items);
+    let mut w = run.walker(f);
+    w.validate_hints(None);
     if w.warnings == 0 {
         w.validate_reachable();
     }
     let warnings = w.warnings;
-    let ids = |v: Vec<AtomicU32>| {
-        v.into_iter()
-            .map(|a| StateId::from_raw(a.into_inner()))
-            .collect::<Vec<_>>()
-    };
-    Walk {
-        states,
-        cfi: ids(sh.cfi),
-        visited: sh.visited.into_iter().map(AtomicU8::into_inner).collect(),
-        alt_cfi: sh
-            .alt_cfi
-            .into_iter()
-            .map(|v| ids(v).into_boxed_slice())
-            .collect(),
-        conflicts,
-        warnings,
+    run.warnings = warnings;
+    run.finish()
+}
+
+/// The state of one validation run: the per-instruction records, the state table, the
+/// conflicts and the warning count.
+struct Run<'w, 'a, 'data> {
+    p: &'w Program<'a, 'data>,
+    parallel: bool,
+    sh: Shared,
+    states: StateTable,
+    conflicts: Vec<AltConflict>,
+    warnings: usize,
+}
+
+impl<'w, 'a, 'data> Run<'w, 'a, 'data> {
+    /// Empty records, the hints' states recorded.
+    fn new(p: &'w Program<'a, 'data>) -> Self {
+        let n = p.attrs.len();
+        let parallel = p.parallel() && rayon::current_num_threads() > 1;
+        let atomics = |len: usize, v: u32| (0..len).map(|_| AtomicU32::new(v)).collect::<Vec<_>>();
+        // (the per-instruction arrays of a large object are filled on all threads)
+        let (cfi, visited) = if parallel {
+            (
+                (0..n).into_par_iter().map(|_| AtomicU32::new(0)).collect(),
+                (0..n).into_par_iter().map(|_| AtomicU8::new(0)).collect(),
+            )
+        } else {
+            (atomics(n, 0), (0..n).map(|_| AtomicU8::new(0)).collect())
+        };
+        let sh = Shared {
+            cfi,
+            visited,
+            alt_cfi: p
+                .alt_groups
+                .values()
+                .map(|g| atomics(g.len as usize, 0))
+                .collect(),
+            alt_setter: p
+                .alt_groups
+                .values()
+                .map(|g| atomics(g.len as usize, u32::MAX))
+                .collect(),
+            alt_owner: parallel::alt_owners(p),
+        };
+        let mut states = StateTable::default();
+        let hint_cfi = super::hint::hint_states(&p.hints);
+        let mut hinted: Vec<_> = hint_cfi.iter().collect();
+        hinted.sort_by_key(|(id, _)| **id);
+        for (id, h) in hinted {
+            sh.set_cfi(*id, Some(states.intern(h)));
+        }
+        Run {
+            p,
+            parallel,
+            sh,
+            states,
+            conflicts: Vec::new(),
+            warnings: 0,
+        }
+    }
+
+    /// A walker reporting into `f`, one walk at a time.
+    fn walker<'r>(&'r mut self, f: &'r mut Findings) -> Walker<'r, 'a, 'data, Findings> {
+        Walker {
+            p: self.p,
+            f,
+            sh: &self.sh,
+            tables: Tables::Serial(&mut self.states),
+            conflicts: &mut self.conflicts,
+            warnings: self.warnings,
+            spec: None,
+        }
+    }
+
+    /// objtool's `validate_functions()` loop over `items` (side by side for a large
+    /// object, with objtool's result).
+    fn functions(&mut self, f: &mut Findings, items: &[Item]) {
+        let p = self.p;
+        let (mut results, deferred) = if self.parallel {
+            parallel::walk_parallel(p, f, &self.sh, &mut self.states, items)
+        } else {
+            (Vec::new(), (0..items.len()).map(|_| true).collect())
+        };
+        // Everything in objtool's order: results of the parallel walks, and the walks that
+        // had to wait, run now one at a time.
+        results.sort_unstable_by_key(|(k, _)| *k);
+        let mut results = results.into_iter().peekable();
+        for (k, item) in items.iter().enumerate() {
+            match *item {
+                Item::MissingSize(s) => {
+                    f.warn(FindingKind::MissingSize {
+                        function: p.syms.get(s).name.to_string(),
+                    });
+                    self.warnings += 1;
+                }
+                Item::Root(s, insn) if deferred[k] => {
+                    let mut w = self.walker(f);
+                    w.warnings = 0;
+                    w.validate_root(s, insn);
+                    let n = w.warnings;
+                    self.warnings += n;
+                }
+                Item::Root(..) => {
+                    if results.peek().is_some_and(|(j, _)| *j == k) {
+                        let (_, r) = results.next().unwrap_or_default();
+                        f.absorb(r.findings, &r.warned);
+                        self.conflicts.extend(r.conflicts);
+                        self.warnings += r.warnings;
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Walk {
+        let ids = |v: Vec<AtomicU32>| {
+            v.into_iter()
+                .map(|a| StateId::from_raw(a.into_inner()))
+                .collect::<Vec<_>>()
+        };
+        Walk {
+            states: self.states,
+            cfi: ids(self.sh.cfi),
+            visited: self
+                .sh
+                .visited
+                .into_iter()
+                .map(AtomicU8::into_inner)
+                .collect(),
+            alt_cfi: self
+                .sh
+                .alt_cfi
+                .into_iter()
+                .map(|v| ids(v).into_boxed_slice())
+                .collect(),
+            conflicts: self.conflicts,
+            warnings: self.warnings,
+        }
     }
 }
 
-/// objtool's `validate_functions()` loop as a list: every function symbol of every
-/// executable section, in symbol-list order.
-fn function_items(p: &Program<'_, '_>, parallel: bool) -> Vec<Item> {
+/// objtool's `validate_functions()` loop as a list: every function symbol of the given
+/// sections, in symbol-list order.
+fn function_items(
+    p: &Program<'_, '_>,
+    parallel: bool,
+    secs: impl Iterator<Item = usize>,
+) -> Vec<Item> {
     // the symbol types side by side (the lists are in address order: reading each symbol
     // for its type is a cache miss per symbol)
     let types: Vec<u8> = p.syms.syms.iter().map(|s| s.ty).collect();
@@ -290,10 +348,7 @@ fn function_items(p: &Program<'_, '_>, parallel: bool) -> Vec<Item> {
             .map(|insn| Item::Root(s, insn))
     };
     let mut items = Vec::new();
-    for sec in 0..p.sec_exec.len() {
-        if !p.sec_exec[sec] {
-            continue;
-        }
+    for sec in secs {
         let list = &p.syms.lists[sec];
         if parallel {
             items.par_extend(list.par_iter().with_min_len(1024).filter_map(item));
@@ -317,24 +372,33 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             return;
         }
         let sym = p.syms.get(s);
-        let state = WalkState::new(CfiState::func_entry(), p.opts.uaccess && sym.uaccess_safe);
+        let state = WalkState::new(
+            CfiState::func_entry(),
+            p.opts.uaccess && sym.uaccess_safe,
+            self.noinstr_state(Some(sym.sec)),
+        );
         if !self.walk(p.insn_func(insn), insn, state) {
             self.f.backtrace(p.insn_location(insn), "<=== (sym)");
             self.warnings += 1;
         }
     }
 
-    /// objtool: `validate_unwind_hints()`.
-    fn validate_hints(&mut self) {
+    /// objtool: `validate_unwind_hints()` — of one section, or (`None`) of all.
+    fn validate_hints(&mut self, sec: Option<SecId>) {
         let p = self.p;
         if !p.has_hints {
             return;
         }
-        for k in 0..p.nreal {
-            let insn = InsnId(k as u32);
+        let range = match sec {
+            Some(sec) => p.insns.section_range(sec),
+            None => 0..p.nreal as u32,
+        };
+        let noinstr = self.noinstr_state(sec);
+        for k in range {
+            let insn = InsnId(k);
             let a = p.attr(insn);
             if a.hint() && self.sh.visited(insn) == 0 && !a.ignore() {
-                let state = WalkState::new(CfiState::blank(), false);
+                let state = WalkState::new(CfiState::blank(), false, noinstr);
                 if !self.walk(p.insn_func(insn), insn, state) {
                     self.f.backtrace(p.insn_location(insn), "<=== (hint)");
                     self.warnings += 1;

@@ -406,24 +406,9 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         Ok(next)
     }
 
-    /// objtool: `next_insn_to_validate()`.
+    /// objtool: `next_insn_to_validate()` ([`crate::cfg::Program::next_to_validate`]).
     pub(super) fn next_to_validate(&self, insn: InsnId) -> Option<InsnId> {
-        let p = self.p;
-        if let Some((stream, _)) = p.alt_site(insn) {
-            let next_orig = || p.next_same_sec(p.streams[stream.parent?].last?);
-            if let Some(nop) = stream.nop {
-                if Some(insn) == stream.last {
-                    return Some(nop);
-                }
-                if insn == nop {
-                    return next_orig();
-                }
-            }
-            if Some(insn) == stream.last && !stream.is_orig() {
-                return next_orig();
-            }
-        }
-        p.next_same_sec(insn)
+        self.p.next_to_validate(insn)
     }
 
     /// objtool: the CFI restore hint — the state of the save hint before it.

@@ -1,6 +1,6 @@
 //! What calls, sibling calls and returns must satisfy on a path (objtool:
-//! `validate_call()`, `validate_sibling_call()`, `validate_return()`), and the uaccess
-//! rule they share (`func_uaccess_safe()`).
+//! `validate_call()`, `validate_sibling_call()`, `validate_return()`: the noinstr, uaccess
+//! and direction-flag rules), and the uaccess rule they share (`func_uaccess_safe()`).
 
 use super::{WalkState, Walker};
 use crate::decode::InsnKind;
@@ -35,6 +35,11 @@ impl<R: Report> Walker<'_, '_, '_, R> {
 
     /// objtool: `validate_call()`.
     pub(super) fn validate_call(&mut self, insn: InsnId, state: &WalkState) -> bool {
+        if state.noinstr && state.instr <= 0 && !self.noinstr_call_dest(insn) {
+            let dest = self.call_dest_name(insn);
+            self.warn_insn(insn, FindingKind::CallLeavesNoinstr { dest });
+            return false;
+        }
         if state.uaccess && !self.uaccess_safe(self.p.call_dest(insn)) {
             let dest = self.call_dest_name(insn);
             self.warn_insn(insn, FindingKind::CallWithUaccess { dest });
