@@ -203,78 +203,72 @@ fn run(
             (program.insns.sec_of(i), u64::from(insn.offset), insn.len)
         })
         .collect();
-    let walking = opts.stackval || opts.orc || opts.uaccess;
-    if program.nreal == 0 {
-        if let Some(inspect) = inspect {
-            inspect(&Inspect {
-                program: &program,
-                walk: None,
-                orc: None,
-                findings: &out.findings,
-                abi,
-            });
+    // objtool: nothing more without instructions
+    let walked = if program.nreal == 0 {
+        None
+    } else {
+        match analyse(&program, &opts, abi, &mut out, &mut t) {
+            Ok(w) => w,
+            Err(_) => {
+                out.fatal = true;
+                return Ok(out);
+            }
         }
-        return Ok(out);
-    }
-    let Ok(warned) = crate::actions::before_walk(&program, &opts, &mut out.findings) else {
-        out.fatal = true;
-        return Ok(out);
     };
-    let mut walked: Option<Walk> = None;
-    if !walking && opts.noinstr {
-        // objtool: the noinstr sections alone (no ORC, no unreachable check)
-        let w = walk::validate_noinstr_sections(&program, &mut out.findings);
-        out.stats.lap("walk", &mut t, &opts);
-        out.stats.states = w.states.len();
-        out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
-        walked = Some(w);
-    }
-    if walking {
-        let w = walk::validate_after(&program, &mut out.findings, warned);
-        crate::alt::explain::explain_conflicts(&program, &w, &mut out.findings);
-        if opts.alt_unwind_check {
-            crate::orc::unwind_check::unwind_check(&program, &w, abi, &mut out.findings);
-        }
-        out.stats.lap("walk", &mut t, &opts);
-        out.stats.states = w.states.len();
-        out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
-        walked = Some(w);
-    }
-    let done = crate::actions::after_walk(
-        &program,
-        walked.as_mut(),
-        &opts,
-        &mut out.findings,
-        &mut out.edits,
-    );
-    if done.is_err() {
-        out.fatal = true;
-        return Ok(out);
-    }
-    let Some(w) = walked else {
-        if let Some(inspect) = inspect {
-            inspect(&Inspect {
-                program: &program,
-                walk: None,
-                orc: None,
-                findings: &out.findings,
-                abi,
-            });
-        }
-        return Ok(out);
-    };
-    if opts.orc {
-        out.orc = generate::generate(&program, &w, abi, &mut out.findings).ok();
+    if opts.orc
+        && let Some(w) = &walked
+    {
+        out.orc = generate::generate(&program, w, abi, &mut out.findings).ok();
         out.stats.lap("generate", &mut t, &opts);
     }
     if let Some(inspect) = inspect {
         inspect(&Inspect {
             program: &program,
-            walk: Some(&w),
+            walk: walked.as_ref(),
             orc: out.orc.as_deref(),
             findings: &out.findings,
             abi,
         });
     }
     Ok(out)
+}
+
+/// objtool's `check()` after `decode_sections()`: the actions before the walk, the walk
+/// (or the noinstr sections alone), the actions after it (their [`Edits`] into `out`).
+/// Returns the walk, if one ran; `Err` when an action stopped the analysis.
+fn analyse(
+    program: &Program<'_, '_>,
+    opts: &Options,
+    abi: OrcAbi,
+    out: &mut Outcome,
+    t: &mut std::time::Instant,
+) -> std::result::Result<Option<Walk>, cfg::AnalysisError> {
+    let walking = opts.stackval || opts.orc || opts.uaccess;
+    let warned = crate::actions::before_walk(program, opts, &mut out.findings)?;
+    let mut walked: Option<Walk> = None;
+    if !walking && opts.noinstr {
+        // objtool: the noinstr sections alone (no ORC, no unreachable check)
+        walked = Some(walk::validate_noinstr_sections(program, &mut out.findings));
+    }
+    if walking {
+        let w = walk::validate_after(program, &mut out.findings, warned);
+        crate::alt::explain::explain_conflicts(program, &w, &mut out.findings);
+        if opts.alt_unwind_check {
+            crate::orc::unwind_check::unwind_check(program, &w, abi, &mut out.findings);
+        }
+        walked = Some(w);
+    }
+    if let Some(w) = &walked {
+        out.stats.lap("walk", t, opts);
+        out.stats.states = w.states.len();
+        out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
+    }
+    crate::actions::after_walk(
+        program,
+        walked.as_mut(),
+        opts,
+        &mut out.findings,
+        &mut out.edits,
+    )?;
+    Ok(walked)
 }

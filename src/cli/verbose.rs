@@ -60,32 +60,12 @@ fn insn_of(p: &Program<'_, '_>, f: &Finding) -> Option<InsnId> {
     p.insns.at(at.section, at.offset)
 }
 
-/// The next instruction on a straight path (the walk's `next_to_validate`: the end of a
-/// replacement goes on after the original).
-fn next(p: &Program<'_, '_>, insn: InsnId) -> Option<InsnId> {
-    if let Some((stream, _)) = p.alt_site(insn) {
-        let next_orig = || p.next_same_sec(p.streams[stream.parent?].last?);
-        if let Some(nop) = stream.nop {
-            if Some(insn) == stream.last {
-                return Some(nop);
-            }
-            if insn == nop {
-                return next_orig();
-            }
-        }
-        if Some(insn) == stream.last && !stream.is_orig() {
-            return next_orig();
-        }
-    }
-    p.next_same_sec(insn)
-}
-
 /// The instructions from `from` straight on to `to` (both included), if `to` is on the way.
 fn straight(p: &Program<'_, '_>, from: InsnId, to: InsnId) -> Option<Vec<InsnId>> {
     let mut run = vec![from];
     let mut cur = from;
     while cur != to {
-        cur = next(p, cur)?;
+        cur = p.next_to_validate(cur)?;
         run.push(cur);
         if run.len() > 1 << 16 {
             return None;
