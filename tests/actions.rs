@@ -18,26 +18,10 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let dir = fixtures().join("actions");
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().and_then(|x| x.to_str()) != Some("S") {
-            continue;
-        }
-        let name = p.file_stem().unwrap().to_str().unwrap().to_owned();
-        let src = std::fs::read_to_string(&p).unwrap();
-        let first = src.lines().next().unwrap_or("");
-        let args = first
-            .strip_prefix("# args:")
-            .unwrap_or_else(|| panic!("{name}.S: first line must be '# args: …'"))
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        out.push(Case { name, args });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    fixture_cases("actions")
+        .into_iter()
+        .map(|(name, args)| Case { name, args })
+        .collect()
 }
 
 /// The first difference of two files, in words: the section it falls in, per `want`.

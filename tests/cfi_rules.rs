@@ -24,35 +24,22 @@ struct Case {
 
 fn cases(set: &str) -> Vec<Case> {
     let dir = fixtures().join(set);
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.extension().and_then(|x| x.to_str()) != Some("S") {
-            continue;
-        }
-        let name = p.file_stem().unwrap().to_str().unwrap().to_owned();
-        let src = std::fs::read_to_string(&p).unwrap();
-        let first = src.lines().next().unwrap_or("");
-        let args = first
-            .strip_prefix("# args:")
-            .unwrap_or_else(|| panic!("{name}.S: first line must be '# args: …'"))
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        let read = |ext: &str| {
-            std::fs::read_to_string(dir.join(format!("{name}.{ext}"))).unwrap_or_default()
-        };
-        out.push(Case {
-            args,
-            warnings: read("warnings"),
-            orc: read("orc"),
-            exit: read("exit").trim().parse().unwrap_or(0),
-            extra: read("orctool"),
-            name,
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
+    fixture_cases(set)
+        .into_iter()
+        .map(|(name, args)| {
+            let read = |ext: &str| {
+                std::fs::read_to_string(dir.join(format!("{name}.{ext}"))).unwrap_or_default()
+            };
+            Case {
+                args,
+                warnings: read("warnings"),
+                orc: read("orc"),
+                exit: read("exit").trim().parse().unwrap_or(0),
+                extra: read("orctool"),
+                name,
+            }
+        })
+        .collect()
 }
 
 /// objtool's lines with orctool's name in the prefix (message texts stay as they are).

@@ -77,3 +77,28 @@ pub fn link_at_kernel_base(obj: &Path, out: &Path) {
         .arg(out)
         .arg(obj));
 }
+
+/// The `.S` fixtures of `tests/fixtures/SET`, sorted by name: each one's name and the
+/// objtool arguments of its first line (`# args: …`).
+pub fn fixture_cases(set: &str) -> Vec<(String, Vec<String>)> {
+    let dir = fixtures().join(set);
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|x| x.to_str()) != Some("S") {
+            continue;
+        }
+        let name = p.file_stem().unwrap().to_str().unwrap().to_owned();
+        let src = std::fs::read_to_string(&p).unwrap();
+        let first = src.lines().next().unwrap_or("");
+        let args = first
+            .strip_prefix("# args:")
+            .unwrap_or_else(|| panic!("{name}.S: first line must be '# args: …'"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        out.push((name, args));
+    }
+    out.sort();
+    out
+}
