@@ -1,7 +1,7 @@
 //! `--rethunk --hacks=skylake`: `.call_sites`, the direct calls call-depth tracking patches.
 //! objtool: `create_direct_call_sections()`.
 
-use super::site_section::{already_has, insn_places, text_site_section};
+use super::site_section::site_list;
 use crate::cfg::{AnalysisError, Program};
 use crate::edits::{Edits, Step};
 use crate::options::Options;
@@ -16,22 +16,21 @@ pub(super) fn sections(
     findings: &mut Findings,
     edits: &mut Edits,
 ) -> Result<(), AnalysisError> {
-    let sites = &program.sites.calls;
-    if already_has(
+    // (objtool's `--cfi` empties the list when the object already has `.cfi_sites`)
+    let sites: &[_] = if opts.cfi && program.obj.section_by_name(b".cfi_sites").is_some() {
+        &[]
+    } else {
+        &program.sites.calls
+    };
+    if let Some(sec) = site_list(
         program,
-        ".call_sites",
-        "file already has .call_sites section, skipping",
-        findings,
-    ) || sites.is_empty()
-        || (opts.cfi && program.obj.section_by_name(b".cfi_sites").is_some())
-    {
-        return Ok(());
-    }
-    let places = insn_places(program, sites).collect::<Vec<_>>();
-    edits.steps.push(Step::Section(text_site_section(
+        sites,
         ".call_sites",
         4,
-        places.into_iter(),
-    )));
+        "file already has .call_sites section, skipping",
+        findings,
+    ) {
+        edits.steps.push(Step::Section(sec));
+    }
     Ok(())
 }

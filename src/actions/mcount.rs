@@ -4,7 +4,7 @@
 
 use object::elf;
 
-use super::site_section::{already_has, insn_places, text_site_section};
+use super::site_section::site_list;
 use crate::cfg::{AnalysisError, Program};
 use crate::edits::{Edits, Step};
 use crate::report::Findings;
@@ -16,18 +16,16 @@ pub(super) fn sections(
     findings: &mut Findings,
     edits: &mut Edits,
 ) -> Result<(), AnalysisError> {
-    let sites = &program.sites.mcounts;
-    if already_has(
+    let Some(mut sec) = site_list(
         program,
+        &program.sites.mcounts,
         "__mcount_loc",
+        8,
         "file already has __mcount_loc section, skipping",
         findings,
-    ) || sites.is_empty()
-    {
+    ) else {
         return Ok(());
-    }
-    let places = insn_places(program, sites).collect::<Vec<_>>();
-    let mut sec = text_site_section("__mcount_loc", 8, places.into_iter());
+    };
     // (`sh_addralign = addr_size`; `set_reloc_type(…, R_ABS64)` after each text reloc)
     sec.align = 8;
     for r in sec.relocs.iter_mut().flatten() {

@@ -1,7 +1,7 @@
 //! `--rethunk`: `.return_sites`, every jump to the return thunk (the naked-return warning is
 //! part of `--retpoline`'s validation). objtool: `create_return_sites_sections()`.
 
-use super::site_section::{already_has, insn_places, text_site_section};
+use super::site_section::site_list;
 use crate::cfg::{AnalysisError, Program};
 use crate::edits::{Edits, Step};
 use crate::report::Findings;
@@ -13,21 +13,15 @@ pub(super) fn sections(
     findings: &mut Findings,
     edits: &mut Edits,
 ) -> Result<(), AnalysisError> {
-    let sites = &program.sites.return_thunks;
-    if already_has(
+    if let Some(sec) = site_list(
         program,
-        ".return_sites",
-        "file already has .return_sites, skipping",
-        findings,
-    ) || sites.is_empty()
-    {
-        return Ok(());
-    }
-    let places = insn_places(program, sites).collect::<Vec<_>>();
-    edits.steps.push(Step::Section(text_site_section(
+        &program.sites.return_thunks,
         ".return_sites",
         4,
-        places.into_iter(),
-    )));
+        "file already has .return_sites, skipping",
+        findings,
+    ) {
+        edits.steps.push(Step::Section(sec));
+    }
     Ok(())
 }

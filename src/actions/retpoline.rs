@@ -2,7 +2,7 @@
 //! `--rethunk`, returns through the return thunk), and `.retpoline_sites` lists every call
 //! and jump to a thunk. objtool: `validate_retpoline()`, `create_retpoline_sites_sections()`.
 
-use super::site_section::{already_has, insn_places, text_site_section};
+use super::site_section::site_list;
 use crate::cfg::{AnalysisError, Program};
 use crate::decode::{InsnId, InsnKind};
 use crate::edits::{Edits, Step};
@@ -50,21 +50,15 @@ pub(super) fn sections(
     findings: &mut Findings,
     edits: &mut Edits,
 ) -> Result<(), AnalysisError> {
-    let sites = &program.sites.retpolines;
-    if already_has(
+    if let Some(sec) = site_list(
         program,
-        ".retpoline_sites",
-        "file already has .retpoline_sites, skipping",
-        findings,
-    ) || sites.is_empty()
-    {
-        return Ok(());
-    }
-    let places = insn_places(program, sites).collect::<Vec<_>>();
-    edits.steps.push(Step::Section(text_site_section(
+        &program.sites.retpolines,
         ".retpoline_sites",
         4,
-        places.into_iter(),
-    )));
+        "file already has .retpoline_sites, skipping",
+        findings,
+    ) {
+        edits.steps.push(Step::Section(sec));
+    }
     Ok(())
 }

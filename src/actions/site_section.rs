@@ -49,6 +49,24 @@ pub(super) fn insn_places<'p>(
         .map(|&i| (program.insns.sec_of(i), u64::from(program.insn(i).offset)))
 }
 
+/// A site-list section as each `create_*_sections()` makes it: objtool's "file already
+/// has" warning (`message`) and nothing when the object has `name` already, nothing for an
+/// empty list, else [`text_site_section`] over `sites`.
+pub(super) fn site_list(
+    program: &Program<'_, '_>,
+    sites: &[InsnId],
+    name: &str,
+    entsize: u64,
+    message: &'static str,
+    findings: &mut Findings,
+) -> Option<NewSection> {
+    if already_has(program, name, message, findings) || sites.is_empty() {
+        return None;
+    }
+    let places = insn_places(program, sites).collect::<Vec<_>>();
+    Some(text_site_section(name, entsize, places.into_iter()))
+}
+
 /// objtool's `elf_create_section_pair(name, entsize, nr, nr)` filled by
 /// `elf_init_reloc_text_sym()`, record i pointing at the i-th place (zeroed data).
 pub(super) fn text_site_section(
