@@ -270,5 +270,8 @@ fn analyse(
         &mut out.findings,
         &mut out.edits,
     )?;
+    if opts.any_action_besides_orc() {
+        out.stats.lap("actions", t, opts);
+    }
     Ok(walked)
 }

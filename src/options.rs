@@ -57,3 +57,18 @@ pub struct Options {
     /// Measure resident memory at each phase for `--stats`.
     pub stats: bool,
 }
+
+impl Options {
+    /// Whether an action of `crate::actions` runs (anything besides the walk and ORC).
+    pub fn any_action_besides_orc(&self) -> bool {
+        self.retpoline
+            || self.rethunk
+            || self.unret
+            || self.sls
+            || self.static_call
+            || self.cfi
+            || self.mcount
+            || self.ibt
+            || self.prefix.is_some()
+    }
+}
