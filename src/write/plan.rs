@@ -389,9 +389,11 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                 } else {
                     REL_SIZE
                 };
-                data = Cow::Owned(renumber_relocs(&data, entsize, &|old| {
-                    map_symbol(old, &describe)
-                })?);
+                if let Some(renumbered) =
+                    renumber_relocs(&data, entsize, &|old| map_symbol(old, &describe))?
+                {
+                    data = Cow::Owned(renumbered);
+                }
             }
             if sh_type == elf::SHT_GROUP {
                 // objtool leaves a stale signature index here; we follow the symbol.

@@ -41,29 +41,43 @@ pub(super) fn is_reloc(s: &SectionHeader) -> bool {
     matches!(s.sh_type(LE), elf::SHT_RELA | elf::SHT_REL)
 }
 
-/// A copy of a REL/RELA section's records with each symbol index mapped.
+/// A copy of a REL/RELA section's records with each symbol index mapped, or `None` when no
+/// index changes.
 pub(super) fn renumber_relocs(
     data: &[u8],
     entsize: usize,
     map: &dyn Fn(u32) -> Result<u32>,
-) -> Result<Vec<u8>> {
+) -> Result<Option<Vec<u8>>> {
     if data.len() % entsize != 0 {
         return Err(Error::malformed(format!(
             "relocation section size {:#x} is not a multiple of {entsize}",
             data.len()
         )));
     }
-    let mut out = data.to_vec();
-    for record in out.chunks_exact_mut(entsize) {
-        let info_bytes = &mut record[8..16];
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(info_bytes);
-        let info = u64::from_le_bytes(raw);
-        let sym = map((info >> 32) as u32)?;
-        let info = (u64::from(sym) << 32) | (info & 0xffff_ffff);
-        info_bytes.copy_from_slice(&info.to_le_bytes());
+    let symbol_of = |record: &[u8]| {
+        let mut raw = [0u8; 4];
+        raw.copy_from_slice(&record[12..16]);
+        u32::from_le_bytes(raw)
+    };
+    // Most sections refer to no moved symbol: those stay borrowed (no copy in memory).
+    let mut first = None;
+    for (k, record) in data.chunks_exact(entsize).enumerate() {
+        let old = symbol_of(record);
+        if map(old)? != old {
+            first = Some(k);
+            break;
+        }
     }
-    Ok(out)
+    let Some(first) = first else {
+        return Ok(None);
+    };
+    let mut out = data.to_vec();
+    for record in out.chunks_exact_mut(entsize).skip(first) {
+        let sym = map(symbol_of(record))?;
+        // the symbol index is the high half of r_info (at +8)
+        record[12..16].copy_from_slice(&sym.to_le_bytes());
+    }
+    Ok(Some(out))
 }
 
 /// A copy of an SHT_GROUP section with its member indices mapped (removed members left out).
