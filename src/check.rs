@@ -4,9 +4,9 @@
 use crate::cfg::symbols::Symbols;
 use crate::cfg::{self, Program, relocs::Relocs};
 use crate::cfi::walk::{self, Walk};
-use crate::decode::{self, InsnId, x86::DecodeNote};
+use crate::decode::{self, x86::DecodeNote};
 use crate::edits::Edits;
-use crate::elf::{Object, SecId};
+use crate::elf::Object;
 use crate::error::Result;
 use crate::options::Options;
 use crate::orc::OrcAbi;
@@ -23,10 +23,10 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// The ORC rows, when `--orc` was asked and generation succeeded.
     pub orc: Option<Vec<OrcRow>>,
-    /// Jump-label jumps that `--hacks=jump_label` turns into NOPs: (section, offset, length).
-    pub nopped: Vec<(SecId, u64, u8)>,
-    /// What the actions other than ORC add to the object (`--static-call`, `--retpoline`,
-    /// `--prefix`, …), in objtool's order; the ORC sections come after these.
+    /// What the run changes in the object besides ORC: the bytes rewritten while the model
+    /// was built (jump labels, `--mnop`, `--hacks=noinstr`) and what the actions add
+    /// (`--static-call`, `--retpoline`, `--prefix`, …), in objtool's order; the ORC sections
+    /// come after these.
     pub edits: Edits,
     /// The analysis stopped at a fatal error.
     pub fatal: bool,
@@ -163,7 +163,6 @@ fn run(
         findings,
         errors,
         orc: None,
-        nopped: Vec::new(),
         edits: Edits::default(),
         fatal: false,
         stats,
@@ -195,14 +194,9 @@ fn run(
     };
     release();
     out.stats.lap("build", &mut t, &opts);
-    out.nopped = program
-        .nopped_jump_labels
-        .iter()
-        .map(|&i: &InsnId| {
-            let insn = program.insn(i);
-            (program.insns.sec_of(i), u64::from(insn.offset), insn.len)
-        })
-        .collect();
+    // the bytes objtool rewrote while it built the model (jump labels, --mnop,
+    // --hacks=noinstr), written even when a later stage stops
+    crate::actions::rewrites(&program, &mut out.edits)?;
     // objtool: nothing more without instructions
     let walked = if program.nreal == 0 {
         None

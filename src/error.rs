@@ -111,7 +111,9 @@ pub enum WriteError {
     Header(String),
     #[error("a patch at input offset {0:#x} is outside every kept section")]
     PatchOutside(u64),
-    #[error("no NOP of {0} bytes for a jump label (objtool has NOPs of 1 to 5 bytes)")]
+    #[error(
+        "no encoding of {0} bytes to rewrite an instruction with (objtool has NOPs and `ret; int3` of 1 to 5 bytes)"
+    )]
     BadNopSize(u8),
     #[error("can't allocate {0} bytes for the output")]
     OutOfMemory(u64),

@@ -9,6 +9,7 @@
 use crate::cfg::{AnalysisError, Program};
 use crate::cfi::walk::Walk;
 use crate::edits::Edits;
+use crate::error::WriteError;
 use crate::options::Options;
 use crate::report::Findings;
 
@@ -23,6 +24,13 @@ mod site_section;
 mod sls;
 mod static_call;
 mod unret;
+
+/// The bytes objtool wrote while it built the model (`handle_jump_alt()` with
+/// `--hacks=jump_label`, `annotate_call_site()` with `--mnop` or `--hacks=noinstr`), as
+/// patches.
+pub fn rewrites(program: &Program<'_, '_>, edits: &mut Edits) -> Result<(), WriteError> {
+    site_section::rewrites(program, edits)
+}
 
 /// The actions objtool runs before it validates functions (`check()`: `validate_retpoline()`).
 /// Returns the number of warnings objtool counts (with any, the walk does not look for
@@ -51,8 +59,6 @@ pub fn after_walk(
     findings: &mut Findings,
     edits: &mut Edits,
 ) -> Result<(), AnalysisError> {
-    // (objtool rewrote these calls while it built the model)
-    site_section::rewrites(program, edits);
     if opts.unret {
         unret::validate(program, walk.as_deref(), findings)?;
     }

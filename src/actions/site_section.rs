@@ -9,6 +9,7 @@ use crate::cfg::sites::RewriteTo;
 use crate::decode::InsnId;
 use crate::edits::{Edits, NewReloc, NewSection, Patch, RelocTarget};
 use crate::elf::SecId;
+use crate::error::WriteError;
 use crate::patch::{nop_bytes, ret_bytes};
 use crate::report::{FindingKind, Findings};
 
@@ -90,7 +91,7 @@ pub(super) fn text_site_section(
 /// The bytes objtool wrote while the model was built (`annotate_call_site()` with `--mnop`
 /// or `--hacks=noinstr`): each instruction overwritten, and the type of its relocation
 /// set to `R_X86_64_NONE` (the low word of `r_info`, at +8 in an `Elf64_Rela`).
-pub(super) fn rewrites(program: &Program<'_, '_>, edits: &mut Edits) {
+pub(super) fn rewrites(program: &Program<'_, '_>, edits: &mut Edits) -> Result<(), WriteError> {
     for rw in &program.sites.rewrites {
         let insn = program.insn(rw.insn);
         let bytes = match rw.to {
@@ -98,7 +99,7 @@ pub(super) fn rewrites(program: &Program<'_, '_>, edits: &mut Edits) {
             RewriteTo::Ret => ret_bytes(insn.len),
         };
         // (objtool prints "invalid NOP size" and crashes on a longer instruction)
-        let Some(bytes) = bytes else { continue };
+        let bytes = bytes.ok_or(WriteError::BadNopSize(insn.len))?;
         if let Some((rela, k)) = rw.reloc {
             edits.patches.push(Patch {
                 section: rela,
@@ -112,6 +113,7 @@ pub(super) fn rewrites(program: &Program<'_, '_>, edits: &mut Edits) {
             bytes: bytes.to_vec(),
         });
     }
+    Ok(())
 }
 
 #[cfg(test)]

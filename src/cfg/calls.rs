@@ -197,7 +197,7 @@ impl Builder<'_, '_> {
 
     /// The relocation objtool's `insn_reloc()` finds for `id`: its relocation section
     /// and its index there.
-    fn reloc_slot(&self, id: InsnId) -> Option<(SecId, u32)> {
+    pub(super) fn reloc_slot(&self, id: InsnId) -> Option<(SecId, u32)> {
         let i = self.insn(id);
         let t = self.relocs.table(self.insns.sec_of(id))?;
         let k = t.in_range(u64::from(i.offset), u64::from(i.len))?;

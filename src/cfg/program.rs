@@ -195,8 +195,6 @@ pub struct Program<'a, 'data> {
     pub has_hints: bool,
     /// Number of decoded instructions; synthetic NOPs follow them in the table.
     pub nreal: usize,
-    /// Jump-label `jmp`s that `--hacks=jump_label` turns into NOPs.
-    pub nopped_jump_labels: Vec<InsnId>,
     pub ignore_unreachables: bool,
     /// The call sites objtool's actions list, and the calls it rewrites.
     pub sites: super::sites::Sites,
@@ -583,7 +581,6 @@ impl<'a, 'data> Program<'a, 'data> {
             has_rodata,
             has_hints: false,
             nreal,
-            nopped_jump_labels: Vec::new(),
             ignore_unreachables: opts.no_unreachable,
             sites: Default::default(),
             ibt_refs: Default::default(),

@@ -6,6 +6,7 @@
 //! `handle_jump_alt()` (check.c). Entry layouts are data, one row per kernel ABI.
 
 use super::builder::Builder;
+use super::sites::{Rewrite, RewriteTo};
 use super::{Alt, AltGroup, AltStream, AnalysisError, Packed, Step};
 use crate::decode::{InsnId, InsnKind};
 use crate::elf::SecId;
@@ -404,7 +405,12 @@ fn handle_jump_alt(
     }
     if p.opts.hack_jump_label && sa.key_addend & 2 != 0 {
         p.attrs[orig.idx()].kind = InsnKind::Nop;
-        p.nopped_jump_labels.push(orig);
+        let reloc = p.reloc_slot(orig);
+        p.sites.rewrites.push(Rewrite {
+            insn: orig,
+            to: RewriteTo::Nop,
+            reloc,
+        });
     }
     if p.attrs[orig.idx()].kind == InsnKind::Nop {
         return Ok(new);

@@ -226,7 +226,7 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
     if job.print_orc {
         print_table(job, obj, abi, &out)?;
     }
-    let changed = rows.is_some() || !out.nopped.is_empty() || !out.edits.is_empty();
+    let changed = rows.is_some() || !out.edits.is_empty();
     let target = match &job.output {
         Output::File(p) if writing => Some(p.as_path()),
         Output::InPlace if writing && changed => Some(path),
@@ -313,9 +313,6 @@ fn write(
     if !rows.is_empty() {
         edits.steps.extend(crate::write::orc_steps(&rows));
     }
-    edits
-        .patches
-        .extend(crate::patch::nop_patches(obj, &out.nopped)?);
     let t = Instant::now();
     crate::elf::output::inject_fault(job.fault);
     let method = crate::write::write_file(
