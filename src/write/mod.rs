@@ -131,8 +131,18 @@ pub fn add_orc(obj: &Object<'_>, rows: &[OrcRow], opts: &WriteOptions) -> Result
 
 /// Returns the bytes of `obj` with `edits` applied.
 pub fn apply(obj: &Object<'_>, edits: &Edits, opts: &WriteOptions) -> Result<Vec<u8>> {
-    // (patches alone are laid out again too: libelf writes every section anew)
-    let layout = if edits.steps.is_empty() && edits.patches.is_empty() {
+    with_image(obj, edits, opts, |image| image.to_vec())
+}
+
+/// The new file as an [`Image`], handed to `use_image`: laid out again as libelf does
+/// whenever anything changes (patches alone included), the input as it is otherwise.
+fn with_image<T>(
+    obj: &Object<'_>,
+    edits: &Edits,
+    opts: &WriteOptions,
+    use_image: impl FnOnce(&Image<'_>) -> Result<T>,
+) -> Result<T> {
+    let layout = if edits.is_empty() {
         None
     } else {
         Some(plan(obj, &edits.steps, opts)?)
@@ -140,7 +150,7 @@ pub fn apply(obj: &Object<'_>, edits: &Edits, opts: &WriteOptions) -> Result<Vec
     let mut buffer = SparseBuffer::default();
     let mut image = image_of(obj, layout.as_ref(), &mut buffer)?;
     add_patches(obj, layout.as_ref(), edits, &mut image)?;
-    image.to_vec()
+    use_image(&image)
 }
 
 fn plan<'data>(obj: &Object<'data>, steps: &[Step], opts: &WriteOptions) -> Result<Layout<'data>> {
@@ -192,7 +202,9 @@ fn add_patches(
             .sh_offset(LE)
             .checked_add(p.offset)
             .filter(|&s| {
-                p.offset + p.bytes.len() as u64 <= h.sh_size(LE)
+                p.offset
+                    .checked_add(p.bytes.len() as u64)
+                    .is_some_and(|end| end <= h.sh_size(LE))
                     && h.sh_type(LE) != elf::SHT_NOBITS
                     && s.checked_add(p.bytes.len() as u64).is_some()
             })
@@ -216,20 +228,13 @@ pub fn write_file(
     input: Option<&File>,
     dest: Destination<'_>,
 ) -> Result<Method> {
-    // (patches alone are laid out again too: libelf writes every section anew)
-    let layout = if edits.steps.is_empty() && edits.patches.is_empty() {
-        None
-    } else {
-        Some(plan(obj, &edits.steps, opts)?)
-    };
-    let mut buffer = SparseBuffer::default();
-    let mut image = image_of(obj, layout.as_ref(), &mut buffer)?;
-    add_patches(obj, layout.as_ref(), edits, &mut image)?;
     let settings = WriteSettings {
         sync: opts.sync,
         no_in_place: false,
     };
-    output::write_image(&image, input, dest, settings)
+    with_image(obj, edits, opts, |image| {
+        output::write_image(image, input, dest, settings)
+    })
 }
 
 /// The ORC rows of an object that has ORC sections (objtool's or the linker's), in table
