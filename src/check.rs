@@ -213,7 +213,7 @@ fn run(
     if opts.orc
         && let Some(w) = &walked
     {
-        out.orc = generate::generate(&program, w, abi, &mut out.findings).ok();
+        out.orc = generate::generate(&program, w, abi, &out.edits, &mut out.findings).ok();
         out.stats.lap("generate", &mut t, &opts);
     }
     if let Some(inspect) = inspect {
