@@ -188,15 +188,16 @@ fn run(
     }
     out.stats.insns = insns.insns.len();
     let relocs = relocs?;
-    let Ok(program) = cfg::build(obj, &opts, insns, syms, relocs, &mut out.findings) else {
-        out.fatal = true;
-        return Ok(out);
-    };
+    let (program, built) = cfg::build(obj, &opts, insns, syms, relocs, &mut out.findings);
     release();
     out.stats.lap("build", &mut t, &opts);
     // the bytes objtool rewrote while it built the model (jump labels, --mnop,
-    // --hacks=noinstr), written even when a later stage stops
+    // --hacks=noinstr), written even when the build or a later stage stops
     crate::actions::rewrites(&program, &mut out.edits)?;
+    if built.is_err() {
+        out.fatal = true;
+        return Ok(out);
+    }
     // objtool: nothing more without instructions
     let walked = if program.nreal == 0 {
         None
@@ -212,7 +213,7 @@ fn run(
     if opts.orc
         && let Some(w) = &walked
     {
-        out.orc = generate::generate(&program, w, abi, &mut out.findings).ok();
+        out.orc = generate::generate(&program, w, abi, &out.edits, &mut out.findings).ok();
         out.stats.lap("generate", &mut t, &opts);
     }
     if let Some(inspect) = inspect {

@@ -25,6 +25,8 @@ mod sls;
 mod static_call;
 mod unret;
 
+pub use prefix::insn_location;
+
 /// The bytes objtool wrote while it built the model (`handle_jump_alt()` with
 /// `--hacks=jump_label`, `annotate_call_site()` with `--mnop` or `--hacks=noinstr`), as
 /// patches.
@@ -89,7 +91,7 @@ pub fn after_walk(
         mcount::sections(program, findings, edits)?;
     }
     if let Some(size) = opts.prefix {
-        prefix::symbols(program, walk, size, findings, edits)?;
+        prefix::symbols(program, walk, size, edits)?;
     }
     if let Some(used) = &ibt_used {
         ibt::sections(program, used, findings, edits)?;

@@ -32,7 +32,9 @@ use relocs::Relocs;
 use symbols::Symbols;
 
 /// Builds the model (objtool: `decode_sections()`), reporting into `findings`: objtool's
-/// passes in its order, each named after its objtool counterpart.
+/// passes in its order, each named after its objtool counterpart. The model comes back
+/// with `Err` too, as far as the build got: objtool writes the bytes it rewrote before a
+/// fatal error (the jump-label and `--mnop` NOPs of `sites.rewrites`).
 pub fn build<'a, 'data>(
     obj: &'a Object<'data>,
     opts: &'a Options,
@@ -40,8 +42,14 @@ pub fn build<'a, 'data>(
     syms: Symbols<'data>,
     relocs: Relocs<'data>,
     f: &mut Findings,
-) -> Result<Program<'a, 'data>, AnalysisError> {
+) -> (Program<'a, 'data>, Step) {
     let mut p = builder::Builder::new(obj, opts, insns, syms, relocs); // decode_instructions()
+    let built = passes(&mut p, opts, f);
+    (p.finish(), built)
+}
+
+/// The passes of [`build`] after `decode_instructions()`, up to the first fatal error.
+fn passes(p: &mut builder::Builder<'_, '_>, opts: &Options, f: &mut Findings) -> Step {
     p.init_pv_ops(); // init_pv_ops()
     p.decode_pv_assignments(f)?; // arch_decode_instruction(): mov $func, pv_ops[N]
     p.assign_owners(f)?; // decode_instructions(): insn->sym
@@ -55,7 +63,7 @@ pub fn build<'a, 'data>(
     let annotations = p.read_annotate_insn(f)?; // read_annotate() (6.13+)
     p.annotate(&annotations, Phase::Early, f)?; // __annotate_early()
     if opts.stackval || opts.orc || opts.uaccess || opts.noinstr || opts.hack_jump_label {
-        special::add_special_section_alts(&mut p, f)?; // add_special_section_alts()
+        special::add_special_section_alts(p, f)?; // add_special_section_alts()
     }
     let calls = p.add_jump_destinations(f)?; // add_jump_destinations()
     p.read_intra_function_calls(f)?; // read_intra_function_calls()
@@ -72,5 +80,5 @@ pub fn build<'a, 'data>(
         p.record_ibt_refs(); // (the relocations validate_ibt() reads)
     }
     p.find_pv_calls(); // pv_call_dest(): the slot of each call through pv_ops
-    Ok(p.finish())
+    Ok(())
 }

@@ -9,6 +9,7 @@ use super::entry::{OrcAbi, OrcEntry, OrcReg, OrcType};
 use crate::cfg::{AnalysisError, Program};
 use crate::cfi::state::*;
 use crate::cfi::walk::Walk;
+use crate::edits::Edits;
 use crate::ids::{InsnId, SecId, StateId};
 pub use crate::orc::row::OrcRow;
 use crate::report::{FindingKind, Findings};
@@ -97,11 +98,13 @@ struct Piece {
 /// objtool: `orc_create()` (the entry list; writing is separate). Sections are cut into
 /// pieces generated in parallel and joined in order with objtool's rule (an entry equal to
 /// the one before it in the section is dropped), so the rows are the same at any thread
-/// count.
+/// count. `edits`: what the actions made before, whose symbols (`__pfx_`) name the place
+/// of a state ORC cannot encode, as in objtool.
 pub fn generate(
     p: &Program<'_, '_>,
     w: &Walk,
     abi: OrcAbi,
+    edits: &Edits,
     f: &mut Findings,
 ) -> Result<Vec<OrcRow>, AnalysisError> {
     // every distinct state's entry, once
@@ -159,7 +162,8 @@ pub fn generate(
     };
     for ((secid, _), d) in pieces.iter().zip(done) {
         if let Some((insn, msg)) = d.error {
-            p.warn_insn(f, insn, msg);
+            let at = crate::actions::insn_location(p, insn, edits);
+            f.warn_insn(p.attrs[insn.idx()].sym.get(), at, msg.into());
             return Err(AnalysisError::Orc);
         }
         if cur_sec != Some(*secid) {
