@@ -38,8 +38,36 @@ pub struct Stats {
     pub insns: usize,
     pub states: usize,
     pub visited: usize,
-    /// Phase names, their wall times and the resident memory at their end (KiB), in order.
-    pub phases: Vec<(&'static str, std::time::Duration, u64)>,
+    /// The phases in order (filled only with `--stats`, except their wall times).
+    pub phases: Vec<Phase>,
+    /// [`cpu_time`] at the end of the last phase.
+    pub cpu_mark: std::time::Duration,
+}
+
+/// One phase of a run as `--stats` reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Phase {
+    pub name: &'static str,
+    pub wall: std::time::Duration,
+    /// CPU time of every thread of the process during the phase (zero without `--stats`):
+    /// beside `wall` it shows how much of the phase ran in parallel.
+    pub cpu: std::time::Duration,
+    /// Resident memory at the phase's end (KiB; zero without `--stats`).
+    pub rss_kib: u64,
+}
+
+/// CPU time (user and system, all threads) this process has used so far (zero where /proc
+/// is not available), in the kernel's clock ticks (10 ms).
+pub fn cpu_time() -> std::time::Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // after the command name in parentheses: state is field 3, utime 14, stime 15
+            let rest = &s[s.rfind(')')? + 1..];
+            let mut f = rest.split_whitespace().skip(11);
+            Some(f.next()?.parse::<u64>().ok()? + f.next()?.parse::<u64>().ok()?)
+        });
+    std::time::Duration::from_millis(ticks.unwrap_or(0) * 10)
 }
 
 /// Resident set size of this process in KiB (0 where /proc is not available).
@@ -65,9 +93,26 @@ impl Stats {
     fn lap(&mut self, name: &'static str, since: &mut std::time::Instant, opts: &Options) {
         let now = std::time::Instant::now();
         // (reading /proc costs a small module's run a noticeable part)
-        let rss = if opts.stats { rss_kib() } else { 0 };
-        self.phases.push((name, now - *since, rss));
+        self.push(name, now - *since, opts.stats);
         *since = now;
+    }
+
+    /// Records a phase that took `wall` and ended now.
+    pub fn push(&mut self, name: &'static str, wall: std::time::Duration, measure: bool) {
+        let (rss_kib, cpu) = if measure {
+            let now = cpu_time();
+            let cpu = now.saturating_sub(self.cpu_mark);
+            self.cpu_mark = now;
+            (rss_kib(), cpu)
+        } else {
+            (0, std::time::Duration::ZERO)
+        };
+        self.phases.push(Phase {
+            name,
+            wall,
+            cpu,
+            rss_kib,
+        });
     }
 }
 
@@ -119,6 +164,9 @@ fn run(
 ) -> Result<Outcome> {
     let mut t = std::time::Instant::now();
     let mut stats = Stats::default();
+    if opts.stats {
+        stats.cpu_mark = cpu_time();
+    }
     // The three reads are independent: side by side for a large object (for a small
     // module, starting the thread pool costs more than it saves).
     // (decoding itself splits large sections into pieces)
@@ -225,7 +273,28 @@ fn run(
             abi,
         });
     }
+    if obj.data().len() > PARALLEL_MIN_BYTES {
+        release_in_background(program, walked);
+    }
     Ok(out)
+}
+
+/// Frees the model's and the walk's large tables on a thread of their own: returning their
+/// memory to the system (hundreds of MB for a `vmlinux.o`) then overlaps with what the
+/// caller does next (writing the object) instead of delaying it.
+fn release_in_background(program: Program<'_, '_>, walked: Option<Walk>) {
+    let Program {
+        insns,
+        attrs,
+        alts,
+        jump_tables,
+        ..
+    } = program;
+    let tables = (insns, attrs, alts, jump_tables, walked);
+    // (if no thread can be started, the tables are freed here when the closure is dropped)
+    let _ = std::thread::Builder::new()
+        .name("orctool-free".into())
+        .spawn(move || drop(tables));
 }
 
 /// objtool's `check()` after `decode_sections()`: the actions before the walk, the walk

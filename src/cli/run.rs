@@ -108,6 +108,8 @@ pub struct Loaded {
     pub read_time: Duration,
     /// Resident memory after reading, KiB (measured for `--stats` only).
     pub read_rss: u64,
+    /// The process's CPU time when it was read (`--stats`).
+    pub read_cpu: Duration,
     pub start: Instant,
 }
 
@@ -119,6 +121,11 @@ pub fn load(path: &Path, stats: bool) -> Result<Loaded> {
         data,
         read_time: start.elapsed(),
         read_rss: if stats { check::rss_kib() } else { 0 },
+        read_cpu: if stats {
+            check::cpu_time()
+        } else {
+            Duration::ZERO
+        },
         start,
     })
 }
@@ -182,9 +189,15 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
     } else {
         check::check_with(obj, &opts, abi, &|| loaded.data.release_pages())?
     };
-    out.stats
-        .phases
-        .insert(0, (read_phase(loaded), loaded.read_time, loaded.read_rss));
+    out.stats.phases.insert(
+        0,
+        check::Phase {
+            name: read_phase(loaded),
+            wall: loaded.read_time,
+            cpu: loaded.read_cpu,
+            rss_kib: loaded.read_rss,
+        },
+    );
     let writing = matches!(job.output, Output::InPlace | Output::File(_)) && !job.print_orc;
     // What to write: the ORC rows (objtool refuses an object that already has ORC, after
     // generating it) and the jump-label NOPs.
@@ -328,8 +341,7 @@ fn write(
     if job.opts.stats {
         eprintln!("{}: stats: write method: {method:?}", job.tool.name());
     }
-    let rss = if job.opts.stats { check::rss_kib() } else { 0 };
-    out.stats.phases.push(("write", t.elapsed(), rss));
+    out.stats.push("write", t.elapsed(), job.opts.stats);
     Ok(())
 }
 
@@ -433,17 +445,20 @@ fn print_stats(job: &Job<'_>, st: &Stats, t0: Instant) {
         "{tool}: stats: {} instructions, {} visited, {} distinct states\n",
         st.insns, st.visited, st.states
     ));
-    for (name, d, rss) in &st.phases {
+    for p in &st.phases {
         s.push_str(&format!(
-            "{tool}: stats: {name:>10}: {:8.3} ms, resident {:6} MiB\n",
-            d.as_secs_f64() * 1e3,
-            rss / 1024
+            "{tool}: stats: {:>10}: {:8.3} ms, cpu {:5} ms, resident {:6} MiB\n",
+            p.name,
+            p.wall.as_secs_f64() * 1e3,
+            p.cpu.as_millis(),
+            p.rss_kib / 1024
         ));
     }
     s.push_str(&format!(
-        "{tool}: stats: {:>10}: {:8.3} ms, peak     {:6} MiB\n",
+        "{tool}: stats: {:>10}: {:8.3} ms, cpu {:5} ms, peak     {:6} MiB\n",
         "total",
         t0.elapsed().as_secs_f64() * 1e3,
+        check::cpu_time().as_millis(),
         check::peak_rss_kib() / 1024
     ));
     eprint!("{s}");

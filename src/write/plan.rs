@@ -23,9 +23,9 @@ use crate::error::{BadRow, Error, Result, WriteError};
 
 /// A created section as it will be written: its name's offset in the section name table,
 /// and its relocations with their symbols as stable ids.
-struct Planned {
+struct Planned<'data> {
     name: u32,
-    section: NewSection,
+    section: &'data NewSection,
     /// The relocation section's name offset and records (symbol id `None`: an empty
     /// record).
     relocs: Option<(u32, Vec<PlannedReloc>)>,
@@ -57,7 +57,7 @@ pub(super) struct Plan<'data, 'obj> {
     appended: Vec<(usize, Vec<u8>)>,
     /// The ids of the symbols the steps created, in order ([`RelocTarget::Created`]).
     created: Vec<u32>,
-    sections: Vec<Planned>,
+    sections: Vec<Planned<'data>>,
 }
 
 impl<'data, 'obj> Plan<'data, 'obj> {
@@ -190,7 +190,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
     }
 
     /// Replays `steps` in order.
-    pub(super) fn add_steps(&mut self, steps: &[Step]) -> Result<()> {
+    pub(super) fn add_steps(&mut self, steps: &'data [Step]) -> Result<()> {
         for step in steps {
             match step {
                 Step::Section(s) => self.add_section(s)?,
@@ -200,7 +200,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
         Ok(())
     }
 
-    fn add_section(&mut self, s: &NewSection) -> Result<()> {
+    fn add_section(&mut self, s: &'data NewSection) -> Result<()> {
         let name = self.section_name(&s.name)?;
         let relocs = match &s.relocs {
             None => None,
@@ -209,7 +209,22 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                 rela_name.extend_from_slice(&s.name);
                 let rname = self.section_name(&rela_name)?;
                 let mut out = Vec::with_capacity(list.len());
+                // (section, size, symbol) of the last section symbol found: consecutive
+                // records (ORC's) mostly refer to the same section
+                let mut last: Option<(SecId, i64, u32)> = None;
                 for (index, r) in list.iter().enumerate() {
+                    if let (RelocTarget::SectionSymbol(sec), Some((l, size, id))) = (r.target, last)
+                        && sec == l
+                        && (0..=size).contains(&r.addend)
+                    {
+                        out.push(PlannedReloc {
+                            offset: r.offset,
+                            r_type: r.r_type,
+                            sym: Some(id),
+                            addend: r.addend,
+                        });
+                        continue;
+                    }
                     let bad = |problem: BadRow| -> Error {
                         WriteError::BadReloc {
                             section: String::from_utf8_lossy(&s.name).into_owned(),
@@ -221,7 +236,10 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                     let sym = match r.target {
                         RelocTarget::Empty => None,
                         RelocTarget::SectionSymbol(sec) => {
-                            Some(self.text_section_symbol(sec, r.addend).map_err(bad)?)
+                            let id = self.text_section_symbol(sec, r.addend).map_err(bad)?;
+                            let size = self.obj.section(sec)?.sh_size(LE);
+                            last = Some((sec, size.min(i32::MAX as u64) as i64, id));
+                            Some(id)
                         }
                         RelocTarget::Symbol(id) => {
                             if id.0 >= self.symbols.input_count {
@@ -248,7 +266,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
         };
         self.sections.push(Planned {
             name,
-            section: s.clone(),
+            section: s,
             relocs,
         });
         Ok(())
@@ -430,7 +448,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                     s.align,
                     s.entsize,
                 ),
-                data: Cow::Owned(s.data),
+                data: Cow::Borrowed(&s.data),
             });
             if let Some((name, relocs)) = p.relocs {
                 let mut relas = Vec::with_capacity(relocs.len() * RELA_SIZE);
