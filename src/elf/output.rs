@@ -28,6 +28,7 @@
 mod backup;
 mod fault;
 mod inplace;
+mod recode;
 mod replace;
 mod signals;
 
@@ -38,6 +39,7 @@ use std::path::{Path, PathBuf};
 pub use backup::{BackupError, backup, backup_path};
 pub use fault::{Fault, inject_fault};
 pub use inplace::RECOVERY_MAGIC;
+pub use recode::Recode;
 
 use crate::error::{Result, WriteError};
 
@@ -48,6 +50,9 @@ pub enum Source<'a> {
     Bytes(&'a [u8]),
     /// The input file's bytes from this offset.
     Input(u64),
+    /// The input file's bytes from this offset, recoded record by record on their way out
+    /// (in chunks: never whole in memory).
+    Recoded(u64, &'a dyn Recode),
 }
 
 /// A run of bytes of the new file.
@@ -84,11 +89,13 @@ impl<'a> Image<'a> {
         }
     }
 
-    /// The bytes `source` gives for `len` bytes, from memory.
+    /// The bytes `source` gives for `len` bytes, from memory (not for `Recoded`).
     fn source_bytes(&self, source: Source<'a>, skip: u64, len: u64) -> Result<&'a [u8]> {
         let (data, start) = match source {
             Source::Bytes(b) => (b, skip),
-            Source::Input(from) => (self.input, from.saturating_add(skip)),
+            Source::Input(from) | Source::Recoded(from, _) => {
+                (self.input, from.saturating_add(skip))
+            }
         };
         usize::try_from(start)
             .ok()
@@ -108,6 +115,14 @@ impl<'a> Image<'a> {
             }
             let a = s.at.max(start);
             let b = (s.at + s.len).min(end);
+            if let Source::Recoded(..) = s.source {
+                recode::each_chunk(s, a, b, &mut self.read_memory(), &mut |at, bytes| {
+                    let to = (at - start) as usize;
+                    buf[to..to + bytes.len()].copy_from_slice(bytes);
+                    Ok(())
+                })?;
+                continue;
+            }
             let bytes = self.source_bytes(s.source, a - s.at, b - a)?;
             buf[(a - start) as usize..(b - start) as usize].copy_from_slice(bytes);
         }
@@ -120,6 +135,15 @@ impl<'a> Image<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Reads input bytes from memory (for `recode::each_chunk`).
+    fn read_memory(&self) -> impl FnMut(u64, &mut [u8]) -> Result<()> + use<'_, 'a> {
+        |at, buf| {
+            let bytes = self.source_bytes(Source::Input(at), 0, buf.len() as u64)?;
+            buf.copy_from_slice(bytes);
+            Ok(())
+        }
     }
 
     /// The whole new file in memory.
@@ -338,6 +362,13 @@ fn write_at(file: &File, bytes: &[u8], at: u64) -> std::io::Result<()> {
     fault::syscall("pwrite", || file.write_all_at(bytes, at))
 }
 
+/// `pread` of all of `buf` at `at`, through the fault hook (the input read for a recoded
+/// segment).
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    fault::syscall("pread", || file.read_exact_at(buf, at))
+}
+
 /// Writes the segments of `image` in `[start, end)` (and the patches there) to `file` at the
 /// same offsets. With `read`, input ranges are copied inside the kernel from that file, at
 /// the (offset, length) pieces the function gives for an input range.
@@ -365,6 +396,24 @@ fn write_range(
         write_zeros(file, zero_from, a).map_err(io)?;
         zero_from = b;
         match (s.source, read) {
+            (Source::Recoded(..), Some((src, pieces))) => {
+                let mut read_file = |at: u64, buf: &mut [u8]| -> Result<()> {
+                    let mut k = 0;
+                    for (off, len) in pieces(at, buf.len() as u64) {
+                        read_at(src, &mut buf[k..k + len as usize], off).map_err(io)?;
+                        k += len as usize;
+                    }
+                    Ok(())
+                };
+                recode::each_chunk(s, a, b, &mut read_file, &mut |at, bytes| {
+                    write_at(file, bytes, at).map_err(|e| io(e).into())
+                })?;
+            }
+            (Source::Recoded(..), None) => {
+                recode::each_chunk(s, a, b, &mut image.read_memory(), &mut |at, bytes| {
+                    write_at(file, bytes, at).map_err(|e| io(e).into())
+                })?;
+            }
             (Source::Input(from), Some((src, pieces))) => {
                 let mut to = a;
                 for (off, len) in pieces(from + (a - s.at), b - a) {
