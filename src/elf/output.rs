@@ -193,7 +193,7 @@ pub struct WriteSettings {
     pub no_in_place: bool,
 }
 
-/// Writes `image` to `dest`. `input` is the open input file (for in-kernel copies of
+/// Writes `image` to `dest`. `input` is the open input file (for the copies of
 /// unchanged ranges; required for `InPlace`, where it must be the file the image's input
 /// bytes were mapped from).
 pub fn write_image(
@@ -336,7 +336,8 @@ fn write_stdout(image: &Image<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Copies `len` bytes from `src` at `from` to `dst` at `to` inside the kernel.
+/// Copies `len` bytes from `src` at `from` to `dst` at `to` inside the kernel (in place:
+/// the old bytes aside and back, at the same offsets modulo 4096).
 fn copy_range(src: &File, from: u64, dst: &File, to: u64, len: u64) -> std::io::Result<()> {
     let (mut from, mut to, mut left) = (from, to, len);
     while left > 0 {
@@ -362,18 +363,41 @@ fn write_at(file: &File, bytes: &[u8], at: u64) -> std::io::Result<()> {
     fault::syscall("pwrite", || file.write_all_at(bytes, at))
 }
 
-/// `pread` of all of `buf` at `at`, through the fault hook (the input read for a recoded
-/// segment).
+/// `pread` of all of `buf` at `at`, through the fault hook.
 fn read_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt as _;
     fault::syscall("pread", || file.read_exact_at(buf, at))
 }
 
-/// Writes the segments of `image` in `[start, end)` (and the patches there) to `file` at the
-/// same offsets. With `read`, input ranges are copied inside the kernel from that file, at
-/// the (offset, length) pieces the function gives for an input range.
+/// Input ranges are copied to the new file through a buffer of this size (`pread`, `pwrite`):
+/// on ext4 that is a quarter to a third faster than `copy_file_range`, which splices page by
+/// page (`--orc --link` on the Debian `vmlinux.o`, 796 MB copied: write phase 268-295 ms
+/// against 413-433 ms, 3 runs each; 256 KiB and 128 KiB buffers were slower, 4 MiB ones
+/// much slower).
+const COPY_CHUNK: u64 = 1 << 20;
+
+/// Where input bytes are read from, for [`write_range`]: the file, and the (offset, length)
+/// pieces the function gives for an input range (in place, the old bytes copied aside).
 type ReadInput<'r> = Option<(&'r File, &'r dyn Fn(u64, u64) -> Vec<(u64, u64)>)>;
 
+/// Reads input range `[at, at + buf.len())` into `buf`, at the pieces `pieces` gives.
+fn read_input(
+    src: &File,
+    pieces: &dyn Fn(u64, u64) -> Vec<(u64, u64)>,
+    at: u64,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
+    let mut k = 0;
+    for (off, len) in pieces(at, buf.len() as u64) {
+        read_at(src, &mut buf[k..k + len as usize], off)?;
+        k += len as usize;
+    }
+    Ok(())
+}
+
+/// Writes the segments of `image` in `[start, end)` (and the patches there) to `file` at the
+/// same offsets. With `read`, input bytes are read from that file (through a buffer, in
+/// [`COPY_CHUNK`]s), else from memory.
 fn write_range(
     image: &Image<'_>,
     file: &File,
@@ -388,6 +412,7 @@ fn write_range(
     };
     let first = image.segments.partition_point(|s| s.at + s.len <= start);
     let mut zero_from = start;
+    let mut buf = Vec::new();
     for s in &image.segments[first..] {
         if s.at >= end {
             break;
@@ -398,12 +423,7 @@ fn write_range(
         match (s.source, read) {
             (Source::Recoded(..), Some((src, pieces))) => {
                 let mut read_file = |at: u64, buf: &mut [u8]| -> Result<()> {
-                    let mut k = 0;
-                    for (off, len) in pieces(at, buf.len() as u64) {
-                        read_at(src, &mut buf[k..k + len as usize], off).map_err(io)?;
-                        k += len as usize;
-                    }
-                    Ok(())
+                    read_input(src, pieces, at, buf).map_err(|e| io(e).into())
                 };
                 recode::each_chunk(s, a, b, &mut read_file, &mut |at, bytes| {
                     write_at(file, bytes, at).map_err(|e| io(e).into())
@@ -415,10 +435,17 @@ fn write_range(
                 })?;
             }
             (Source::Input(from), Some((src, pieces))) => {
-                let mut to = a;
-                for (off, len) in pieces(from + (a - s.at), b - a) {
-                    copy_range(src, off, file, to, len).map_err(io)?;
-                    to += len;
+                // in chunks ending at multiples of COPY_CHUNK in the new file
+                let mut x = a;
+                while x < b {
+                    let n = ((x / COPY_CHUNK + 1) * COPY_CHUNK).min(b) - x;
+                    if (buf.len() as u64) < n {
+                        buf.resize(COPY_CHUNK.min(end - start) as usize, 0);
+                    }
+                    let chunk = &mut buf[..n as usize];
+                    read_input(src, pieces, from + (x - s.at), chunk).map_err(io)?;
+                    write_at(file, chunk, x).map_err(io)?;
+                    x += n;
                 }
             }
             _ => {

@@ -219,8 +219,9 @@ fn add_patches(
 }
 
 /// Writes `obj` with `edits` applied to `dest` (see `elf::output`). `input` is the open
-/// file `obj` was mapped from, when there is one: unchanged sections are copied from it
-/// inside the kernel, and it is the file an in-place update changes.
+/// file `obj` was mapped from, when there is one: unchanged sections are read from it (not
+/// from the map: its pages would count as this process's memory), and it is the file an
+/// in-place update changes.
 pub fn write_file(
     obj: &Object<'_>,
     edits: &Edits,
