@@ -20,13 +20,13 @@ const CHUNK: u64 = 1 << 20;
 /// most [`CHUNK`] bytes at record boundaries: the input of each chunk is read with
 /// `read(input offset, buffer)` (whole records: a range starting or ending inside a record
 /// reads all of it), recoded, and its part inside `[a, b)` handed to `put(file offset,
-/// bytes)`.
+/// bytes)` (which may change them: patches are written over them).
 pub(super) fn each_chunk(
     s: &Segment<'_>,
     a: u64,
     b: u64,
     read: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
-    put: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+    put: &mut dyn FnMut(u64, &mut [u8]) -> Result<()>,
 ) -> Result<()> {
     let Source::Recoded(from, code) = s.source else {
         return Err(WriteError::InputChanged.into());
@@ -52,7 +52,7 @@ pub(super) fn each_chunk(
         code.recode(records)?;
         put(
             x,
-            &records[(skip - lo) as usize..(end - s.at - lo) as usize],
+            &mut records[(skip - lo) as usize..(end - s.at - lo) as usize],
         )?;
         x = end;
     }
@@ -113,7 +113,7 @@ mod tests {
                 buf.copy_from_slice(&input[at as usize..at as usize + buf.len()]);
                 Ok(())
             };
-            let mut put = |at: u64, bytes: &[u8]| {
+            let mut put = |at: u64, bytes: &mut [u8]| {
                 let k = (at - 1000 - a) as usize;
                 got[k..k + bytes.len()].copy_from_slice(bytes);
                 Ok(())
@@ -132,7 +132,7 @@ mod tests {
             source: Source::Recoded(0, &AddOne),
         };
         let mut read = |_: u64, _: &mut [u8]| Ok(());
-        let mut put = |_: u64, _: &[u8]| Ok(());
+        let mut put = |_: u64, _: &mut [u8]| Ok(());
         assert!(each_chunk(&s, 0, 9, &mut read, &mut put).is_err());
         let s = Segment { len: 6, ..s };
         assert!(each_chunk(&s, 0, 4, &mut read, &mut put).is_err());
