@@ -55,8 +55,10 @@ fn temporaries(dir: &Path) -> Vec<String> {
 /// A large object (`vmlinux.o`-like in shape: code, then tens of MB of non-code data, then
 /// the symbol table) with one row per 16 bytes of code. With `shifted`, the large section
 /// starts 64 bytes later than libelf would put it, so the writer moves nearly every byte
-/// (as for a `vmlinux.o` that `ld -r` laid out).
-fn large_object(shifted: bool) -> (Vec<u8>, Vec<OrcRow>) {
+/// (as for a `vmlinux.o` that `ld -r` laid out). With `relocs`, the large section has
+/// relocations (MBs of them, several chunks of the writer) against the global `f`, which
+/// the section symbol created for `.text` moves: they are renumbered as they are written.
+fn large_object(shifted: bool, relocs: bool) -> (Vec<u8>, Vec<OrcRow>) {
     use object::write;
     let mut obj = write::Object::new(
         object::BinaryFormat::Elf,
@@ -77,7 +79,6 @@ fn large_object(shifted: bool) -> (Vec<u8>, Vec<OrcRow>) {
         section: write::SymbolSection::Section(text),
         flags: object::SymbolFlags::None,
     });
-    let _ = f;
     let debug = obj.add_section(
         Vec::new(),
         b".debug_info".to_vec(),
@@ -92,6 +93,24 @@ fn large_object(shifted: bool) -> (Vec<u8>, Vec<OrcRow>) {
         chunk.copy_from_slice(&x.to_le_bytes());
     }
     obj.append_section_data(debug, &big, 8);
+    if relocs {
+        // 2.6 MB of records, every 5th against f
+        let local = obj.section_symbol(debug);
+        for i in 0..110_000u64 {
+            obj.add_relocation(
+                debug,
+                write::Relocation {
+                    offset: 8 * i,
+                    symbol: if i % 5 == 0 { f } else { local },
+                    addend: i as i64,
+                    flags: object::RelocationFlags::Elf {
+                        r_type: object::elf::R_X86_64_64,
+                    },
+                },
+            )
+            .unwrap();
+        }
+    }
     let mut bytes = obj.write().unwrap();
     let parsed = Object::parse(&bytes).unwrap();
     let text_id = parsed.section_by_name(b".text").unwrap();
@@ -319,7 +338,7 @@ fn module_renamed_every_fault() {
 
 #[test]
 fn large_object_in_place_every_fault() {
-    let (old, rows) = large_object(false);
+    let (old, rows) = large_object(false, false);
     let (method, calls) = every_fault("faults-large", &old, &rows, false);
     match method {
         // only the end of the file is written: not the 48 MB section
@@ -333,7 +352,38 @@ fn large_object_in_place_every_fault() {
 
 #[test]
 fn large_object_moved_every_fault() {
-    let (old, rows) = large_object(true);
-    let (method, _) = every_fault("faults-large-moved", &old, &rows, false);
+    let (old, rows) = large_object(true, true);
+    let (method, calls) = every_fault("faults-large-moved", &old, &rows, false);
     assert_eq!(method, Method::Renamed);
+    eprintln!("large object renamed, relocations renumbered: {calls} system calls");
+}
+
+/// The renumbered relocations are rewritten in place, read back from their copies.
+#[test]
+fn large_object_renumbered_in_place_every_fault() {
+    let (old, rows) = large_object(false, true);
+    let new = add_orc(
+        &Object::parse(&old).unwrap(),
+        &rows,
+        &WriteOptions::default(),
+    )
+    .unwrap();
+    let relocs = |bytes: &[u8]| {
+        let (_, sections) = content(bytes).unwrap();
+        let s = sections.into_iter().find(|s| s.0 == ".rela.debug_info");
+        s.unwrap().2
+    };
+    let (was, now) = (relocs(&old), relocs(&new));
+    assert!(was.len() > 2 << 20 && was.len() == now.len());
+    let changed = (was.chunks(24).zip(now.chunks(24))).filter(|(a, b)| a != b);
+    assert_eq!(changed.count(), 22_000, "every 5th record renumbered");
+    let (method, calls) = every_fault("faults-large-renumbered", &old, &rows, false);
+    match method {
+        // the relocations (2.6 MB) and the end: not the 48 MB section
+        Method::InPlace { shadowed, written } => {
+            assert!(shadowed + written < 8 << 20, "{shadowed} + {written} bytes")
+        }
+        m => panic!("{m:?}"),
+    }
+    eprintln!("large object in place, relocations renumbered: {calls} system calls");
 }

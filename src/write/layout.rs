@@ -11,6 +11,7 @@ use object::read::elf::{FileHeader as _, SectionHeader as _};
 use object::write::elf::Writer;
 
 use super::ranges::{SparseBuffer, push_input};
+use super::records::Renumber;
 use crate::elf::output::{Segment, Source};
 use crate::elf::{LE, Object, SectionHeader};
 use crate::error::{Error, Result, WriteError};
@@ -21,7 +22,10 @@ const DIRECT_MIN_BYTES: usize = 1 << 16;
 /// One output section: its header (offset filled in at layout) and its bytes.
 pub(super) struct OutSection<'data> {
     pub(super) header: SectionHeader,
+    /// The bytes (with `recode`: the input bytes it recodes).
     pub(super) data: Cow<'data, [u8]>,
+    /// Relocation records renumbered on their way to the file.
+    pub(super) recode: Option<Renumber>,
 }
 
 impl OutSection<'_> {
@@ -141,12 +145,25 @@ impl<'data> Layout<'data> {
                 _ => None,
             };
             let len = s.data.len();
-            match from {
-                Some(from) => {
+            match (from, &s.recode) {
+                (Some(from), Some(recode)) => {
+                    elsewhere.push(Segment {
+                        at: to as u64,
+                        len: len as u64,
+                        source: Source::Recoded(from as u64, recode),
+                    });
+                    w.pad_until(to + len);
+                }
+                (None, Some(_)) if len > 0 => {
+                    return Err(Error::malformed(
+                        "renumbered relocations not from the input",
+                    ));
+                }
+                (Some(from), None) => {
                     push_input(&mut elsewhere, to as u64, from as u64, len as u64);
                     w.pad_until(to + len);
                 }
-                None if len >= DIRECT_MIN_BYTES => {
+                _ if len >= DIRECT_MIN_BYTES => {
                     elsewhere.push(Segment {
                         at: to as u64,
                         len: len as u64,
@@ -154,7 +171,7 @@ impl<'data> Layout<'data> {
                     });
                     w.pad_until(to + len);
                 }
-                None => w.write(&s.data),
+                _ => w.write(&s.data),
             }
         }
         w.write_null_section_header();
@@ -187,6 +204,7 @@ mod tests {
         OutSection {
             header: header_of(0, sh_type, 0, size as u64, 0, 0, align, 0),
             data: Cow::Owned(vec![0xaa; size]),
+            recode: None,
         }
     }
 

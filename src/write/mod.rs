@@ -238,8 +238,9 @@ fn add_patches(
 }
 
 /// Writes `obj` with `edits` applied to `dest` (see `elf::output`). `input` is the open
-/// file `obj` was mapped from, when there is one: unchanged sections are copied from it
-/// inside the kernel, and it is the file an in-place update changes.
+/// file `obj` was mapped from, when there is one: unchanged sections are read from it (not
+/// from the map: its pages would count as this process's memory), and it is the file an
+/// in-place update changes.
 pub fn write_file(
     obj: &Object<'_>,
     edits: &Edits,
@@ -315,4 +316,61 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
         },
     )
     .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::elf::SecId;
+
+    /// The relocation sections renumbered because globals moved are recoded on their way to
+    /// the file, not copied into memory; the file is still objtool's.
+    #[test]
+    fn renumbered_relocations_are_streamed() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/write");
+        let input = std::fs::read(dir.join("relocs.o")).unwrap();
+        let expected = std::fs::read(dir.join("relocs.objtool.o")).unwrap();
+        let out = Object::parse(&expected).unwrap();
+        let rows = orc_rows(&out).unwrap();
+        let obj = Object::parse(&input).unwrap();
+        let edits = Edits {
+            steps: orc_steps(&rows).into(),
+            patches: Vec::new(),
+        };
+        // the relocation sections of the input, where they are in objtool's file
+        let mut relocs = Vec::new();
+        for i in 1..obj.section_count() {
+            let h = obj.section(SecId(i as u32)).unwrap();
+            if records::is_reloc(h) && h.sh_size(LE) > 0 {
+                let name = obj.section_name(SecId(i as u32)).unwrap();
+                let at = out.section(out.section_by_name(name).unwrap()).unwrap();
+                let changed = obj.section_data(SecId(i as u32)).unwrap()
+                    != out
+                        .section_data(out.section_by_name(name).unwrap())
+                        .unwrap();
+                relocs.push((at.sh_offset(LE), at.sh_size(LE), changed));
+            }
+        }
+        assert!(
+            relocs.iter().any(|r| r.2),
+            "no relocation section renumbered"
+        );
+        with_image(&obj, &edits, &WriteOptions::default(), |image| {
+            for &(at, len, changed) in &relocs {
+                let s = image
+                    .segments
+                    .iter()
+                    .find(|s| s.at <= at && at < s.at + s.len);
+                let s = s.expect("a segment");
+                match s.source {
+                    output::Source::Recoded(..) => assert!(changed && s.at == at && s.len == len),
+                    output::Source::Input(_) => assert!(!changed),
+                    output::Source::Bytes(_) => panic!("relocations at {at:#x} in memory"),
+                }
+            }
+            assert!(image.to_vec()? == expected);
+            Ok(())
+        })
+        .unwrap();
+    }
 }

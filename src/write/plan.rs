@@ -6,6 +6,7 @@
 //! borrowed from the input).
 
 use std::borrow::Cow;
+use std::rc::Rc;
 
 use object::elf;
 use object::read::elf::{FileHeader as _, SectionHeader as _};
@@ -13,11 +14,13 @@ use object::{U32, U64};
 
 use super::layout::{Layout, OutSection};
 use super::records::{
-    REL_SIZE, RELA_SIZE, header_of, is_reloc, remap_links, renumber_group, renumber_relocs,
+    REL_SIZE, RELA_SIZE, Renumber, SymbolMap, header_of, is_reloc, refers_to_moved, remap_links,
+    renumber_group,
 };
 use super::symbols::{SymSection, Symbols, sym_section};
 use super::{ORC_SECTION_NAMES, WriteOptions};
 use crate::edits::{NewSection, NewSymbol, RelocTarget, Step};
+use crate::elf::output::Recode as _;
 use crate::elf::{LE, Object, SecId, Sym};
 use crate::error::{BadRow, Error, Result, WriteError};
 
@@ -341,23 +344,12 @@ impl<'data, 'obj> Plan<'data, 'obj> {
         }
         let symbols_moved = symbols.kept.iter().any(|&k| !k)
             || (0..symbols.input_count).any(|i| final_pos[i as usize] != i);
-        let map_symbol = |old: u32, what: &dyn Fn() -> String| -> Result<u32> {
-            if old >= symbols.input_count {
-                return Err(Error::malformed(format!(
-                    "{}: symbol index {old} out of range ({} symbols)",
-                    what(),
-                    symbols.input_count
-                )));
-            }
-            if !symbols.kept[old as usize] {
-                return Err(WriteError::RefersToRemovedSymbol {
-                    what: what(),
-                    index: old,
-                }
-                .into());
-            }
-            Ok(final_pos[old as usize])
-        };
+        let symbol_map = Rc::new(SymbolMap {
+            final_pos,
+            kept: symbols.kept.clone(),
+            input_count: symbols.input_count,
+        });
+        let map_symbol = |old: u32, what: &dyn Fn() -> String| symbol_map.map(old, what);
         let map_section = |old: u32| -> Option<u32> {
             match self.sec_map.get(old as usize) {
                 Some(&m) => m,
@@ -378,11 +370,13 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                 out.push(OutSection {
                     header: header_of(0, 0, 0, 0, 0, 0, 0, 0),
                     data: Cow::Borrowed(&[]),
+                    recode: None,
                 });
                 continue;
             }
             let mut header = *obj.section(id)?;
             let sh_type = header.sh_type(LE);
+            let mut recode = None;
             let mut data: Cow<'data, [u8]> = if sh_type == elf::SHT_NOBITS {
                 Cow::Borrowed(&[])
             } else {
@@ -407,10 +401,18 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                 } else {
                     REL_SIZE
                 };
-                if let Some(renumbered) =
-                    renumber_relocs(&data, entsize, &|old| map_symbol(old, &describe))?
-                {
-                    data = Cow::Owned(renumbered);
+                let renumber = Renumber {
+                    map: Rc::clone(&symbol_map),
+                    entsize,
+                    section: describe(),
+                };
+                if refers_to_moved(&data, entsize, &renumber)? {
+                    if let Cow::Owned(bytes) = &mut data {
+                        // (a string table that is also a relocation section: hostile)
+                        renumber.recode(bytes)?;
+                    } else {
+                        recode = Some(renumber);
+                    }
                 }
             }
             if sh_type == elf::SHT_GROUP {
@@ -429,7 +431,11 @@ impl<'data, 'obj> Plan<'data, 'obj> {
             if sh_type != elf::SHT_NOBITS {
                 header.sh_size = U64::new(LE, data.len() as u64);
             }
-            out.push(OutSection { header, data });
+            out.push(OutSection {
+                header,
+                data,
+                recode,
+            });
         }
 
         // The created sections, in creation order, each followed by its relocations.
@@ -449,6 +455,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                     s.entsize,
                 ),
                 data: Cow::Borrowed(&s.data),
+                recode: None,
             });
             if let Some((name, relocs)) = p.relocs {
                 let mut relas = Vec::with_capacity(relocs.len() * RELA_SIZE);
@@ -460,7 +467,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                     let sym = if id < symbols.input_count {
                         map_symbol(id, &|| "a relocation of a created section".to_owned())?
                     } else {
-                        final_pos[id as usize]
+                        symbol_map.final_pos[id as usize]
                     };
                     relas.extend_from_slice(&r.offset.to_le_bytes());
                     relas.extend_from_slice(
@@ -480,6 +487,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                         RELA_SIZE as u64,
                     ),
                     data: Cow::Owned(relas),
+                    recode: None,
                 });
             }
         }

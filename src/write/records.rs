@@ -1,10 +1,14 @@
-//! Record-level pieces of the writer: section headers, and the copies of relocation and
-//! group sections with their indices renumbered.
+//! Record-level pieces of the writer: section headers, relocation sections with their
+//! symbol indices renumbered (recoded as they are written), and copies of group sections
+//! with their member indices renumbered.
+
+use std::rc::Rc;
 
 use object::elf;
 use object::read::elf::SectionHeader as _;
 use object::{U32, U64};
 
+use crate::elf::output::Recode;
 use crate::elf::{LE, SectionHeader};
 use crate::error::{Error, Result, WriteError};
 
@@ -41,43 +45,95 @@ pub(super) fn is_reloc(s: &SectionHeader) -> bool {
     matches!(s.sh_type(LE), elf::SHT_RELA | elf::SHT_REL)
 }
 
-/// A copy of a REL/RELA section's records with each symbol index mapped, or `None` when no
-/// index changes.
-pub(super) fn renumber_relocs(
-    data: &[u8],
-    entsize: usize,
-    map: &dyn Fn(u32) -> Result<u32>,
-) -> Result<Option<Vec<u8>>> {
+/// Input symbol index → output position, once the steps have been replayed.
+pub(super) struct SymbolMap {
+    /// By input index (or created id): the final position.
+    pub(super) final_pos: Vec<u32>,
+    /// Input index → false when `force` removed the symbol.
+    pub(super) kept: Vec<bool>,
+    /// Number of input symbols.
+    pub(super) input_count: u32,
+}
+
+impl SymbolMap {
+    /// The output position of input symbol `old`, referred to by `what`.
+    pub(super) fn map(&self, old: u32, what: &dyn Fn() -> String) -> Result<u32> {
+        if old >= self.input_count {
+            return Err(Error::malformed(format!(
+                "{}: symbol index {old} out of range ({} symbols)",
+                what(),
+                self.input_count
+            )));
+        }
+        if !self.kept[old as usize] {
+            return Err(WriteError::RefersToRemovedSymbol {
+                what: what(),
+                index: old,
+            }
+            .into());
+        }
+        Ok(self.final_pos[old as usize])
+    }
+}
+
+/// The symbol index of a REL/RELA record: the high half of `r_info` (at +8).
+fn symbol_of(record: &[u8]) -> u32 {
+    u32::from_le_bytes([record[12], record[13], record[14], record[15]])
+}
+
+/// Whether a REL/RELA section's records refer to a symbol that moves (the records up to the
+/// first that does are checked; the others are when [`Renumber`] recodes them).
+pub(super) fn refers_to_moved(data: &[u8], entsize: usize, map: &Renumber) -> Result<bool> {
     if data.len() % entsize != 0 {
         return Err(Error::malformed(format!(
             "relocation section size {:#x} is not a multiple of {entsize}",
             data.len()
         )));
     }
-    let symbol_of = |record: &[u8]| {
-        let mut raw = [0u8; 4];
-        raw.copy_from_slice(&record[12..16]);
-        u32::from_le_bytes(raw)
-    };
-    // Most sections refer to no moved symbol: those stay borrowed (no copy in memory).
-    let mut first = None;
-    for (k, record) in data.chunks_exact(entsize).enumerate() {
+    for record in data.chunks_exact(entsize) {
         let old = symbol_of(record);
-        if map(old)? != old {
-            first = Some(k);
-            break;
+        if map.symbol(old)? != old {
+            return Ok(true);
         }
     }
-    let Some(first) = first else {
-        return Ok(None);
-    };
-    let mut out = data.to_vec();
-    for record in out.chunks_exact_mut(entsize).skip(first) {
-        let sym = map(symbol_of(record))?;
-        // the symbol index is the high half of r_info (at +8)
-        record[12..16].copy_from_slice(&sym.to_le_bytes());
+    Ok(false)
+}
+
+/// The records of a REL/RELA section with each symbol index mapped: most sections refer to
+/// no moved symbol and are copied as they are; the others are recoded on their way to the
+/// file (`Source::Recoded`), in chunks, never whole in memory.
+#[derive(Clone)]
+pub(super) struct Renumber {
+    pub(super) map: Rc<SymbolMap>,
+    pub(super) entsize: usize,
+    /// The section, for errors.
+    pub(super) section: String,
+}
+
+impl Renumber {
+    fn symbol(&self, old: u32) -> Result<u32> {
+        self.map.map(old, &|| self.section.clone())
     }
-    Ok(Some(out))
+}
+
+impl std::fmt::Debug for Renumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Renumber({}, {})", self.section, self.entsize)
+    }
+}
+
+impl Recode for Renumber {
+    fn record_len(&self) -> usize {
+        self.entsize
+    }
+
+    fn recode(&self, records: &mut [u8]) -> Result<()> {
+        for record in records.chunks_exact_mut(self.entsize) {
+            let sym = self.symbol(symbol_of(record))?;
+            record[12..16].copy_from_slice(&sym.to_le_bytes());
+        }
+        Ok(())
+    }
 }
 
 /// A copy of an SHT_GROUP section with its member indices mapped (removed members left out).

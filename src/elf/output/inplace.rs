@@ -171,6 +171,20 @@ fn changed_ranges(image: &Image<'_>) -> Result<Vec<(u64, u64)>> {
             Source::Input(from) if from == s.at && b <= old_len => {}
             Source::Input(_) => push(a, b),
             Source::Bytes(bytes) => diff(a, &bytes[(a - s.at) as usize..], &mut push),
+            Source::Recoded(..) => {
+                // from the first to the last differing byte, as for bytes in memory
+                let mut span: Option<(u64, u64)> = None;
+                let mut widen = |p: u64, q: u64| {
+                    span = Some(span.map_or((p, q), |(x, y)| (x.min(p), y.max(q))));
+                };
+                super::recode::each_chunk(s, a, b, &mut image.read_memory(), &mut |x, bytes| {
+                    diff(x, bytes, &mut widen);
+                    Ok(())
+                })?;
+                if let Some((p, q)) = span {
+                    push(p, q);
+                }
+            }
         }
     }
     gap(at, image.len, &mut push);
