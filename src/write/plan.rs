@@ -19,27 +19,27 @@ use super::records::{
 };
 use super::symbols::{SymSection, Symbols, sym_section};
 use super::{ORC_SECTION_NAMES, WriteOptions};
-use crate::edits::{NewSection, NewSymbol, RelocTarget, Step};
+use crate::edits::{NewReloc, NewSection, NewSymbol, RelocTarget, Step};
 use crate::elf::output::Recode as _;
 use crate::elf::{LE, Object, SecId, Sym};
 use crate::error::{BadRow, Error, Result, WriteError};
 
 /// A created section as it will be written: its name's offset in the section name table,
-/// and its relocations with their symbols as stable ids.
+/// and its relocations' symbols as stable ids (the records' other fields are the
+/// section's own).
 struct Planned<'data> {
     name: u32,
     section: &'data NewSection,
-    /// The relocation section's name offset and records (symbol id `None`: an empty
-    /// record).
-    relocs: Option<(u32, Vec<PlannedReloc>)>,
+    /// The relocation section's name offset and, per record, its symbol's stable id
+    /// ([`EMPTY`]: a record objtool reserved and never filled).
+    relocs: Option<(u32, Vec<u32>)>,
 }
 
-struct PlannedReloc {
-    offset: u64,
-    r_type: u32,
-    sym: Option<u32>,
-    addend: i64,
-}
+/// The stable id of an empty relocation record's symbol.
+const EMPTY: u32 = u32::MAX;
+
+/// Created relocation sections with at least this many records are encoded on every thread.
+const PARALLEL_RELOCS: usize = 1 << 16;
 
 pub(super) struct Plan<'data, 'obj> {
     obj: &'obj Object<'data>,
@@ -220,12 +220,7 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                         && sec == l
                         && (0..=size).contains(&r.addend)
                     {
-                        out.push(PlannedReloc {
-                            offset: r.offset,
-                            r_type: r.r_type,
-                            sym: Some(id),
-                            addend: r.addend,
-                        });
+                        out.push(id);
                         continue;
                     }
                     let bad = |problem: BadRow| -> Error {
@@ -236,32 +231,24 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                         }
                         .into()
                     };
-                    let sym = match r.target {
-                        RelocTarget::Empty => None,
+                    out.push(match r.target {
+                        RelocTarget::Empty => EMPTY,
                         RelocTarget::SectionSymbol(sec) => {
                             let id = self.text_section_symbol(sec, r.addend).map_err(bad)?;
                             let size = self.obj.section(sec)?.sh_size(LE);
                             last = Some((sec, size.min(i32::MAX as u64) as i64, id));
-                            Some(id)
+                            id
                         }
                         RelocTarget::Symbol(id) => {
                             if id.0 >= self.symbols.input_count {
                                 return Err(bad(BadRow::NoSymbol(id.0)));
                             }
-                            Some(id.0)
+                            id.0
                         }
-                        RelocTarget::Created(k) => Some(
-                            *self
-                                .created
-                                .get(k)
-                                .ok_or_else(|| bad(BadRow::NoCreatedSymbol(k)))?,
-                        ),
-                    };
-                    out.push(PlannedReloc {
-                        offset: r.offset,
-                        r_type: r.r_type,
-                        sym,
-                        addend: r.addend,
+                        RelocTarget::Created(k) => *self
+                            .created
+                            .get(k)
+                            .ok_or_else(|| bad(BadRow::NoCreatedSymbol(k)))?,
                     });
                 }
                 Some((rname, out))
@@ -457,24 +444,8 @@ impl<'data, 'obj> Plan<'data, 'obj> {
                 data: Cow::Borrowed(&s.data),
                 recode: None,
             });
-            if let Some((name, relocs)) = p.relocs {
-                let mut relas = Vec::with_capacity(relocs.len() * RELA_SIZE);
-                for r in &relocs {
-                    let Some(id) = r.sym else {
-                        relas.extend_from_slice(&[0; RELA_SIZE]);
-                        continue;
-                    };
-                    let sym = if id < symbols.input_count {
-                        map_symbol(id, &|| "a relocation of a created section".to_owned())?
-                    } else {
-                        symbol_map.final_pos[id as usize]
-                    };
-                    relas.extend_from_slice(&r.offset.to_le_bytes());
-                    relas.extend_from_slice(
-                        &((u64::from(sym) << 32) | u64::from(r.r_type)).to_le_bytes(),
-                    );
-                    relas.extend_from_slice(&r.addend.to_le_bytes());
-                }
+            if let (Some((name, syms)), Some(list)) = (p.relocs, &s.relocs) {
+                let relas = encode_relas(list, &syms, &symbol_map)?;
                 out.push(OutSection {
                     header: header_of(
                         name,
@@ -502,4 +473,41 @@ impl<'data, 'obj> Plan<'data, 'obj> {
         }
         Layout::new(out, shstrndx, &input_offsets)
     }
+}
+
+/// The RELA records of a created relocation section: `list`'s fields with the final
+/// position of each record's symbol (`syms`: stable ids). Large sections are encoded on
+/// every thread; the error is the first record's, as encoding in order gives.
+fn encode_relas(list: &[NewReloc], syms: &[u32], map: &SymbolMap) -> Result<Vec<u8>> {
+    use rayon::prelude::*;
+    let what = || "a relocation of a created section".to_owned();
+    let encode = |out: &mut [u8], r: &NewReloc, id: u32| -> Result<()> {
+        if id == EMPTY {
+            return Ok(()); // 24 zero bytes
+        }
+        let sym = if id < map.input_count {
+            map.map(id, &what)?
+        } else {
+            map.final_pos[id as usize]
+        };
+        out[..8].copy_from_slice(&r.offset.to_le_bytes());
+        out[8..16].copy_from_slice(&((u64::from(sym) << 32) | u64::from(r.r_type)).to_le_bytes());
+        out[16..].copy_from_slice(&r.addend.to_le_bytes());
+        Ok(())
+    };
+    let mut relas = vec![0u8; list.len() * RELA_SIZE];
+    let parallel_ok = list.len() >= PARALLEL_RELOCS
+        && (relas
+            .par_chunks_exact_mut(RELA_SIZE)
+            .zip(list.par_iter().zip(syms)))
+        .try_for_each(|(out, (r, &id))| encode(out, r, id))
+        .is_ok();
+    if !parallel_ok {
+        // small, or failed: in order (which failing record rayon met first is not
+        // defined; the error is the first one in order)
+        for (out, (r, &id)) in relas.chunks_exact_mut(RELA_SIZE).zip(list.iter().zip(syms)) {
+            encode(out, r, id)?;
+        }
+    }
+    Ok(relas)
 }
