@@ -10,6 +10,9 @@ use crate::ids::StateId;
 #[derive(Default)]
 pub struct StateTable {
     states: Vec<CfiState>,
+    /// Each state's [`state_hash`] (the index grows without hashing the states again, and
+    /// another table takes them over without hashing them at all).
+    hashes: Vec<u64>,
     /// Ids hashed by their state (each state is stored once, in `states`).
     index: hashbrown::HashTable<StateId>,
 }
@@ -43,10 +46,17 @@ impl StateTable {
             unreachable!("more than 4G states"); // one per instruction at most
         };
         self.states.push(s.clone());
-        let states = &self.states;
-        self.index
-            .insert_unique(hash, id, |&id| state_hash(&states[id.index()]));
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.index.insert_unique(hash, id, |&id| hashes[id.index()]);
         id
+    }
+
+    /// The states of `other`, in order, interned here: their ids in this table.
+    pub fn intern_all(&mut self, other: &StateTable) -> Vec<StateId> {
+        (other.states.iter().zip(&other.hashes))
+            .map(|(s, &hash)| self.intern_hashed(hash, s))
+            .collect()
     }
 
     pub fn get(&self, id: StateId) -> &CfiState {

@@ -394,10 +394,25 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             None => 0..p.nreal as u32,
         };
         let noinstr = self.noinstr_state(sec);
-        for k in range {
+        // the hinted instructions, found on all threads for a large object (a pass over
+        // every instruction's attributes); whether one was visited is asked as the walks
+        // before it leave it
+        let hinted = |k: &u32| {
+            let a = p.attr(InsnId(*k));
+            a.hint() && !a.ignore()
+        };
+        let hinted: Vec<u32> = if p.parallel() {
+            range
+                .into_par_iter()
+                .with_min_len(1 << 16)
+                .filter(hinted)
+                .collect()
+        } else {
+            range.filter(hinted).collect()
+        };
+        for k in hinted {
             let insn = InsnId(k);
-            let a = p.attr(insn);
-            if a.hint() && self.sh.visited(insn) == 0 && !a.ignore() {
+            if self.sh.visited(insn) == 0 {
                 let state = WalkState::new(CfiState::blank(), false, noinstr);
                 if !self.walk(p.insn_func(insn), insn, state) {
                     self.f.backtrace(p.insn_location(insn), "<=== (hint)");

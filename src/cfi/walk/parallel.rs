@@ -236,10 +236,7 @@ pub(super) fn walk_parallel(
         })
         .collect();
     // one table: every chunk's states renumbered into the file's, in chunk order
-    let remap: Vec<Vec<StateId>> = outs
-        .iter()
-        .map(|o| o.table.states().iter().map(|s| states.intern(s)).collect())
-        .collect();
+    let remap: Vec<Vec<StateId>> = outs.iter().map(|o| states.intern_all(&o.table)).collect();
     let renumber_raw = |raw: u32| {
         if raw & CHUNK_FLAG != 0 {
             let chunk = ((raw & !CHUNK_FLAG) >> CHUNK_SHIFT) as usize;
