@@ -164,6 +164,7 @@ fn write_in_place(
     rows: &[OrcRow],
     patches: &[(u64, Vec<u8>)],
     fault: Option<Fault>,
+    sync: bool,
 ) -> (orctool::Result<Method>, u32) {
     let file = std::fs::File::open(path).unwrap();
     let map = orctool::elf::input::map_file(&file).unwrap();
@@ -197,7 +198,10 @@ fn write_in_place(
     let result = write_file(
         &obj,
         &edits,
-        &WriteOptions::default(),
+        &WriteOptions {
+            sync,
+            ..WriteOptions::default()
+        },
         Some(&file),
         Destination::InPlace(path),
     );
@@ -207,7 +211,7 @@ fn write_in_place(
 /// Every stop and every failure, for one object; returns the method of the clean run and
 /// the number of system calls it made.
 fn every_fault(name: &str, old: &[u8], rows: &[OrcRow], hard_link: bool) -> (Method, u32) {
-    every_fault_patched(name, old, rows, &[], hard_link)
+    every_fault_patched(name, old, rows, &[], hard_link, false)
 }
 
 /// The offset in `new` of input offset `at`, inside `.text`.
@@ -226,6 +230,7 @@ fn every_fault_patched(
     rows: &[OrcRow],
     patches: &[(u64, Vec<u8>)],
     hard_link: bool,
+    sync: bool,
 ) -> (Method, u32) {
     // the fault hook is one per process
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -248,14 +253,14 @@ fn every_fault_patched(
         }
     };
     fresh();
-    let (method, calls) = write_in_place(&path, old, rows, patches, None);
+    let (method, calls) = write_in_place(&path, old, rows, patches, None, sync);
     let method = method.expect("clean run");
     assert!(std::fs::read(&path).unwrap() == new, "{name}: clean run");
     assert!(calls > 2, "{name}: only {calls} system calls");
     for n in 1..=calls {
         // stopped after call n, as a kill would
         fresh();
-        let _ = write_in_place(&path, old, rows, patches, Some(Fault::StopAfter(n)));
+        let _ = write_in_place(&path, old, rows, patches, Some(Fault::StopAfter(n)), sync);
         let now =
             std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: stop {n}: file missing: {e}"));
         let c = content(&now);
@@ -282,7 +287,7 @@ fn every_fault_patched(
         }
         // call n fails: the writer undoes itself
         fresh();
-        let (result, _) = write_in_place(&path, old, rows, patches, Some(Fault::FailAt(n)));
+        let (result, _) = write_in_place(&path, old, rows, patches, Some(Fault::FailAt(n)), sync);
         let now = std::fs::read(&path).unwrap();
         match result {
             Err(_) => assert!(
@@ -323,10 +328,34 @@ fn patched_module_in_place_every_fault() {
         f.section_by_name(".text").unwrap().file_range().unwrap().0
     };
     let patches = [(text + 1, vec![0x0f, 0x1f, 0x00])];
-    let (method, _) = every_fault_patched("faults-patched", &old, &rows, &patches, true);
+    let (method, _) = every_fault_patched("faults-patched", &old, &rows, &patches, true, false);
     assert!(matches!(method, Method::InPlace { .. }), "{method:?}");
-    let (method, _) = every_fault_patched("faults-patched-renamed", &old, &rows, &patches, false);
+    let (method, _) = every_fault_patched(
+        "faults-patched-renamed",
+        &old,
+        &rows,
+        &patches,
+        false,
+        false,
+    );
     assert_eq!(method, Method::Renamed);
+}
+
+/// With `--sync` the writer flushes the file before each switch and at the end: those
+/// `fsync`s are system calls of the writer like the others, stopped after and failed in turn.
+#[test]
+fn synced_module_every_fault() {
+    let (old, rows) = module();
+    for hard_link in [true, false] {
+        let name = format!("faults-synced-{hard_link}");
+        let (plain_method, plain) = every_fault_patched(&name, &old, &rows, &[], hard_link, false);
+        let (method, synced) = every_fault_patched(&name, &old, &rows, &[], hard_link, true);
+        assert_eq!(method, plain_method);
+        assert!(
+            synced > plain,
+            "{synced} system calls with --sync, {plain} without"
+        );
+    }
 }
 
 #[test]
