@@ -108,7 +108,10 @@ pub struct Loaded {
     pub read_time: Duration,
     /// Resident memory after reading, KiB (measured for `--stats` only).
     pub read_rss: u64,
-    /// The process's CPU time when it was read (`--stats`).
+    /// The process's CPU time when reading began (`--stats`; a process checks files one
+    /// after another, so each file's figures are differences from this).
+    pub cpu_start: Duration,
+    /// CPU time the reading took (`--stats`).
     pub read_cpu: Duration,
     pub start: Instant,
 }
@@ -116,16 +119,21 @@ pub struct Loaded {
 /// Reads (and decompresses) `path`.
 pub fn load(path: &Path, stats: bool) -> Result<Loaded> {
     let start = Instant::now();
+    let cpu = || {
+        if stats {
+            check::cpu_time()
+        } else {
+            Duration::ZERO
+        }
+    };
+    let cpu_start = cpu();
     let data = input::open(path)?;
     Ok(Loaded {
         data,
         read_time: start.elapsed(),
         read_rss: if stats { check::rss_kib() } else { 0 },
-        read_cpu: if stats {
-            check::cpu_time()
-        } else {
-            Duration::ZERO
-        },
+        cpu_start,
+        read_cpu: cpu().saturating_sub(cpu_start),
         start,
     })
 }
@@ -257,7 +265,7 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
         )?;
     }
     if opts.stats {
-        print_stats(job, &out.stats, loaded.start);
+        print_stats(job, &out.stats, loaded);
     }
     Ok(out.findings.warning_count() > 0)
 }
@@ -325,6 +333,9 @@ fn write(
     let mut edits = std::mem::take(&mut out.edits);
     if !rows.is_empty() {
         edits.steps.extend(crate::write::orc_steps(&rows));
+    }
+    if job.opts.stats {
+        out.stats.cpu_mark = check::cpu_time();
     }
     let t = Instant::now();
     crate::elf::output::inject_fault(job.fault);
@@ -435,7 +446,7 @@ fn print_table(job: &Job<'_>, obj: &Object<'_>, abi: OrcAbi, out: &Outcome) -> R
     Ok(())
 }
 
-fn print_stats(job: &Job<'_>, st: &Stats, t0: Instant) {
+fn print_stats(job: &Job<'_>, st: &Stats, loaded: &Loaded) {
     let tool = job.tool.name();
     let mut s = String::new();
     if let Some(h) = &job.header {
@@ -457,8 +468,10 @@ fn print_stats(job: &Job<'_>, st: &Stats, t0: Instant) {
     s.push_str(&format!(
         "{tool}: stats: {:>10}: {:8.3} ms, cpu {:5} ms, peak     {:6} MiB\n",
         "total",
-        t0.elapsed().as_secs_f64() * 1e3,
-        check::cpu_time().as_millis(),
+        loaded.start.elapsed().as_secs_f64() * 1e3,
+        check::cpu_time()
+            .saturating_sub(loaded.cpu_start)
+            .as_millis(),
         check::peak_rss_kib() / 1024
     ));
     eprint!("{s}");
