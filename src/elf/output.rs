@@ -422,18 +422,23 @@ fn write_range(
         write_zeros(file, zero_from, a).map_err(io)?;
         zero_from = b;
         match (s.source, read) {
-            (Source::Recoded(..), Some((src, pieces))) => {
-                let mut read_file = |at: u64, buf: &mut [u8]| -> Result<()> {
-                    read_input(src, pieces, at, buf).map_err(|e| io(e).into())
+            (Source::Recoded(..), read) => {
+                // the input records from the file (at its pieces) or from memory
+                let mut from_file;
+                let mut from_memory;
+                let read_records: &mut dyn FnMut(u64, &mut [u8]) -> Result<()> = match read {
+                    Some((src, pieces)) => {
+                        from_file = move |at: u64, buf: &mut [u8]| -> Result<()> {
+                            read_input(src, pieces, at, buf).map_err(|e| io(e).into())
+                        };
+                        &mut from_file
+                    }
+                    None => {
+                        from_memory = image.read_memory();
+                        &mut from_memory
+                    }
                 };
-                recode::each_chunk(s, a, b, &mut read_file, &mut |at, bytes| {
-                    patches.apply(at, bytes);
-                    write_at(file, bytes, at).map_err(|e| io(e).into())
-                })?;
-                patches.covered.push((a, b));
-            }
-            (Source::Recoded(..), None) => {
-                recode::each_chunk(s, a, b, &mut image.read_memory(), &mut |at, bytes| {
+                recode::each_chunk(s, a, b, read_records, &mut |at, bytes| {
                     patches.apply(at, bytes);
                     write_at(file, bytes, at).map_err(|e| io(e).into())
                 })?;

@@ -13,8 +13,9 @@ pub trait Recode: std::fmt::Debug {
     fn recode(&self, records: &mut [u8]) -> Result<()>;
 }
 
-/// The bytes read, recoded and handed over at once (rounded down to whole records).
-const CHUNK: u64 = 1 << 20;
+/// The bytes read, recoded and handed over at once (rounded down to whole records): the
+/// buffer size of every other copy to the new file.
+const CHUNK: u64 = super::COPY_CHUNK;
 
 /// The bytes of recoded segment `s` in `[a, b)` (file offsets inside it), in chunks of at
 /// most [`CHUNK`] bytes at record boundaries: the input of each chunk is read with
