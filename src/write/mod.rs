@@ -95,29 +95,22 @@ pub fn orc_steps(rows: &[OrcRow]) -> [Step; 2] {
         target: RelocTarget::SectionSymbol(row.section),
         addend: row.offset as i64,
     };
-    let mut entries = vec![0; rows.len() * crate::orc::ORC_ENTRY_SIZE];
+    let size = crate::orc::ORC_ENTRY_SIZE;
+    let mut entries = vec![0; rows.len() * size];
     let mut relocs = Vec::with_capacity(rows.len());
+    let fill = |(e, row): (&mut [u8], &OrcRow)| e.copy_from_slice(&row.entry);
     // (a vmlinux.o has half a million rows: filled on every thread)
     if rows.len() >= 1 << 16 {
-        let chunks = entries.par_chunks_exact_mut(crate::orc::ORC_ENTRY_SIZE);
-        chunks
-            .zip(rows)
-            .for_each(|(e, row)| e.copy_from_slice(&row.entry));
-        rows.par_iter()
-            .enumerate()
-            .map(reloc)
-            .collect_into_vec(&mut relocs);
+        (entries.par_chunks_exact_mut(size).zip(rows)).for_each(fill);
+        (rows.par_iter().enumerate().map(reloc)).collect_into_vec(&mut relocs);
     } else {
-        let chunks = entries.chunks_exact_mut(crate::orc::ORC_ENTRY_SIZE);
-        chunks
-            .zip(rows)
-            .for_each(|(e, row)| e.copy_from_slice(&row.entry));
+        (entries.chunks_exact_mut(size).zip(rows)).for_each(fill);
         relocs.extend(rows.iter().enumerate().map(reloc));
     }
     [
         Step::Section(NewSection::new(
             ORC_SECTION_NAMES[0],
-            crate::orc::ORC_ENTRY_SIZE as u64,
+            size as u64,
             entries,
             None,
         )),
