@@ -4,19 +4,13 @@
 
 mod common;
 
-use common::{Scratch, assemble, fixtures, orctool};
+use common::{Scratch, assemble, fixtures, orctool, stdout_ok};
 
 fn explain(fixture: &str, func: &str) -> String {
     let d = Scratch::new(&format!("explain-{fixture}-{func}"));
     let obj = d.path("t.o");
     assemble(&fixtures().join(format!("cfi/{fixture}.S")), &obj);
-    let out = orctool(&["explain", obj.to_str().unwrap(), func]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_ok(orctool(&["explain", obj.to_str().unwrap(), func]))
 }
 
 /// `ALTERNATIVE_2 "pushf; pop %rax", "call native_save_fl", A, "", B`: the original, both

@@ -2,22 +2,22 @@
 //! kernel-e2e boot, on excerpts of boot logs (no kernel, no QEMU): a task the unwinder refused
 //! because it ran on another CPU is left out of the count; every other short trace stays in it.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
+use common::stdout_ok;
+
 fn traces(fixture: &str) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("bash")
-        .arg(root.join("scripts/kernel-e2e.d/traces"))
-        .arg(root.join("tests/fixtures/kernel-e2e").join(fixture))
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    stdout_ok(
+        Command::new("bash")
+            .arg(root.join("scripts/kernel-e2e.d/traces"))
+            .arg(root.join("tests/fixtures/kernel-e2e").join(fixture))
+            .output()
+            .expect("bash runs"),
+    )
 }
 
 /// The boot of a byte-identical kernel that the script once called a failure: rcu_preempt,

@@ -16,6 +16,17 @@ pub fn orctool(args: &[&str]) -> Output {
         .expect("run orctool")
 }
 
+/// The standard output of a command that must have succeeded (else the test fails with
+/// its standard error).
+pub fn stdout_ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 /// A scratch directory removed at drop.
 pub struct Scratch(pub PathBuf);
 
