@@ -59,6 +59,14 @@ impl StateTable {
             .collect()
     }
 
+    /// Room for `n` more states.
+    pub fn reserve(&mut self, n: usize) {
+        self.states.reserve(n);
+        self.hashes.reserve(n);
+        let hashes = &self.hashes;
+        self.index.reserve(n, |&id| hashes[id.index()]);
+    }
+
     pub fn get(&self, id: StateId) -> &CfiState {
         &self.states[id.index()]
     }

@@ -142,22 +142,29 @@ pub(super) fn walk_parallel(
 ) -> (Vec<(usize, RootResult)>, Vec<bool>) {
     let mut deferred = vec![false; items.len()];
     // A function with two roots, or a root outside every function (whose walk may go
-    // anywhere, so everything after it waits too), is walked one at a time.
-    let mut roots_of = rustc_hash::FxHashMap::<Option<SymId>, u32>::default();
-    for item in items {
-        if let Item::Root(_, insn) = *item {
-            *roots_of.entry(p.insn_func(insn)).or_default() += 1;
-        }
+    // anywhere, so everything after it waits too), is walked one at a time. (Each root's
+    // function is looked up once, on all threads: two cache misses a root.)
+    let funcs: Vec<Option<Option<SymId>>> = items
+        .par_iter()
+        .with_min_len(1024)
+        .map(|item| match *item {
+            Item::Root(_, insn) => Some(p.insn_func(insn)),
+            Item::MissingSize(_) => None,
+        })
+        .collect();
+    let mut roots_of = vec![0u32; p.syms.syms.len()];
+    for func in funcs.iter().flatten().flatten() {
+        roots_of[func.index()] += 1;
     }
     let mut serial_from = items.len();
-    for (k, item) in items.iter().enumerate() {
-        if let Item::Root(_, insn) = *item {
-            let func = p.insn_func(insn);
-            if func.is_none() {
+    for (k, func) in funcs.iter().enumerate() {
+        match *func {
+            Some(None) => {
                 serial_from = k;
                 break;
             }
-            deferred[k] = roots_of[&func] > 1;
+            Some(Some(func)) => deferred[k] = roots_of[func.index()] > 1,
+            None => {}
         }
     }
     for d in &mut deferred[serial_from..] {
@@ -236,6 +243,9 @@ pub(super) fn walk_parallel(
         })
         .collect();
     // one table: every chunk's states renumbered into the file's, in chunk order
+    // (reserved at once: the table grows by the chunks' sizes at most, and doubling it
+    // copies every state again)
+    states.reserve(outs.iter().map(|o| o.table.len()).sum());
     let remap: Vec<Vec<StateId>> = outs.iter().map(|o| states.intern_all(&o.table)).collect();
     let renumber_raw = |raw: u32| {
         if raw & CHUNK_FLAG != 0 {

@@ -19,24 +19,28 @@ impl<R: Report> Walker<'_, '_, '_, R> {
             return;
         }
         // the instructions no walk visited and no rule ignores, in order (the rules read
-        // only what the walks left, so they are asked on all threads)
+        // only what the walks left, so they are asked on all threads); an instruction in
+        // a hole between symbols is decided afterwards, see [`resolve_holes`]
         let sh = self.sh;
-        let candidate = |k: usize| {
-            sh.visited[k].load(Relaxed) == 0 && !ignore_unreachable(p, sh, InsnId(k as u32))
+        let verdict = |k: usize| {
+            if sh.visited[k].load(Relaxed) != 0 {
+                return None;
+            }
+            match ignore_unreachable(p, InsnId(k as u32)) {
+                Verdict::Ignore => None,
+                v => Some((k as u32, v)),
+            }
         };
-        let candidates: Vec<u32> = if p.parallel() {
+        let verdicts: Vec<(u32, Verdict)> = if p.parallel() {
             (0..p.nreal)
                 .into_par_iter()
                 .with_min_len(1 << 14)
-                .filter(|&k| candidate(k))
-                .map(|k| k as u32)
+                .filter_map(verdict)
                 .collect()
         } else {
-            (0..p.nreal)
-                .filter(|&k| candidate(k))
-                .map(|k| k as u32)
-                .collect()
+            (0..p.nreal).filter_map(verdict).collect()
         };
+        let candidates = resolve_holes(p, sh, verdicts);
         for k in candidates {
             let insn = InsnId(k);
             // (objtool 6.1 has no such message: everything is "unreachable instruction")
@@ -69,46 +73,91 @@ fn is_kasan_or_ubsan(p: &Program<'_, '_>, insn: InsnId) -> bool {
     })
 }
 
-/// objtool: `ignore_unreachable_insn()` (it reads only what the walks left).
-fn ignore_unreachable(p: &Program<'_, '_>, sh: &Shared, insn: InsnId) -> bool {
-    let a = p.attr(insn);
-    if a.ignore() || a.kind == InsnKind::Nop || a.kind == InsnKind::Trap {
-        return true;
-    }
-    let i = p.insn(insn);
-    let sec = p.insns.sec_of(insn);
-    let secname = &p.sec_names[sec.0 as usize];
-    if secname == ".altinstr_replacement" || secname == ".altinstr_aux" {
-        return true;
-    }
-    let func = p.insn_func(insn);
-    if p.opts.link && func.is_none() {
-        let size = p.syms.hole_containing(sec, u64::from(i.offset));
-        if size == 0 {
-            return false;
-        }
-        if size < 0 {
-            return true;
-        }
-        let end = u64::from(i.offset) + size as u64;
+/// What `ignore_unreachable_insn()` says of an instruction no walk visited.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Verdict {
+    Ignore,
+    Report,
+    /// Outside every function, in a hole between symbols that ends at this offset:
+    /// ignored when a visited instruction follows before the end (the first one at or
+    /// past the end included), reported otherwise.
+    Hole(u64),
+}
+
+/// Decides the [`Verdict::Hole`] instructions: the instructions with a verdict, in order,
+/// become the ones to report. objtool scans from each instruction of a hole to its end,
+/// quadratic in the hole's length; the scan from an instruction goes through the next
+/// one of the same hole, so it stops there and takes that one's answer (from the last).
+fn resolve_holes(p: &Program<'_, '_>, sh: &Shared, verdicts: Vec<(u32, Verdict)>) -> Vec<u32> {
+    let mut ignored = vec![false; verdicts.len()];
+    // the hole instruction decided last (the next one in order) and its answer
+    let mut later: Option<(InsnId, u64, bool)> = None;
+    for (n, &(k, v)) in verdicts.iter().enumerate().rev() {
+        let Verdict::Hole(end) = v else {
+            continue;
+        };
+        let insn = InsnId(k);
+        let mut found = false;
         let mut cur = p.next_same_sec(insn);
         while let Some(c) = cur {
+            if let Some((next, next_end, answer)) = later
+                && next == c
+                && next_end == end
+            {
+                found = answer; // (`c` itself is unvisited: it has a verdict)
+                break;
+            }
             if sh.visited(c) != 0 {
-                return true;
+                found = true;
+                break;
             }
             if u64::from(p.insn(c).offset) >= end {
                 break;
             }
             cur = p.next_same_sec(c);
         }
-        return false;
+        ignored[n] = found;
+        later = Some((insn, end, found));
+    }
+    verdicts
+        .into_iter()
+        .zip(ignored)
+        .filter(|&(_, ignored)| !ignored)
+        .map(|((k, _), _)| k)
+        .collect()
+}
+
+/// objtool: `ignore_unreachable_insn()` (it reads only what the walks left), up to the
+/// scan of a hole ([`resolve_holes`]).
+fn ignore_unreachable(p: &Program<'_, '_>, insn: InsnId) -> Verdict {
+    use Verdict::{Ignore, Report};
+    let a = p.attr(insn);
+    if a.ignore() || a.kind == InsnKind::Nop || a.kind == InsnKind::Trap {
+        return Ignore;
+    }
+    let i = p.insn(insn);
+    let sec = p.insns.sec_of(insn);
+    let secname = &p.sec_names[sec.0 as usize];
+    if secname == ".altinstr_replacement" || secname == ".altinstr_aux" {
+        return Ignore;
+    }
+    let func = p.insn_func(insn);
+    if p.opts.link && func.is_none() {
+        let size = p.syms.hole_containing(sec, u64::from(i.offset));
+        if size == 0 {
+            return Report;
+        }
+        if size < 0 {
+            return Ignore;
+        }
+        return Verdict::Hole(u64::from(i.offset) + size as u64);
     }
     let Some(func) = func else {
-        return false;
+        return Report;
     };
     let fsym = p.syms.get(func);
     if fsym.static_call_tramp {
-        return true;
+        return Ignore;
     }
     if let Some(prev) = p.prev_same_sec(insn) {
         if p.attr(prev).dead_end()
@@ -119,13 +168,13 @@ fn ignore_unreachable(p: &Program<'_, '_>, sh: &Shared, insn: InsnId) -> bool {
                         .map(InsnId)
                         .is_some_and(|d| p.attr(d).kind == InsnKind::Bug)))
         {
-            return true;
+            return Ignore;
         }
     }
     let mut cur = insn;
     for _ in 0..5 {
         if is_kasan_or_ubsan(p, cur) {
-            return true;
+            return Ignore;
         }
         let ca = p.attr(cur);
         if ca.kind == InsnKind::JumpUnconditional {
@@ -148,5 +197,5 @@ fn ignore_unreachable(p: &Program<'_, '_>, sh: &Shared, insn: InsnId) -> bool {
             None => break,
         }
     }
-    false
+    Report
 }
