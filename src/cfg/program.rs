@@ -388,10 +388,14 @@ impl<'a, 'data> Program<'a, 'data> {
         }
     }
 
-    /// [`Program::func_insns`] without collecting them.
+    /// [`Program::func_insns`] without collecting them: [`Program::next_same_func`] from the
+    /// function's first instruction, with the function being followed kept from step to
+    /// step (inside it, the next instruction is its own when it has the same symbol).
     pub fn func_insns_iter(&self, func: SymId) -> impl Iterator<Item = InsnId> + '_ {
         let f = self.syms.get(func);
         let mut cur = self.insns.at(f.sec, f.offset);
+        // (objtool's `insn_func()` of `cur`: only a function symbol is followed)
+        let mut owner = cur.and_then(|i| self.insn_func(i));
         let mut n = 0;
         let limit = self.insns.insns.len() + 1; // a cold-part cycle in hostile input
         std::iter::from_fn(move || {
@@ -400,7 +404,24 @@ impl<'a, 'data> Program<'a, 'data> {
             if n > limit {
                 return None;
             }
-            cur = self.next_same_func(i);
+            let Some(func) = owner else {
+                cur = None;
+                return Some(i);
+            };
+            cur = match self.next_same_sec(i) {
+                Some(next) if self.attrs[next.idx()].sym.get() == Some(func) => Some(next),
+                _ => {
+                    let cfunc = self.syms.get(func).cfunc.filter(|&c| c != func);
+                    let c = cfunc.and_then(|c| {
+                        let c = self.syms.get(c);
+                        self.insns.at(c.sec, c.offset)
+                    });
+                    owner = c.and_then(|c| self.insn_func(c));
+                    c
+                }
+            };
+            // (every test's functions are followed both ways)
+            debug_assert_eq!(cur, self.next_same_func(i));
             Some(i)
         })
     }
