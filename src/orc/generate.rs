@@ -170,14 +170,10 @@ pub fn generate(
             finish(&mut rows, cur_sec, empty);
             (cur_sec, prev, empty) = (Some(*secid), [0; 6], true);
         }
-        let mut it = d.rows.into_iter().peekable();
-        if it.peek().is_some_and(|r| r.entry == prev) {
-            it.next();
-        }
-        for r in it {
-            rows.push(r);
-            empty = false;
-        }
+        let skip = usize::from(d.rows.first().is_some_and(|r| r.entry == prev));
+        let new = &d.rows[skip..];
+        rows.extend_from_slice(new);
+        empty &= new.is_empty();
         if let Some(last) = d.last {
             prev = last;
         }
