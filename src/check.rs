@@ -42,6 +42,8 @@ pub struct Stats {
     pub phases: Vec<Phase>,
     /// [`cpu_time`] at the end of the last phase.
     pub cpu_mark: std::time::Duration,
+    /// When the last phase ended.
+    pub last_end: Option<std::time::Instant>,
 }
 
 /// One phase of a run as `--stats` reports it.
@@ -113,6 +115,14 @@ impl Stats {
             cpu,
             rss_kib,
         });
+        self.last_end = Some(std::time::Instant::now());
+    }
+
+    /// Records a phase from the end of the last one to now.
+    pub fn push_since_last(&mut self, name: &'static str, measure: bool) {
+        if let Some(last) = self.last_end {
+            self.push(name, last.elapsed(), measure);
+        }
     }
 }
 

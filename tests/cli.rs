@@ -169,6 +169,22 @@ fn several_files_get_headers_and_stats_show_decompression() {
         "{}",
         text(&out.stderr)
     );
+    // a written object: every phase from reading to writing, in order (the time between
+    // the analysis and the write, the ORC sections made, used to be in no phase)
+    let out = orctool(&["check", "--orc", "--stats", a.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = text(&out.stderr);
+    let phases: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(" ms, cpu "))
+        .filter_map(|l| l.split(':').nth(2).map(str::trim))
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "open", "read", "build", "walk", "generate", "prepare", "write", "total"
+        ]
+    );
 }
 
 /// Runs `orctool check FILE` and returns its one error line with FILE for the path.

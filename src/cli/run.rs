@@ -334,9 +334,8 @@ fn write(
     if !rows.is_empty() {
         edits.steps.extend(crate::write::orc_steps(&rows));
     }
-    if job.opts.stats {
-        out.stats.cpu_mark = check::cpu_time();
-    }
+    // (the findings printed, the model freed on a thread, the ORC rows made into sections)
+    out.stats.push_since_last("prepare", job.opts.stats);
     let t = Instant::now();
     crate::elf::output::inject_fault(job.fault);
     let method = crate::write::write_file(
