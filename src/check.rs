@@ -42,7 +42,7 @@ pub struct Stats {
     pub phases: Vec<Phase>,
     /// [`cpu_time`] at the end of the last phase.
     pub cpu_mark: std::time::Duration,
-    /// When the last phase ended.
+    /// When the last phase ended (or the first began).
     pub last_end: Option<std::time::Instant>,
 }
 
@@ -92,15 +92,20 @@ pub fn peak_rss_kib() -> u64 {
 }
 
 impl Stats {
-    fn lap(&mut self, name: &'static str, since: &mut std::time::Instant, opts: &Options) {
-        let now = std::time::Instant::now();
-        // (reading /proc costs a small module's run a noticeable part)
-        self.push(name, now - *since, opts.stats);
-        *since = now;
+    /// Starts the first phase's clock (`measure`: its CPU time too, for `--stats`).
+    fn start(&mut self, measure: bool) {
+        self.last_end = Some(std::time::Instant::now());
+        if measure {
+            self.cpu_mark = cpu_time();
+        }
     }
 
-    /// Records a phase that took `wall` and ended now.
-    pub fn push(&mut self, name: &'static str, wall: std::time::Duration, measure: bool) {
+    /// Records a phase from the end of the last one (or the start) to now; `measure`:
+    /// its CPU time and the resident memory too (reading /proc costs a small module's run
+    /// a noticeable part).
+    pub fn lap(&mut self, name: &'static str, measure: bool) {
+        let now = std::time::Instant::now();
+        let wall = self.last_end.map_or(std::time::Duration::ZERO, |t| now - t);
         let (rss_kib, cpu) = if measure {
             let now = cpu_time();
             let cpu = now.saturating_sub(self.cpu_mark);
@@ -115,14 +120,7 @@ impl Stats {
             cpu,
             rss_kib,
         });
-        self.last_end = Some(std::time::Instant::now());
-    }
-
-    /// Records a phase from the end of the last one to now.
-    pub fn push_since_last(&mut self, name: &'static str, measure: bool) {
-        if let Some(last) = self.last_end {
-            self.push(name, last.elapsed(), measure);
-        }
+        self.last_end = Some(now);
     }
 }
 
@@ -172,11 +170,8 @@ fn run(
     release: &dyn Fn(),
     inspect: Option<&mut dyn FnMut(&Inspect<'_, '_, '_>)>,
 ) -> Result<Outcome> {
-    let mut t = std::time::Instant::now();
     let mut stats = Stats::default();
-    if opts.stats {
-        stats.cpu_mark = cpu_time();
-    }
+    stats.start(opts.stats);
     // The three reads are independent: side by side for a large object (for a small
     // module, starting the thread pool costs more than it saves).
     // (decoding itself splits large sections into pieces)
@@ -208,7 +203,7 @@ fn run(
         ((syms, decode::decode(obj, decode::Threads::One)), relocs)
     };
     let syms = syms?;
-    stats.lap("read", &mut t, opts);
+    stats.lap("read", opts.stats);
     let mut opts = opts.clone();
     let mut errors = Vec::new();
     if syms.num_files > 1 && !opts.link {
@@ -248,7 +243,7 @@ fn run(
     let relocs = relocs?;
     let (program, built) = cfg::build(obj, &opts, insns, syms, relocs, &mut out.findings);
     release();
-    out.stats.lap("build", &mut t, &opts);
+    out.stats.lap("build", opts.stats);
     // the bytes objtool rewrote while it built the model (jump labels, --mnop,
     // --hacks=noinstr), written even when the build or a later stage stops
     crate::actions::rewrites(&program, &mut out.edits)?;
@@ -260,7 +255,7 @@ fn run(
     let walked = if program.nreal == 0 {
         None
     } else {
-        match analyse(&program, &opts, abi, &mut out, &mut t) {
+        match analyse(&program, &opts, abi, &mut out) {
             Ok(w) => w,
             Err(_) => {
                 out.fatal = true;
@@ -272,7 +267,7 @@ fn run(
         && let Some(w) = &walked
     {
         out.orc = generate::generate(&program, w, abi, &out.edits, &mut out.findings).ok();
-        out.stats.lap("generate", &mut t, &opts);
+        out.stats.lap("generate", opts.stats);
     }
     if let Some(inspect) = inspect {
         inspect(&Inspect {
@@ -315,7 +310,6 @@ fn analyse(
     opts: &Options,
     abi: OrcAbi,
     out: &mut Outcome,
-    t: &mut std::time::Instant,
 ) -> std::result::Result<Option<Walk>, cfg::AnalysisError> {
     let walking = opts.stackval || opts.orc || opts.uaccess;
     let warned = crate::actions::before_walk(program, opts, &mut out.findings)?;
@@ -333,7 +327,7 @@ fn analyse(
         walked = Some(w);
     }
     if let Some(w) = &walked {
-        out.stats.lap("walk", t, opts);
+        out.stats.lap("walk", opts.stats);
         out.stats.states = w.states.len();
         out.stats.visited = w.visited.iter().filter(|&&v| v != 0).count();
     }
@@ -345,7 +339,7 @@ fn analyse(
         &mut out.edits,
     )?;
     if opts.any_action_besides_orc() {
-        out.stats.lap("actions", t, opts);
+        out.stats.lap("actions", opts.stats);
     }
     Ok(walked)
 }

@@ -335,8 +335,7 @@ fn write(
         edits.steps.extend(crate::write::orc_steps(&rows));
     }
     // (the findings printed, the model freed on a thread, the ORC rows made into sections)
-    out.stats.push_since_last("prepare", job.opts.stats);
-    let t = Instant::now();
+    out.stats.lap("prepare", job.opts.stats);
     crate::elf::output::inject_fault(job.fault);
     let method = crate::write::write_file(
         obj,
@@ -351,7 +350,7 @@ fn write(
     if job.opts.stats {
         eprintln!("{}: stats: write method: {method:?}", job.tool.name());
     }
-    out.stats.push("write", t.elapsed(), job.opts.stats);
+    out.stats.lap("write", job.opts.stats);
     Ok(())
 }
 
