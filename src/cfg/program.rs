@@ -388,6 +388,27 @@ impl<'a, 'data> Program<'a, 'data> {
         }
     }
 
+    /// `range.filter_map(f).collect()` over instruction (or other) indices, on all threads
+    /// when [`Program::parallel`] (in tasks of at least `min_len` indices), in order either
+    /// way: [`Program::map_all`] for a range.
+    pub fn filter_map_range<T: Send>(
+        &self,
+        range: std::ops::Range<u32>,
+        min_len: usize,
+        f: impl Fn(u32) -> Option<T> + Sync + Send,
+    ) -> Vec<T> {
+        if self.parallel() {
+            use rayon::prelude::*;
+            range
+                .into_par_iter()
+                .with_min_len(min_len)
+                .filter_map(f)
+                .collect()
+        } else {
+            range.filter_map(f).collect()
+        }
+    }
+
     /// [`Program::func_insns`] without collecting them: [`Program::next_same_func`] from the
     /// function's first instruction, with the function being followed kept from step to
     /// step (inside it, the next instruction is its own when it has the same symbol).

@@ -397,19 +397,10 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         // the hinted instructions, found on all threads for a large object (a pass over
         // every instruction's attributes); whether one was visited is asked as the walks
         // before it leave it
-        let hinted = |k: &u32| {
-            let a = p.attr(InsnId(*k));
-            a.hint() && !a.ignore()
-        };
-        let hinted: Vec<u32> = if p.parallel() {
-            range
-                .into_par_iter()
-                .with_min_len(1 << 16)
-                .filter(hinted)
-                .collect()
-        } else {
-            range.filter(hinted).collect()
-        };
+        let hinted = p.filter_map_range(range, 1 << 16, |k| {
+            let a = p.attr(InsnId(k));
+            (a.hint() && !a.ignore()).then_some(k)
+        });
         for k in hinted {
             let insn = InsnId(k);
             if self.sh.visited(insn) == 0 {

@@ -3,8 +3,6 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use rayon::prelude::*;
-
 use super::{Shared, Walker};
 use crate::cfg::Program;
 use crate::decode::InsnKind;
@@ -22,24 +20,15 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         // only what the walks left, so they are asked on all threads); an instruction in
         // a hole between symbols is decided afterwards, see [`resolve_holes`]
         let sh = self.sh;
-        let verdict = |k: usize| {
-            if sh.visited[k].load(Relaxed) != 0 {
+        let verdicts = p.filter_map_range(0..p.nreal as u32, 1 << 14, |k| {
+            if sh.visited[k as usize].load(Relaxed) != 0 {
                 return None;
             }
-            match ignore_unreachable(p, InsnId(k as u32)) {
+            match ignore_unreachable(p, InsnId(k)) {
                 Verdict::Ignore => None,
-                v => Some((k as u32, v)),
+                v => Some((k, v)),
             }
-        };
-        let verdicts: Vec<(u32, Verdict)> = if p.parallel() {
-            (0..p.nreal)
-                .into_par_iter()
-                .with_min_len(1 << 14)
-                .filter_map(verdict)
-                .collect()
-        } else {
-            (0..p.nreal).filter_map(verdict).collect()
-        };
+        });
         let candidates = resolve_holes(p, sh, verdicts);
         for k in candidates {
             let insn = InsnId(k);
