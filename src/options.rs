@@ -59,6 +59,18 @@ pub struct Options {
 }
 
 impl Options {
+    /// Whether an action that can add sections or patch bytes runs (besides ORC).
+    pub fn may_change_object(&self) -> bool {
+        self.retpoline
+            || self.rethunk
+            || self.static_call
+            || self.cfi
+            || self.mcount
+            || self.ibt
+            || self.prefix.is_some()
+            || self.hack_jump_label
+    }
+
     /// Whether an action of `crate::actions` runs (anything besides the walk and ORC).
     pub fn any_action_besides_orc(&self) -> bool {
         self.retpoline

@@ -353,6 +353,54 @@ fn signals_leave_the_old_object_and_nothing_else() {
     }
 }
 
+/// A large object changed in place is copied to its temporary file while it is analysed
+/// (the prefill): SIGTERM before each system call of that copy and of the write after it
+/// (SIGINT and SIGHUP before one): the process dies of the signal, the object is the old one
+/// (the new one once switched), and no temporary file stays.
+#[test]
+fn signals_during_a_prefill_leave_the_old_object_and_nothing_else() {
+    let dir = Scratch::new("out-signal-prefill");
+    let (input, _) = common::large_object(true, false);
+    let obj = dir.path("big.o");
+    std::fs::write(&obj, &input).unwrap();
+    // the reference: the same run written to a new file (no prefill)
+    let reference_path = dir.path("reference.o");
+    let made = check(&[&obj, "-o".as_ref(), &reference_path]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let reference = std::fs::read(&reference_path).unwrap();
+    std::fs::remove_file(&reference_path).unwrap();
+    assert_ne!(reference, input);
+    let run = |n: u32, sig: i32| -> bool {
+        std::fs::write(&obj, &input).unwrap();
+        let spec = format!("signal:{n}:{sig}");
+        let out = check(&[&obj, "--stats".as_ref(), "--fault".as_ref(), spec.as_ref()]);
+        let now = std::fs::read(&obj).unwrap();
+        assert!(leftovers(&dir.0).is_empty(), "{spec}: temporary file left");
+        if out.status.success() {
+            assert!(now == reference, "{spec}: finished, but not the file");
+            assert!(
+                stderr(&out).contains("write method: Prefilled"),
+                "{spec}: not prefilled"
+            );
+            return true;
+        }
+        assert_eq!(out.status.signal(), Some(sig), "{spec}: {}", stderr(&out));
+        assert!(now == input || now == reference, "{spec}: neither object");
+        false
+    };
+    let mut n = 1;
+    while !run(n, 15) {
+        n += 1;
+        assert!(n < 1000, "the writer never finished");
+    }
+    assert!(
+        n > 40,
+        "only {n} system calls: the 48 MB were not copied in chunks"
+    );
+    assert!(!run(2, 2));
+    assert!(!run(n / 2, 1));
+}
+
 /// A run stopped after each system call (as SIGKILL would stop it): the file is a whole
 /// object, and the next run on it cleans what was left and writes objtool's file.
 #[test]

@@ -8,13 +8,15 @@ mod common;
 
 use std::path::Path;
 
-use common::Scratch;
+use common::{Scratch, large_object};
 use object::read::elf::{ElfFile64, FileHeader as _, SectionHeader as _};
 use object::{LittleEndian as LE, Object as _, ObjectSection as _};
 use orctool::edits::{Edits, Patch};
 use orctool::elf::Object;
 use orctool::elf::output::{Destination, Fault, Method, inject_fault, recover};
-use orctool::write::{OrcRow, WriteOptions, add_orc, orc_rows, orc_steps, write_file};
+use orctool::write::{
+    OrcRow, WriteOptions, add_orc, orc_rows, orc_steps, start_prefill, write_file_prefilled,
+};
 
 /// What an object means, whatever its layout: the ELF header without `e_shoff`, then each
 /// section's name, header fields except `sh_offset`, and bytes.
@@ -52,102 +54,6 @@ fn temporaries(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A large object (`vmlinux.o`-like in shape: code, then tens of MB of non-code data, then
-/// the symbol table) with one row per 16 bytes of code. With `shifted`, the large section
-/// starts 64 bytes later than libelf would put it, so the writer moves nearly every byte
-/// (as for a `vmlinux.o` that `ld -r` laid out). With `relocs`, the large section has
-/// relocations (MBs of them, several chunks of the writer) against the global `f`, which
-/// the section symbol created for `.text` moves: they are renumbered as they are written.
-fn large_object(shifted: bool, relocs: bool) -> (Vec<u8>, Vec<OrcRow>) {
-    use object::write;
-    let mut obj = write::Object::new(
-        object::BinaryFormat::Elf,
-        object::Architecture::X86_64,
-        object::Endianness::Little,
-    );
-    let text = obj.section_id(write::StandardSection::Text);
-    let mut code = vec![0x90u8; 1 << 16];
-    *code.last_mut().unwrap() = 0xc3;
-    obj.append_section_data(text, &code, 16);
-    let f = obj.add_symbol(write::Symbol {
-        name: b"f".to_vec(),
-        value: 0,
-        size: code.len() as u64,
-        kind: object::SymbolKind::Text,
-        scope: object::SymbolScope::Linkage,
-        weak: false,
-        section: write::SymbolSection::Section(text),
-        flags: object::SymbolFlags::None,
-    });
-    let debug = obj.add_section(
-        Vec::new(),
-        b".debug_info".to_vec(),
-        object::SectionKind::Debug,
-    );
-    let mut big = vec![0u8; 48 << 20];
-    let mut x = 0x1234_5678_9abc_def0u64;
-    for chunk in big.chunks_exact_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes());
-    }
-    obj.append_section_data(debug, &big, 8);
-    if relocs {
-        // 2.6 MB of records, every 5th against f
-        let local = obj.section_symbol(debug);
-        for i in 0..110_000u64 {
-            obj.add_relocation(
-                debug,
-                write::Relocation {
-                    offset: 8 * i,
-                    symbol: if i % 5 == 0 { f } else { local },
-                    addend: i as i64,
-                    flags: object::RelocationFlags::Elf {
-                        r_type: object::elf::R_X86_64_64,
-                    },
-                },
-            )
-            .unwrap();
-        }
-    }
-    let mut bytes = obj.write().unwrap();
-    let parsed = Object::parse(&bytes).unwrap();
-    let text_id = parsed.section_by_name(b".text").unwrap();
-    let rows: Vec<OrcRow> = (0..code.len() as u64 / 16)
-        .map(|i| OrcRow {
-            section: text_id,
-            offset: i * 16,
-            entry: [i as u8, 0, 8, 0, 0x15, 0],
-        })
-        .collect();
-    if shifted {
-        let debug_id = parsed.section_by_name(b".debug_info").unwrap();
-        let at = parsed.section(debug_id).unwrap().sh_offset(LE);
-        bytes = shift(&bytes, at, 64);
-    }
-    (bytes, rows)
-}
-
-/// `bytes` with `n` zero bytes inserted at `at` and the offsets after it moved.
-fn shift(bytes: &[u8], at: u64, n: u64) -> Vec<u8> {
-    let mut out = bytes[..at as usize].to_vec();
-    out.extend(std::iter::repeat_n(0u8, n as usize));
-    out.extend_from_slice(&bytes[at as usize..]);
-    let shoff = u64::from_le_bytes(out[0x28..0x30].try_into().unwrap());
-    let shoff = if shoff >= at { shoff + n } else { shoff };
-    out[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
-    let count = u16::from_le_bytes([out[0x3c], out[0x3d]]) as u64;
-    for i in 1..count {
-        let h = (shoff + 64 * i) as usize;
-        let off = u64::from_le_bytes(out[h + 24..h + 32].try_into().unwrap());
-        if off >= at {
-            out[h + 24..h + 32].copy_from_slice(&(off + n).to_le_bytes());
-        }
-    }
-    out
-}
-
 fn module() -> (Vec<u8>, Vec<OrcRow>) {
     let dir = common::fixtures().join("write");
     let input = std::fs::read(dir.join("relocs.o")).unwrap();
@@ -165,6 +71,7 @@ fn write_in_place(
     patches: &[(u64, Vec<u8>)],
     fault: Option<Fault>,
     sync: bool,
+    prefill: bool,
 ) -> (orctool::Result<Method>, u32) {
     let file = std::fs::File::open(path).unwrap();
     let map = orctool::elf::input::map_file(&file).unwrap();
@@ -194,24 +101,37 @@ fn write_in_place(
             })
             .collect(),
     };
+    let opts = WriteOptions {
+        sync,
+        ..WriteOptions::default()
+    };
     inject_fault(fault);
-    let result = write_file(
-        &obj,
-        &edits,
-        &WriteOptions {
-            sync,
-            ..WriteOptions::default()
-        },
-        Some(&file),
-        Destination::InPlace(path),
-    );
+    let result = std::thread::scope(|scope| {
+        // (the prefill's copy, on a thread, makes the first system calls)
+        let prefilled = prefill
+            .then(|| start_prefill(scope, &obj, path, &opts))
+            .flatten()
+            .and_then(|p| p.take());
+        assert!(
+            prefilled.is_some() || !prefill || fault.is_some(),
+            "not prefilled"
+        );
+        write_file_prefilled(
+            &obj,
+            &edits,
+            &opts,
+            Some(&file),
+            Destination::InPlace(path),
+            prefilled,
+        )
+    });
     (result, inject_fault(None))
 }
 
 /// Every stop and every failure, for one object; returns the method of the clean run and
 /// the number of system calls it made.
 fn every_fault(name: &str, old: &[u8], rows: &[OrcRow], hard_link: bool) -> (Method, u32) {
-    every_fault_patched(name, old, rows, &[], hard_link, false)
+    every_fault_patched(name, old, rows, &[], hard_link, false, false)
 }
 
 /// The offset in `new` of input offset `at`, inside `.text`.
@@ -231,6 +151,7 @@ fn every_fault_patched(
     patches: &[(u64, Vec<u8>)],
     hard_link: bool,
     sync: bool,
+    prefill: bool,
 ) -> (Method, u32) {
     // the fault hook is one per process
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -253,14 +174,22 @@ fn every_fault_patched(
         }
     };
     fresh();
-    let (method, calls) = write_in_place(&path, old, rows, patches, None, sync);
+    let (method, calls) = write_in_place(&path, old, rows, patches, None, sync, prefill);
     let method = method.expect("clean run");
     assert!(std::fs::read(&path).unwrap() == new, "{name}: clean run");
     assert!(calls > 2, "{name}: only {calls} system calls");
     for n in 1..=calls {
         // stopped after call n, as a kill would
         fresh();
-        let _ = write_in_place(&path, old, rows, patches, Some(Fault::StopAfter(n)), sync);
+        let _ = write_in_place(
+            &path,
+            old,
+            rows,
+            patches,
+            Some(Fault::StopAfter(n)),
+            sync,
+            prefill,
+        );
         let now =
             std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: stop {n}: file missing: {e}"));
         let c = content(&now);
@@ -287,7 +216,15 @@ fn every_fault_patched(
         }
         // call n fails: the writer undoes itself
         fresh();
-        let (result, _) = write_in_place(&path, old, rows, patches, Some(Fault::FailAt(n)), sync);
+        let (result, _) = write_in_place(
+            &path,
+            old,
+            rows,
+            patches,
+            Some(Fault::FailAt(n)),
+            sync,
+            prefill,
+        );
         let now = std::fs::read(&path).unwrap();
         match result {
             Err(_) => assert!(
@@ -328,13 +265,15 @@ fn patched_module_in_place_every_fault() {
         f.section_by_name(".text").unwrap().file_range().unwrap().0
     };
     let patches = [(text + 1, vec![0x0f, 0x1f, 0x00])];
-    let (method, _) = every_fault_patched("faults-patched", &old, &rows, &patches, true, false);
+    let (method, _) =
+        every_fault_patched("faults-patched", &old, &rows, &patches, true, false, false);
     assert!(matches!(method, Method::InPlace { .. }), "{method:?}");
     let (method, _) = every_fault_patched(
         "faults-patched-renamed",
         &old,
         &rows,
         &patches,
+        false,
         false,
         false,
     );
@@ -348,8 +287,9 @@ fn synced_module_every_fault() {
     let (old, rows) = module();
     for hard_link in [true, false] {
         let name = format!("faults-synced-{hard_link}");
-        let (plain_method, plain) = every_fault_patched(&name, &old, &rows, &[], hard_link, false);
-        let (method, synced) = every_fault_patched(&name, &old, &rows, &[], hard_link, true);
+        let (plain_method, plain) =
+            every_fault_patched(&name, &old, &rows, &[], hard_link, false, false);
+        let (method, synced) = every_fault_patched(&name, &old, &rows, &[], hard_link, true, false);
         assert_eq!(method, plain_method);
         assert!(
             synced > plain,
@@ -377,6 +317,52 @@ fn large_object_in_place_every_fault() {
         m => panic!("{m:?}"),
     }
     eprintln!("large object in place: {calls} system calls");
+}
+
+/// The moved object's sections copied by a prefill (beside the analysis, in a run) before
+/// the write: its system calls, then the write's, stopped after and failed in turn; and
+/// with byte patches inside the prefilled ranges.
+#[test]
+fn large_object_prefilled_every_fault() {
+    let (old, rows) = large_object(true, true);
+    let (method, calls) = every_fault_patched(
+        "faults-large-prefilled",
+        &old,
+        &rows,
+        &[],
+        false,
+        false,
+        true,
+    );
+    match method {
+        // only the end of the file (and the renumbered relocations) written after the analysis
+        Method::Prefilled { reused, written } => {
+            assert!(
+                reused > 48 << 20 && written < 4 << 20,
+                "{reused}, {written}"
+            )
+        }
+        m => panic!("{m:?}"),
+    }
+    eprintln!("large object prefilled: {calls} system calls");
+    let text = {
+        let f = ElfFile64::<LE>::parse(&old[..]).unwrap();
+        f.section_by_name(".text").unwrap().file_range().unwrap().0
+    };
+    let patches = [
+        (text + 1, vec![0x0f, 0x1f, 0x00]),
+        (text + 9, vec![0xcc; 5]),
+    ];
+    let (method, _) = every_fault_patched(
+        "faults-large-prefilled-patched",
+        &old,
+        &rows,
+        &patches,
+        false,
+        false,
+        true,
+    );
+    assert!(matches!(method, Method::Prefilled { .. }), "{method:?}");
 }
 
 #[test]

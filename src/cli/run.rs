@@ -179,6 +179,34 @@ pub fn has_multiple_files(obj: &Object<'_>) -> bool {
 /// Checks one object, prints its findings (stderr), its table (`--print-orc`, stdout) and
 /// its statistics, and writes the result. Returns whether it printed warnings.
 pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Result<bool> {
+    std::thread::scope(|scope| {
+        // (the hook counts the writer's system calls: the prefill's are the first)
+        crate::elf::output::inject_fault(job.fault);
+        // a large object replaced in place: its unchanged sections copied meanwhile
+        let prefill = (job.output == Output::InPlace
+            && !job.print_orc
+            && !loaded.compressed()
+            && (job.opts.orc || job.opts.may_change_object()))
+        .then(|| crate::write::start_prefill(scope, obj, path, &write_options(job)))
+        .flatten();
+        run_in(job, path, loaded, obj, prefill)
+    })
+}
+
+fn write_options(job: &Job<'_>) -> crate::write::WriteOptions {
+    crate::write::WriteOptions {
+        force: job.force,
+        sync: job.sync,
+    }
+}
+
+fn run_in(
+    job: &Job<'_>,
+    path: &Path,
+    loaded: &Loaded,
+    obj: &Object<'_>,
+    prefill: Option<crate::elf::output::Prefill<'_>>,
+) -> Result<bool> {
     let (opts, abi) = object_options(job, obj);
     // orctool's own text output reads the model and the walk after the check: the
     // explanations under the warnings (-v) and the listings of the functions that warn
@@ -248,20 +276,20 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
         print_table(job, obj, abi, &out)?;
     }
     let changed = rows.is_some() || !out.edits.is_empty();
-    let target = match &job.output {
-        Output::File(p) if writing => Some(p.as_path()),
-        Output::InPlace if writing && changed => Some(path),
-        _ => None,
+    let write_it = match &job.output {
+        Output::File(_) => writing,
+        Output::InPlace => writing && changed,
+        _ => false,
     };
-    if let Some(target) = target {
+    if write_it {
         write(
             job,
             path,
-            target,
             loaded,
             obj,
             rows.unwrap_or_default(),
             &mut out,
+            prefill,
         )?;
     }
     if opts.stats {
@@ -302,15 +330,20 @@ fn read_phase(loaded: &Loaded) -> &'static str {
     }
 }
 
+/// Writes the object changed to where the job says (`-o FILE`, or in place).
 fn write(
     job: &Job<'_>,
     path: &Path,
-    target: &Path,
     loaded: &Loaded,
     obj: &Object<'_>,
     rows: Vec<crate::orc::generate::OrcRow>,
     out: &mut Outcome,
+    prefill: Option<crate::elf::output::Prefill<'_>>,
 ) -> Result<()> {
+    let target = match &job.output {
+        Output::File(p) => p.as_path(),
+        _ => path,
+    };
     let compressed = loaded.compressed();
     if target == path && compressed {
         return Err(ReadError::CompressedInPlace.into());
@@ -336,16 +369,25 @@ fn write(
     }
     // (the findings printed, the model freed on a thread, the ORC rows made into sections)
     out.stats.lap("prepare", job.opts.stats);
-    crate::elf::output::inject_fault(job.fault);
-    let method = crate::write::write_file(
+    // (waits for the copy when it is not done yet)
+    let prefilled = prefill.and_then(|p| p.take());
+    if job.opts.stats
+        && let Some(p) = &prefilled
+    {
+        eprintln!(
+            "{}: stats: prefill: {:.1} MiB copied beside the analysis in {:.3} ms",
+            job.tool.name(),
+            p.copied as f64 / (1 << 20) as f64,
+            p.elapsed.as_secs_f64() * 1e3
+        );
+    }
+    let method = crate::write::write_file_prefilled(
         obj,
         &edits,
-        &crate::write::WriteOptions {
-            force: job.force,
-            sync: job.sync,
-        },
+        &write_options(job),
         source.as_ref(),
         dest,
+        prefilled,
     )?;
     if job.opts.stats {
         eprintln!("{}: stats: write method: {method:?}", job.tool.name());

@@ -28,6 +28,7 @@
 mod backup;
 mod fault;
 mod inplace;
+mod prefill;
 mod recode;
 mod replace;
 mod signals;
@@ -39,6 +40,7 @@ use std::path::{Path, PathBuf};
 pub use backup::{BackupError, backup, backup_path};
 pub use fault::{Fault, inject_fault};
 pub use inplace::RECOVERY_MAGIC;
+pub use prefill::{Prefill, PrefillPlan, Prefilled};
 pub use recode::Recode;
 
 use crate::error::{Result, WriteError};
@@ -175,6 +177,12 @@ pub enum Method {
     Stdout,
     /// A temporary file renamed over the target.
     Renamed,
+    /// A temporary file renamed over the target, `reused` bytes of which a [`Prefill`]
+    /// had copied beside the analysis; `written` bytes written then.
+    Prefilled {
+        reused: u64,
+        written: u64,
+    },
     /// Updated in place: `shadowed` old bytes copied aside, `written` new bytes written.
     InPlace {
         shadowed: u64,
@@ -202,7 +210,19 @@ pub fn write_image(
     dest: Destination<'_>,
     settings: WriteSettings,
 ) -> Result<Method> {
-    signals::holding(|| write_to(image, input, dest, settings))
+    write_image_prefilled(image, input, dest, settings, None)
+}
+
+/// [`write_image`], with the temporary file a [`Prefill`] filled for an in-place
+/// destination (used when the object is replaced through a new file, else removed).
+pub fn write_image_prefilled(
+    image: &Image<'_>,
+    input: Option<&File>,
+    dest: Destination<'_>,
+    settings: WriteSettings,
+    prefilled: Option<Prefilled>,
+) -> Result<Method> {
+    signals::holding(|| write_to(image, input, dest, settings, prefilled))
 }
 
 fn write_to(
@@ -210,7 +230,9 @@ fn write_to(
     input: Option<&File>,
     dest: Destination<'_>,
     settings: WriteSettings,
+    prefilled: Option<Prefilled>,
 ) -> Result<Method> {
+    // (a prefilled file not used is removed when dropped)
     match dest {
         Destination::Stdout => {
             write_stdout(image)?;
@@ -225,9 +247,18 @@ fn write_to(
         Destination::InPlace(path) => {
             let target = resolve(path, true)?;
             let file = input.ok_or(WriteError::NoInputFile)?;
-            inplace::update(image, file, &target, settings)
+            // (made for this file, or not used)
+            let prefilled = prefilled.filter(|p| p.target == target);
+            inplace::update(image, file, &target, settings, prefilled)
         }
     }
+}
+
+/// Whether an object with this metadata may be replaced by a new file (else it is
+/// updated in place): one link, and an owner the new file can keep.
+pub fn replaced_whole(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    meta.nlink() <= 1 && replace::can_keep_owner(meta)
 }
 
 /// objtool opens the object for writing before reading it: the same check, with its

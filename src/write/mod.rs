@@ -250,6 +250,67 @@ pub fn write_file(
     })
 }
 
+/// Objects smaller than this are not prefilled (copying them takes a few milliseconds).
+const PREFILL_MIN_BYTES: usize = 16 << 20;
+
+/// Starts copying, on a thread of `scope`, the sections of `obj` (mapped from `path`, to be
+/// changed in place) that no edit can move to the temporary file the write will switch in
+/// (see `elf::output::Prefill`). `None` when that would not pay: a small object, or one
+/// the write will update in place (hard links, an owner a new file would not keep, or a
+/// layout that keeps most sections where they are).
+pub fn start_prefill<'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    obj: &'scope Object<'scope>,
+    path: &Path,
+    opts: &WriteOptions,
+) -> Option<output::Prefill<'scope>> {
+    if obj.data().len() < PREFILL_MIN_BYTES {
+        return None;
+    }
+    let input = File::open(path).ok()?;
+    let meta = input.metadata().ok()?;
+    if meta.len() != obj.data().len() as u64 || !output::replaced_whole(&meta) {
+        return None;
+    }
+    let opts = *opts;
+    output::Prefill::start(scope, path, input, move || {
+        // the object with nothing added: where its sections go
+        let layout = plan(obj, &[], &opts).ok()?;
+        let mut buffer = SparseBuffer::default();
+        let image = image_of(obj, Some(&layout), &mut buffer).ok()?;
+        let mut plan = output::PrefillPlan {
+            len: image.len,
+            ranges: Vec::new(),
+        };
+        let mut moved = 0;
+        for s in &image.segments {
+            if let output::Source::Input(from) = s.source {
+                plan.ranges.push((s.at, s.len, from));
+                moved += if from != s.at { s.len } else { 0 };
+            }
+        }
+        (2 * moved > image.len).then_some(plan)
+    })
+}
+
+/// [`write_file`], with the temporary file a prefill filled (see [`start_prefill`]).
+pub fn write_file_prefilled(
+    obj: &Object<'_>,
+    edits: &Edits,
+    opts: &WriteOptions,
+    input: Option<&File>,
+    dest: Destination<'_>,
+    prefilled: Option<output::Prefilled>,
+) -> Result<Method> {
+    let settings = WriteSettings {
+        sync: opts.sync,
+        no_in_place: false,
+    };
+    with_image(obj, edits, opts, |image| {
+        output::write_image_prefilled(image, input, dest, settings, prefilled)
+    })
+}
+
 /// The ORC rows of an object that has ORC sections (objtool's or the linker's), in table
 /// order: the section of each relocation's symbol, the addend (plus the symbol's value for
 /// a non-section symbol), the entry bytes. Empty when the object has no `.orc_unwind`.

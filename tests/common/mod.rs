@@ -113,3 +113,103 @@ pub fn fixture_cases(set: &str) -> Vec<(String, Vec<String>)> {
     out.sort();
     out
 }
+
+/// A large object (`vmlinux.o`-like in shape: code, then tens of MB of non-code data, then
+/// the symbol table) with one row per 16 bytes of code. With `shifted`, the large section
+/// starts 64 bytes later than libelf would put it, so the writer moves nearly every byte
+/// (as for a `vmlinux.o` that `ld -r` laid out). With `relocs`, the large section has
+/// relocations (MBs of them, several chunks of the writer) against the global `f`, which
+/// the section symbol created for `.text` moves: they are renumbered as they are written.
+pub fn large_object(shifted: bool, relocs: bool) -> (Vec<u8>, Vec<orctool::write::OrcRow>) {
+    use object::read::elf::SectionHeader as _;
+    use object::write;
+    let mut obj = write::Object::new(
+        object::BinaryFormat::Elf,
+        object::Architecture::X86_64,
+        object::Endianness::Little,
+    );
+    let text = obj.section_id(write::StandardSection::Text);
+    let mut code = vec![0x90u8; 1 << 16];
+    *code.last_mut().unwrap() = 0xc3;
+    obj.append_section_data(text, &code, 16);
+    let f = obj.add_symbol(write::Symbol {
+        name: b"f".to_vec(),
+        value: 0,
+        size: code.len() as u64,
+        kind: object::SymbolKind::Text,
+        scope: object::SymbolScope::Linkage,
+        weak: false,
+        section: write::SymbolSection::Section(text),
+        flags: object::SymbolFlags::None,
+    });
+    let debug = obj.add_section(
+        Vec::new(),
+        b".debug_info".to_vec(),
+        object::SectionKind::Debug,
+    );
+    let mut big = vec![0u8; 48 << 20];
+    let mut x = 0x1234_5678_9abc_def0u64;
+    for chunk in big.chunks_exact_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    obj.append_section_data(debug, &big, 8);
+    if relocs {
+        // 2.6 MB of records, every 5th against f
+        let local = obj.section_symbol(debug);
+        for i in 0..110_000u64 {
+            obj.add_relocation(
+                debug,
+                write::Relocation {
+                    offset: 8 * i,
+                    symbol: if i % 5 == 0 { f } else { local },
+                    addend: i as i64,
+                    flags: object::RelocationFlags::Elf {
+                        r_type: object::elf::R_X86_64_64,
+                    },
+                },
+            )
+            .unwrap();
+        }
+    }
+    let mut bytes = obj.write().unwrap();
+    let parsed = orctool::elf::Object::parse(&bytes).unwrap();
+    let text_id = parsed.section_by_name(b".text").unwrap();
+    let rows: Vec<orctool::write::OrcRow> = (0..code.len() as u64 / 16)
+        .map(|i| orctool::write::OrcRow {
+            section: text_id,
+            offset: i * 16,
+            entry: [i as u8, 0, 8, 0, 0x15, 0],
+        })
+        .collect();
+    if shifted {
+        let debug_id = parsed.section_by_name(b".debug_info").unwrap();
+        let at = parsed
+            .section(debug_id)
+            .unwrap()
+            .sh_offset(object::LittleEndian);
+        bytes = shift(&bytes, at, 64);
+    }
+    (bytes, rows)
+}
+
+/// `bytes` with `n` zero bytes inserted at `at` and the offsets after it moved.
+pub fn shift(bytes: &[u8], at: u64, n: u64) -> Vec<u8> {
+    let mut out = bytes[..at as usize].to_vec();
+    out.extend(std::iter::repeat_n(0u8, n as usize));
+    out.extend_from_slice(&bytes[at as usize..]);
+    let shoff = u64::from_le_bytes(out[0x28..0x30].try_into().unwrap());
+    let shoff = if shoff >= at { shoff + n } else { shoff };
+    out[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+    let count = u16::from_le_bytes([out[0x3c], out[0x3d]]) as u64;
+    for i in 1..count {
+        let h = (shoff + 64 * i) as usize;
+        let off = u64::from_le_bytes(out[h + 24..h + 32].try_into().unwrap());
+        if off >= at {
+            out[h + 24..h + 32].copy_from_slice(&(off + n).to_le_bytes());
+        }
+    }
+    out
+}

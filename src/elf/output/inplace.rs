@@ -22,12 +22,14 @@
 //! to finish the old object (steps 1-2) or the new one (steps 3-4).
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use object::read::elf::{FileHeader as _, SectionHeader as _};
 
-use super::{Image, Method, Source, WriteSettings, copy_range, fault, sync, truncate, write_at};
+use super::{
+    Image, Method, Prefilled, Source, WriteSettings, copy_range, fault, sync, truncate, write_at,
+};
 use crate::elf::{FileHeader, LE, Object, SecId, SectionHeader};
 use crate::error::{Result, WriteError};
 
@@ -48,7 +50,13 @@ pub(super) fn update(
     input: &File,
     target: &Path,
     settings: WriteSettings,
+    prefilled: Option<Prefilled>,
 ) -> Result<Method> {
+    // through a new file: the prefilled one when there is one
+    let replace = |prefilled: Option<Prefilled>| match prefilled {
+        Some(p) => super::replace::replace_prefilled(image, input, settings, p),
+        None => super::replace::replace(image, Some(input), target, settings, Some(input)),
+    };
     let old = image.input;
     let meta = input.metadata().map_err(io("read", target))?;
     if meta.len() != old.len() as u64 {
@@ -65,13 +73,13 @@ pub(super) fn update(
         .ok_or(WriteError::InputChanged)?;
     // Moved input ranges are rewritten whatever else changes: when they alone outweigh a
     // new file, don't compare the rest.
-    let must = meta.nlink() > 1 || !super::replace::can_keep_owner(&meta);
+    let must = !super::replaced_whole(&meta);
     let moved: u64 = (image.segments.iter())
         .filter(|s| matches!(s.source, Source::Input(from) if from != s.at))
         .map(|s| s.len)
         .sum();
     if settings.no_in_place || (!must && 2 * moved > image.len) {
-        return super::replace::replace(image, Some(input), target, settings, Some(input));
+        return replace(prefilled);
     }
     let changed = changed_ranges(image)?;
     if changed.is_empty() && new_header == old_header && image.len == old.len() as u64 {
@@ -86,8 +94,10 @@ pub(super) fn update(
     // rename.)
     let same_header = new_header == old_header;
     if same_header || (!must && shadowed + written > image.len) {
-        return super::replace::replace(image, Some(input), target, settings, Some(input));
+        return replace(prefilled);
     }
+    // in place after all: the prefilled file is not needed (removed when dropped)
+    drop(prefilled);
     let file = fault::syscall("open", || {
         OpenOptions::new().read(true).write(true).open(target)
     })

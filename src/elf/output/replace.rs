@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
+use super::prefill::{self, Prefilled};
 use super::{Image, Method, WriteSettings, fault, sync, truncate, write_at, write_range};
 use crate::error::{Result, WriteError};
 
@@ -33,17 +34,9 @@ fn temporary_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.orctool.tmp"))
 }
 
-/// Writes `image` to a temporary file beside `target` and renames it over `target`. With
-/// `original` (the object being replaced), the new file gets its mode, owner, group and
-/// extended attributes first. On failure the temporary file is removed and `target` is as
-/// it was.
-pub(super) fn replace(
-    image: &Image<'_>,
-    input: Option<&File>,
-    target: &Path,
-    settings: WriteSettings,
-    original: Option<&File>,
-) -> Result<Method> {
+/// Creates (exclusively) and locks the temporary file of `target`; a stale one a killed run
+/// left is removed first.
+pub(super) fn create_temporary(target: &Path) -> Result<(File, PathBuf)> {
     let (dir, name) = split(target);
     let tmp = temporary_path(&dir, &name);
     let create = || {
@@ -72,20 +65,83 @@ pub(super) fn replace(
         }
         locked.map(|()| f)
     });
-    let file = match file {
-        Ok(f) => f,
-        Err(source) => {
-            return Err(WriteError::Io {
-                action: "create a temporary file in",
-                path: dir,
-                source,
-            }
-            .into());
+    match file {
+        Ok(f) => Ok((f, tmp)),
+        Err(source) => Err(WriteError::Io {
+            action: "create a temporary file in",
+            path: dir,
+            source,
         }
+        .into()),
+    }
+}
+
+/// Writes `image` to a temporary file beside `target` and renames it over `target`. With
+/// `original` (the object being replaced), the new file gets its mode, owner, group and
+/// extended attributes first. On failure the temporary file is removed and `target` is as
+/// it was.
+pub(super) fn replace(
+    image: &Image<'_>,
+    input: Option<&File>,
+    target: &Path,
+    settings: WriteSettings,
+    original: Option<&File>,
+) -> Result<Method> {
+    let (file, tmp) = create_temporary(target)?;
+    let result = fill(image, input, &file, original, settings);
+    finish(result, file, &tmp, target, settings)?;
+    Ok(Method::Renamed)
+}
+
+/// [`replace`] with the temporary file a [`Prefilled`] already holds: only what its copy
+/// did not put in place is written.
+pub(super) fn replace_prefilled(
+    image: &Image<'_>,
+    input: &File,
+    settings: WriteSettings,
+    mut pre: Prefilled,
+) -> Result<Method> {
+    let Some(file) = pre.file.take() else {
+        return replace(image, Some(input), &pre.target, settings, Some(input));
     };
-    let result = fill(image, input, &file, original, settings).and_then(|()| {
+    let (tmp, target) = (&pre.tmp, &pre.target);
+    let reused = prefill::reused_ranges(image, &pre.done);
+    let result = (|| {
+        truncate(&file, image.len).map_err(io("size"))?;
+        prefill::write_rest(image, &file, input, &reused)?;
+        if settings.sync {
+            sync(&file).map_err(io("flush"))?;
+        }
+        Ok(())
+    })();
+    finish(result, file, tmp, target, settings)?;
+    let reused: u64 = reused.iter().map(|r| r.1 - r.0).sum();
+    Ok(Method::Prefilled {
+        reused,
+        written: image.len - reused,
+    })
+}
+
+fn io(action: &'static str) -> impl Fn(std::io::Error) -> WriteError {
+    move |source| WriteError::Io {
+        action,
+        path: PathBuf::from("the temporary file"),
+        source,
+    }
+}
+
+/// After the temporary file `tmp` was filled (`filled`): switches it into `target`'s place
+/// and removes what is left under the temporary name; on failure only removes it.
+fn finish(
+    filled: Result<()>,
+    file: File,
+    tmp: &Path,
+    target: &Path,
+    settings: WriteSettings,
+) -> Result<()> {
+    let result = filled.and_then(|()| {
         drop(file);
-        switch(&tmp, target).map_err(|source| {
+        switch(tmp, target).map_err(|source| {
             WriteError::Io {
                 action: "rename over",
                 path: target.to_path_buf(),
@@ -97,21 +153,21 @@ pub(super) fn replace(
     match result {
         // the temporary name now holds the old object
         Ok(true) => {
-            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&tmp)).ok());
+            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(tmp)).ok());
         }
         Ok(false) => {}
         Err(e) => {
-            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&tmp)).ok());
+            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(tmp)).ok());
             return Err(e);
         }
     }
     // The rename itself is durable once the directory is flushed (best effort).
     if settings.sync
-        && let Ok(d) = File::open(&dir)
+        && let Ok(d) = File::open(split(target).0)
     {
         let _ = d.sync_all();
     }
-    Ok(Method::Renamed)
+    Ok(())
 }
 
 /// Puts the temporary file in `target`'s place. An existing target is exchanged with it
@@ -142,29 +198,17 @@ fn fill(
     original: Option<&File>,
     settings: WriteSettings,
 ) -> Result<()> {
-    let io = |action: &'static str| {
-        move |source| WriteError::Io {
-            action,
-            path: PathBuf::from("the temporary file"),
-            source,
-        }
-    };
-    if let Some(orig) = original {
-        keep_metadata(orig, file).map_err(io("set the owner and mode of"))?;
-    }
-    truncate(file, image.len).map_err(io("size"))?;
     match input {
         Some(src) if image.len >= COPY_MIN_BYTES => {
-            // blocks reserved in one piece: the copy then fills them (a fifth faster for
-            // the 853 MB of the Debian vmlinux.o than allocating as it goes); optional
-            let _ = fault::syscall("fallocate", || {
-                use rustix::fs::{FallocateFlags, fallocate};
-                fallocate(file, FallocateFlags::KEEP_SIZE, 0, image.len).map_err(Into::into)
-            });
+            prepare(file, original, image.len)?;
             let whole = |from: u64, len: u64| vec![(from, len)];
             write_range(image, file, 0, image.len, Some((src, &whole)))?;
         }
         _ => {
+            if let Some(orig) = original {
+                keep_metadata(orig, file).map_err(io("set the owner and mode of"))?;
+            }
+            truncate(file, image.len).map_err(io("size"))?;
             let bytes = image.to_vec()?;
             write_at(file, &bytes, 0).map_err(io("write"))?;
         }
@@ -172,6 +216,21 @@ fn fill(
     if settings.sync {
         sync(file).map_err(io("flush"))?;
     }
+    Ok(())
+}
+
+/// A new temporary file for `len` bytes copied range by range: `original`'s metadata, its
+/// length, its blocks reserved in one piece (the copy then fills them: a fifth faster for
+/// the 853 MB of the Debian vmlinux.o than allocating as it goes; optional).
+pub(super) fn prepare(file: &File, original: Option<&File>, len: u64) -> Result<()> {
+    if let Some(orig) = original {
+        keep_metadata(orig, file).map_err(io("set the owner and mode of"))?;
+    }
+    truncate(file, len).map_err(io("size"))?;
+    let _ = fault::syscall("fallocate", || {
+        use rustix::fs::{FallocateFlags, fallocate};
+        fallocate(file, FallocateFlags::KEEP_SIZE, 0, len).map_err(Into::into)
+    });
     Ok(())
 }
 
