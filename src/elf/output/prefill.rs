@@ -87,7 +87,7 @@ impl<'scope> Prefill<'scope> {
             // the analysis first: this thread takes the time it leaves
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
             let start = Instant::now();
-            let mut filled = plan().and_then(|plan| fill(&plan, &input, target, start).ok());
+            let mut filled = plan().and_then(|plan| fill(plan, &input, target, start).ok());
             // the verdict, watching for a held signal meanwhile
             loop {
                 match rx.recv_timeout(Duration::from_millis(20)) {
@@ -133,7 +133,7 @@ impl Drop for Prefill<'_> {
 
 /// Creates the temporary file of `target` and copies the plan's ranges into it. On failure
 /// the file is removed.
-fn fill(plan: &PrefillPlan, input: &File, target: PathBuf, start: Instant) -> Result<Prefilled> {
+fn fill(plan: PrefillPlan, input: &File, target: PathBuf, start: Instant) -> Result<Prefilled> {
     let (file, tmp) = replace::create_temporary(&target)?;
     let copy = || -> Result<()> {
         replace::prepare(&file, Some(input), plan.len)?;
@@ -159,8 +159,8 @@ fn fill(plan: &PrefillPlan, input: &File, target: PathBuf, start: Instant) -> Re
         file: Some(file),
         tmp,
         target,
-        done: plan.ranges.clone(),
         copied: plan.ranges.iter().map(|r| r.1).sum(),
+        done: plan.ranges,
         elapsed: start.elapsed(),
         _hold: None,
     };
@@ -235,4 +235,37 @@ pub(super) fn write_rest(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A range is reused only where the prefill put the same input bytes at the same place:
+    /// the same displacement, clipped to what both cover.
+    #[test]
+    fn reused_ranges_need_the_same_bytes_at_the_same_place() {
+        let new = [0u8; 10];
+        let seg = |at, len, source| Segment { at, len, source };
+        let image = Image {
+            len: 200,
+            segments: vec![
+                seg(0, 60, Source::Input(0)),
+                // the same place, other input bytes
+                seg(60, 40, Source::Input(10)),
+                seg(100, 20, Source::Input(500)),
+                seg(120, 10, Source::Bytes(&new)),
+                // past the end of the prefill's range
+                seg(130, 40, Source::Input(530)),
+                seg(190, 10, Source::Input(90)),
+            ],
+            patches: Vec::new(),
+            input: &[],
+        };
+        let done = [(0, 100, 0), (100, 50, 500), (190, 10, 190)];
+        assert_eq!(
+            reused_ranges(&image, &done),
+            vec![(0, 60), (100, 120), (130, 150)]
+        );
+    }
 }
