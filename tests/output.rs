@@ -401,6 +401,49 @@ fn signals_during_a_prefill_leave_the_old_object_and_nothing_else() {
     assert!(!run(n / 2, 1));
 }
 
+/// SIGKILL before each system call of a prefilled run (the copy beside the analysis, then
+/// the write): the temporary file is anonymous until it is named for the switch, so only a
+/// kill between its naming and its removal (the last two system calls) leaves a file
+/// behind, which the next run removes.
+#[test]
+fn a_kill_before_the_switch_leaves_nothing() {
+    let dir = Scratch::new("out-kill-prefill");
+    let (input, _) = common::large_object(true, false);
+    let obj = dir.path("big.o");
+    let mut left = Vec::new();
+    let mut n = 1;
+    let calls = loop {
+        std::fs::write(&obj, &input).unwrap();
+        let spec = format!("signal:{n}:9");
+        let out = check(&[&obj, "--stats".as_ref(), "--fault".as_ref(), spec.as_ref()]);
+        if out.status.success() {
+            assert!(
+                stderr(&out).contains("write method: Prefilled"),
+                "not prefilled"
+            );
+            break n - 1;
+        }
+        assert_eq!(out.status.signal(), Some(9), "{spec}: {}", stderr(&out));
+        if !leftovers(&dir.0).is_empty() {
+            left.push(n);
+            // the next run cleans it and writes the object
+            let again = check(&[&obj]);
+            assert!(again.status.success(), "{spec}: {}", stderr(&again));
+            assert!(
+                leftovers(&dir.0).is_empty(),
+                "{spec}: left after the next run"
+            );
+        }
+        n += 1;
+        assert!(n < 1000, "the writer never finished");
+    };
+    assert!(calls > 40, "only {calls} system calls");
+    assert!(
+        left.iter().all(|&k| k + 1 >= calls),
+        "a kill before system call {left:?} of {calls} left a file"
+    );
+}
+
 /// A run stopped after each system call (as SIGKILL would stop it): the file is a whole
 /// object, and the next run on it cleans what was left and writes objtool's file.
 #[test]

@@ -19,11 +19,15 @@
 //!   file is written and renamed over the object, after taking the object's mode, owner,
 //!   group and extended attributes.
 //!
+//! The temporary file is anonymous (`O_TMPFILE`) until it is named for the switch, where
+//! the file system allows: a run that dies before then, of any signal, leaves nothing.
 //! SIGINT, SIGTERM and SIGHUP during a write are held until the next step boundary; the
 //! writer then undoes what it did (removes its temporary file, or puts the old object back)
-//! and dies of the same signal. A run killed outright (SIGKILL, power loss) leaves either a
-//! temporary file, which [`recover`] removes on the next run on the same file, or an object
-//! with a marked tail, which [`recover`] turns back into the old or the new object.
+//! and dies of the same signal. A run killed outright (SIGKILL, power loss) between the
+//! naming and the switch, or without anonymous files, leaves a temporary file, which
+//! [`recover`] removes on the next run on the same file; one killed during an in-place
+//! update leaves an object with a marked tail, which [`recover`] turns back into the old or
+//! the new object.
 
 mod backup;
 mod fault;

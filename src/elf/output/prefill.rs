@@ -12,19 +12,20 @@
 //! old-or-new guarantee, the same temporary file (so a killed run's leftover is found the
 //! same way).
 //!
-//! The temporary file exists while the analysis runs: SIGINT, SIGTERM and SIGHUP are held
-//! from the start; the prefill thread, while it copies or waits for the verdict, notices a
-//! held signal within 20 ms, removes its file and dies of the signal.
+//! The temporary file is anonymous while the analysis runs (`O_TMPFILE`; without it there
+//! is no prefill): a run stopped by a signal, even SIGKILL, leaves nothing behind, and the
+//! signals keep their default action until the write begins.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use super::signals::{self, Hold};
-use super::{Image, Segment, Source, fault, replace, resolve, write_at, write_range};
-use crate::error::Result;
+use super::replace::{self, Temporary};
+use super::{Image, Segment, Source, fault, resolve, write_at, write_range};
+use crate::error::{Result, WriteError};
 
 /// What a prefill writes: the new file's length and the input ranges it takes, as
 /// `(at, len, from)` in file order (the image of the object with nothing added, as the
@@ -38,9 +39,8 @@ pub struct PrefillPlan {
 /// A temporary file filled with the input's ranges, ready for [`super::write_image`].
 #[derive(Debug)]
 pub struct Prefilled {
-    /// (taken by the write that uses it; while here, dropping removes the file)
-    pub(super) file: Option<File>,
-    pub(super) tmp: PathBuf,
+    /// (taken by the write that uses it)
+    pub(super) temporary: Option<Temporary>,
     /// The target it was made for (canonical).
     pub(super) target: PathBuf,
     /// The ranges written, `(at, len, from)`, sorted by `at`.
@@ -48,27 +48,30 @@ pub struct Prefilled {
     /// Bytes copied, and the time the copy took (beside the analysis).
     pub copied: u64,
     pub elapsed: Duration,
-    /// The signals stay held until the write that uses this file ends.
-    pub(super) _hold: Option<Hold>,
 }
 
 impl Drop for Prefilled {
-    /// Removes the temporary file unless a write took it.
+    /// Removes the temporary file unless a write took it (an anonymous one goes with its
+    /// descriptor).
     fn drop(&mut self) {
-        if let Some(file) = self.file.take() {
-            drop(file);
-            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&self.tmp)).ok());
+        if let Some(t) = self.temporary.take()
+            && t.named
+        {
+            drop(t.file);
+            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&t.path)).ok());
         }
     }
 }
 
-/// A prefill running on a scoped thread. Dropped without [`Prefill::take`], it removes its
-/// file.
+/// A prefill running on a scoped thread. Dropped without [`Prefill::take`], it stops the
+/// copy and removes its file.
 pub struct Prefill<'scope> {
     thread: Option<ScopedJoinHandle<'scope, Option<Prefilled>>>,
-    verdict: Option<mpsc::Sender<()>>,
-    hold: Option<Hold>,
+    cancel: Arc<AtomicBool>,
 }
+
+/// The copy goes in steps of this many bytes, between which a cancelled prefill stops.
+const STEP: u64 = 64 << 20;
 
 impl<'scope> Prefill<'scope> {
     /// Starts copying, on a thread of `scope`, the ranges `plan` gives (`None`: nothing worth
@@ -81,90 +84,82 @@ impl<'scope> Prefill<'scope> {
         plan: impl FnOnce() -> Option<PrefillPlan> + Send + 'scope,
     ) -> Option<Prefill<'scope>> {
         let target = resolve(path, true).ok()?;
-        let hold = Hold::new();
-        let (tx, rx) = mpsc::channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let stop = cancel.clone();
         let thread = scope.spawn(move || {
             // the analysis first: this thread takes the time it leaves
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
             let start = Instant::now();
-            let mut filled = plan().and_then(|plan| fill(plan, &input, target, start).ok());
-            // the verdict, watching for a held signal meanwhile
-            loop {
-                match rx.recv_timeout(Duration::from_millis(20)) {
-                    Ok(()) => return filled,
-                    // (dropped: the file is removed)
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return None,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if let Some(sig) = signals::pending() {
-                            drop(filled.take());
-                            signals::die(sig);
-                        }
-                    }
-                }
-            }
+            plan().and_then(|plan| fill(plan, &input, target, start, &stop))
         });
         Some(Prefill {
             thread: Some(thread),
-            verdict: Some(tx),
-            hold: Some(hold),
+            cancel,
         })
     }
 
     /// Waits for the copy and takes the file (`None`: nothing was copied, or the copy
-    /// failed and removed its file; the write then goes the usual way).
+    /// failed; the write then goes the usual way).
     pub fn take(mut self) -> Option<Prefilled> {
-        let verdict = self.verdict.take()?;
-        let _ = verdict.send(());
-        let mut filled = self.thread.take()?.join().ok()??;
-        filled._hold = self.hold.take();
-        Some(filled)
+        self.thread.take()?.join().ok()?
     }
 }
 
 impl Drop for Prefill<'_> {
     fn drop(&mut self) {
-        // the thread removes its file when the channel closes
-        drop(self.verdict.take());
+        self.cancel.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-/// Creates the temporary file of `target` and copies the plan's ranges into it. On failure
-/// the file is removed.
-fn fill(plan: PrefillPlan, input: &File, target: PathBuf, start: Instant) -> Result<Prefilled> {
-    let (file, tmp) = replace::create_temporary(&target)?;
-    let copy = || -> Result<()> {
-        replace::prepare(&file, Some(input), plan.len)?;
-        let segments = (plan.ranges.iter())
-            .map(|&(at, len, from)| Segment {
-                at,
-                len,
-                source: Source::Input(from),
-            })
-            .collect();
-        let image = Image {
-            len: plan.len,
-            segments,
-            patches: Vec::new(),
-            input: &[],
-        };
-        let whole = |from: u64, len: u64| vec![(from, len)];
-        write_range(&image, &file, 0, plan.len, Some((input, &whole)))
-    };
-    let copied = copy();
-    // (from here, dropping it removes the file)
-    let filled = Prefilled {
-        file: Some(file),
-        tmp,
-        target,
+/// Creates the anonymous temporary file of `target` and copies the plan's ranges into it.
+/// `None` (and nothing left) when it cannot, or when `cancel` is set.
+fn fill(
+    plan: PrefillPlan,
+    input: &File,
+    target: PathBuf,
+    start: Instant,
+    cancel: &AtomicBool,
+) -> Option<Prefilled> {
+    let t = replace::create_temporary(&target).ok()?;
+    let mut filled = Prefilled {
         copied: plan.ranges.iter().map(|r| r.1).sum(),
-        done: plan.ranges,
-        elapsed: start.elapsed(),
-        _hold: None,
+        temporary: Some(t),
+        target,
+        done: Vec::new(),
+        elapsed: Duration::ZERO,
     };
-    copied.map(|()| filled)
+    // (a named file would outlive a run stopped during the analysis)
+    let t = filled.temporary.as_ref().filter(|t| !t.named)?;
+    replace::prepare(&t.file, Some(input), plan.len).ok()?;
+    let segments = (plan.ranges.iter())
+        .map(|&(at, len, from)| Segment {
+            at,
+            len,
+            source: Source::Input(from),
+        })
+        .collect();
+    let image = Image {
+        len: plan.len,
+        segments,
+        patches: Vec::new(),
+        input: &[],
+    };
+    let whole = |from: u64, len: u64| vec![(from, len)];
+    let mut at = 0;
+    while at < plan.len {
+        if cancel.load(Ordering::SeqCst) {
+            return None;
+        }
+        let end = (at + STEP).min(plan.len);
+        write_range(&image, &t.file, at, end, Some((input, &whole))).ok()?;
+        at = end;
+    }
+    filled.done = plan.ranges;
+    filled.elapsed = start.elapsed();
+    Some(filled)
 }
 
 /// The ranges of `image` that `done` already put in the file: input ranges at the same
@@ -217,7 +212,7 @@ pub(super) fn write_rest(
     if at < image.len {
         write_range(image, file, at, image.len, read)?;
     }
-    let io = |source| super::WriteError::Io {
+    let io = |source| WriteError::Io {
         action: "write",
         path: PathBuf::from("the temporary file"),
         source,

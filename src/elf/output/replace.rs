@@ -34,11 +34,41 @@ fn temporary_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!(".{name}.orctool.tmp"))
 }
 
-/// Creates (exclusively) and locks the temporary file of `target`; a stale one a killed run
-/// left is removed first.
-pub(super) fn create_temporary(target: &Path) -> Result<(File, PathBuf)> {
+/// The temporary file being written. Anonymous where the file system allows (`O_TMPFILE`:
+/// a run that dies, even of SIGKILL, leaves nothing behind) until it is given the temporary
+/// name just before the switch; named from the start elsewhere.
+#[derive(Debug)]
+pub(super) struct Temporary {
+    pub(super) file: File,
+    /// Its name (once given).
+    pub(super) path: PathBuf,
+    pub(super) named: bool,
+}
+
+/// Creates the temporary file of `target`: anonymous where possible, else by its name
+/// (exclusively, locked; a stale one a killed run left is removed first).
+pub(super) fn create_temporary(target: &Path) -> Result<Temporary> {
     let (dir, name) = split(target);
     let tmp = temporary_path(&dir, &name);
+    let failed = |source| {
+        Err(WriteError::Io {
+            action: "create a temporary file in",
+            path: dir.clone(),
+            source,
+        }
+        .into())
+    };
+    match create_anonymous(&dir) {
+        Ok(Some(file)) => {
+            return Ok(Temporary {
+                file,
+                path: tmp,
+                named: false,
+            });
+        }
+        Ok(None) => {}
+        Err(source) => return failed(source),
+    }
     let create = || {
         fault::syscall("open", || {
             OpenOptions::new()
@@ -56,24 +86,73 @@ pub(super) fn create_temporary(target: &Path) -> Result<(File, PathBuf)> {
         other => other,
     }
     .and_then(|f| {
-        let locked = fault::syscall("flock", || {
-            rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-                .map_err(Into::into)
-        });
+        let locked = lock(&f);
         if locked.is_err() {
             fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&tmp)).ok());
         }
         locked.map(|()| f)
     });
     match file {
-        Ok(f) => Ok((f, tmp)),
-        Err(source) => Err(WriteError::Io {
-            action: "create a temporary file in",
-            path: dir,
-            source,
-        }
-        .into()),
+        Ok(file) => Ok(Temporary {
+            file,
+            path: tmp,
+            named: true,
+        }),
+        Err(source) => failed(source),
     }
+}
+
+/// An anonymous file in `dir` (`O_TMPFILE`), or `None` where the file system has none (or
+/// `/proc`, through which it is named later, is missing).
+fn create_anonymous(dir: &Path) -> std::io::Result<Option<File>> {
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    if !Path::new("/proc/self/fd").is_dir() {
+        return Ok(None);
+    }
+    let opened = fault::syscall("open", || {
+        let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
+        openat(CWD, dir, flags, Mode::from_raw_mode(0o666))
+            .map(File::from)
+            .map_err(Into::into)
+    });
+    match opened {
+        Ok(f) => Ok(Some(f)),
+        // (EISDIR, EINVAL, EOPNOTSUPP: no O_TMPFILE here)
+        Err(e) if matches!(e.raw_os_error(), Some(21 | 22 | 95)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The writer's exclusive `flock` on its temporary file: a named one nobody holds is stale.
+fn lock(file: &File) -> std::io::Result<()> {
+    fault::syscall("flock", || {
+        rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(Into::into)
+    })
+}
+
+/// Gives an anonymous temporary file its name (locked first), for the switch.
+fn give_name(t: &mut Temporary) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    if t.named {
+        return Ok(());
+    }
+    lock(&t.file)?;
+    let fd = format!("/proc/self/fd/{}", t.file.as_raw_fd());
+    let link = || {
+        fault::syscall("linkat", || {
+            use rustix::fs::{AtFlags, CWD, linkat};
+            linkat(CWD, fd.as_str(), CWD, &t.path, AtFlags::SYMLINK_FOLLOW).map_err(Into::into)
+        })
+    };
+    match link() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && remove_if_stale(&t.path) => {
+            link()
+        }
+        other => other,
+    }?;
+    t.named = true;
+    Ok(())
 }
 
 /// Writes `image` to a temporary file beside `target` and renames it over `target`. With
@@ -87,9 +166,9 @@ pub(super) fn replace(
     settings: WriteSettings,
     original: Option<&File>,
 ) -> Result<Method> {
-    let (file, tmp) = create_temporary(target)?;
-    let result = fill(image, input, &file, original, settings);
-    finish(result, file, &tmp, target, settings)?;
+    let t = create_temporary(target)?;
+    let result = fill(image, input, &t.file, original, settings);
+    finish(result, t, target, settings)?;
     Ok(Method::Renamed)
 }
 
@@ -101,20 +180,19 @@ pub(super) fn replace_prefilled(
     settings: WriteSettings,
     mut pre: Prefilled,
 ) -> Result<Method> {
-    let Some(file) = pre.file.take() else {
+    let Some(t) = pre.temporary.take() else {
         return replace(image, Some(input), &pre.target, settings, Some(input));
     };
-    let (tmp, target) = (&pre.tmp, &pre.target);
     let reused = prefill::reused_ranges(image, &pre.done);
     let result = (|| {
-        truncate(&file, image.len).map_err(io("size"))?;
-        prefill::write_rest(image, &file, input, &reused)?;
+        truncate(&t.file, image.len).map_err(io("size"))?;
+        prefill::write_rest(image, &t.file, input, &reused)?;
         if settings.sync {
-            sync(&file).map_err(io("flush"))?;
+            sync(&t.file).map_err(io("flush"))?;
         }
         Ok(())
     })();
-    finish(result, file, tmp, target, settings)?;
+    finish(result, t, &pre.target, settings)?;
     let reused: u64 = reused.iter().map(|r| r.1 - r.0).sum();
     Ok(Method::Prefilled {
         reused,
@@ -130,34 +208,43 @@ fn io(action: &'static str) -> impl Fn(std::io::Error) -> WriteError {
     }
 }
 
-/// After the temporary file `tmp` was filled (`filled`): switches it into `target`'s place
-/// and removes what is left under the temporary name; on failure only removes it.
+/// After the temporary file was filled (`filled`): names it, switches it into `target`'s
+/// place and removes what is left under the temporary name; on failure only removes it.
 fn finish(
     filled: Result<()>,
-    file: File,
-    tmp: &Path,
+    mut t: Temporary,
     target: &Path,
     settings: WriteSettings,
 ) -> Result<()> {
-    let result = filled.and_then(|()| {
-        drop(file);
-        switch(tmp, target).map_err(|source| {
-            WriteError::Io {
-                action: "rename over",
-                path: target.to_path_buf(),
-                source,
-            }
-            .into()
-        })
-    });
+    let result = match filled {
+        Ok(()) => {
+            let named = give_name(&mut t);
+            drop(t.file);
+            named
+                .and_then(|()| switch(&t.path, target))
+                .map_err(|source| {
+                    WriteError::Io {
+                        action: "rename over",
+                        path: target.to_path_buf(),
+                        source,
+                    }
+                    .into()
+                })
+        }
+        Err(e) => Err(e),
+    };
+    let remove = || {
+        fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&t.path)).ok());
+    };
     match result {
         // the temporary name now holds the old object
-        Ok(true) => {
-            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(tmp)).ok());
-        }
+        Ok(true) => remove(),
         Ok(false) => {}
         Err(e) => {
-            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(tmp)).ok());
+            // (an anonymous file is gone with its descriptor)
+            if t.named {
+                remove();
+            }
             return Err(e);
         }
     }

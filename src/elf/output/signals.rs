@@ -39,50 +39,20 @@ pub(super) fn pending() -> Option<i32> {
     }
 }
 
-/// How many holds are open (a write, a prefill waiting for its verdict): the default
-/// action comes back when the last one ends.
-static HOLDS: AtomicUsize = AtomicUsize::new(0);
-
-/// Holds the signals while it lives (nested holds allowed); when the last hold ends and a
-/// signal came, the process dies of it.
-#[derive(Debug)]
-pub(super) struct Hold(());
-
-impl Hold {
-    pub(super) fn new() -> Hold {
-        if HOLDS.fetch_add(1, Ordering::SeqCst) == 0
-            && let Some(s) = state()
-        {
-            s.default.store(false, Ordering::SeqCst);
-        }
-        Hold(())
-    }
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        if HOLDS.fetch_sub(1, Ordering::SeqCst) == 1
-            && let Some(s) = STATE.get().and_then(Option::as_ref)
-        {
-            s.default.store(true, Ordering::SeqCst);
-            let sig = s.pending.swap(0, Ordering::SeqCst);
-            if sig != 0 {
-                die(sig as i32);
-            }
-        }
-    }
-}
-
-/// Dies of `sig` as its default action would (after the caller undid its writes).
-pub(super) fn die(sig: i32) {
-    let _ = signal_hook::low_level::emulate_default_handler(sig);
-}
-
 /// Runs a write with the signals held; when one came, dies of it after the write (which
 /// then failed and undid itself).
 pub(super) fn holding<T>(f: impl FnOnce() -> T) -> T {
-    let hold = Hold::new();
+    let state = state();
+    if let Some(s) = state {
+        s.default.store(false, Ordering::SeqCst);
+    }
     let result = f();
-    drop(hold);
+    if let Some(s) = state {
+        s.default.store(true, Ordering::SeqCst);
+        let sig = s.pending.swap(0, Ordering::SeqCst);
+        if sig != 0 {
+            let _ = signal_hook::low_level::emulate_default_handler(sig as i32);
+        }
+    }
     result
 }
