@@ -241,13 +241,7 @@ pub fn write_file(
     input: Option<&File>,
     dest: Destination<'_>,
 ) -> Result<Method> {
-    let settings = WriteSettings {
-        sync: opts.sync,
-        no_in_place: false,
-    };
-    with_image(obj, edits, opts, |image| {
-        output::write_image(image, input, dest, settings)
-    })
+    write_file_prefilled(obj, edits, opts, input, dest, None)
 }
 
 /// Objects smaller than this are not prefilled (copying them takes a few milliseconds).
