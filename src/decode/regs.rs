@@ -23,7 +23,7 @@ pub const CFI_NUM_REGS: usize = 17;
 pub const CFI_UNDEFINED: i8 = -1;
 /// Relative to the canonical frame address.
 pub const CFI_CFA: i8 = -2;
-/// CFA = [SP] + offset (stack swizzle).
+/// CFA = `[SP]` + offset (stack swizzle).
 pub const CFI_SP_INDIRECT: i8 = -3;
 /// CFA = [BP + offset] (DRAP register spilled to the frame).
 pub const CFI_BP_INDIRECT: i8 = -4;

@@ -13,7 +13,7 @@
 //! * `InPlace`: over the input. When the change is small compared to the file (objtool's
 //!   libelf keeps sections in index order and puts new sections and the section header table
 //!   at the end, so usually only the last few sections change), the file is updated in place
-//!   with the protocol of [`inplace`]; it keeps the inode, so mode, owner, extended
+//!   with the protocol of `inplace`; it keeps the inode, so mode, owner, extended
 //!   attributes and hard links stay as they are. Otherwise (a `vmlinux.o` that `ld -r` laid
 //!   out with its relocation sections at the end: libelf moves every section) a temporary
 //!   file is written and renamed over the object, after taking the object's mode, owner,

@@ -29,9 +29,9 @@
 //!   NOBITS), gaps zero-filled, then the section header table at the next multiple of 8.
 //!   An `sh_addralign` of 0 becomes 1, as libelf writes it.
 //!
-//! The parts: [`plan`] (which sections stay, the rows as relocations, the output
-//! sections), [`symbols`] (the symbol table being edited), [`layout`] (libelf's offsets and
-//! the file through `object`'s writer), [`ranges`] (the file as pieces in memory and ranges
+//! The parts: `plan` (which sections stay, the rows as relocations, the output
+//! sections), `symbols` (the symbol table being edited), `layout` (libelf's offsets and
+//! the file through `object`'s writer), `ranges` (the file as pieces in memory and ranges
 //! of the input). `elf::output` puts the result on disk.
 //!
 //! With these, our output is the file objtool writes (checked on every module of the

@@ -11,12 +11,12 @@
 //!
 //! The parts:
 //! - this file, the driver: the roots in objtool's order and the explicit stack;
-//! - [`path`]: one path, one method per kind of step (`validate_branch()`'s body);
-//! - [`rules`]: what calls, sibling calls and returns must satisfy;
-//! - [`reach`]: the unreachable-instruction check after all walks;
-//! - [`noinstr`]: `--noinstr` (the walk of the noinstr sections alone, and where calls
+//! - `path`: one path, one method per kind of step (`validate_branch()`'s body);
+//! - `rules`: what calls, sibling calls and returns must satisfy;
+//! - `reach`: the unreachable-instruction check after all walks;
+//! - `noinstr`: `--noinstr` (the walk of the noinstr sections alone, and where calls
 //!   from them may go);
-//! - [`parallel`]: walking functions side by side with the same result (the sequential
+//! - `parallel`: walking functions side by side with the same result (the sequential
 //!   semantics above only see its three escape hooks).
 
 mod noinstr;
