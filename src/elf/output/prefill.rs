@@ -9,8 +9,7 @@
 //! their new offsets on a thread of its own, beside the analysis. The write then checks
 //! which of those ranges the final image places the same way, writes only the rest (and the
 //! patches over the reused ranges) and switches the file as usual: the same bytes, the same
-//! old-or-new guarantee, the same temporary file (so a killed run's leftover is found the
-//! same way).
+//! old-or-new guarantee, the same naming and switch of the temporary file.
 //!
 //! The temporary file is anonymous while the analysis runs (`O_TMPFILE`; without it there
 //! is no prefill): a run stopped by a signal, even SIGKILL, leaves nothing behind, and the
@@ -24,7 +23,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use super::replace::{self, Temporary};
-use super::{Image, Segment, Source, fault, resolve, write_at, write_range};
+use super::{Image, Segment, Source, resolve, write_at, write_range};
 use crate::error::{Result, WriteError};
 
 /// What a prefill writes: the new file's length and the input ranges it takes, as
@@ -36,11 +35,11 @@ pub struct PrefillPlan {
     pub ranges: Vec<(u64, u64, u64)>,
 }
 
-/// A temporary file filled with the input's ranges, ready for [`super::write_image`].
+/// A temporary file filled with the input's ranges, ready for [`super::write_image`]. The
+/// file is anonymous: dropped unused, it is gone with its descriptor.
 #[derive(Debug)]
 pub struct Prefilled {
-    /// (taken by the write that uses it)
-    pub(super) temporary: Option<Temporary>,
+    pub(super) temporary: Temporary,
     /// The target it was made for (canonical).
     pub(super) target: PathBuf,
     /// The ranges written, `(at, len, from)`, sorted by `at`.
@@ -48,19 +47,6 @@ pub struct Prefilled {
     /// Bytes copied, and the time the copy took (beside the analysis).
     pub copied: u64,
     pub elapsed: Duration,
-}
-
-impl Drop for Prefilled {
-    /// Removes the temporary file unless a write took it (an anonymous one goes with its
-    /// descriptor).
-    fn drop(&mut self) {
-        if let Some(t) = self.temporary.take()
-            && t.named
-        {
-            drop(t.file);
-            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&t.path)).ok());
-        }
-    }
 }
 
 /// A prefill running on a scoped thread. Dropped without [`Prefill::take`], it stops the
@@ -115,7 +101,8 @@ impl Drop for Prefill<'_> {
 }
 
 /// Creates the anonymous temporary file of `target` and copies the plan's ranges into it.
-/// `None` (and nothing left) when it cannot, or when `cancel` is set.
+/// `None` (and nothing left: the file goes with its descriptor) when it cannot, or when
+/// `cancel` is set.
 fn fill(
     plan: PrefillPlan,
     input: &File,
@@ -124,15 +111,12 @@ fn fill(
     cancel: &AtomicBool,
 ) -> Option<Prefilled> {
     let t = replace::create_temporary(&target).ok()?;
-    let mut filled = Prefilled {
-        copied: plan.ranges.iter().map(|r| r.1).sum(),
-        temporary: Some(t),
-        target,
-        done: Vec::new(),
-        elapsed: Duration::ZERO,
-    };
-    // (a named file would outlive a run stopped during the analysis)
-    let t = filled.temporary.as_ref().filter(|t| !t.named)?;
+    if t.named {
+        // (a named file would outlive a run stopped during the analysis)
+        drop(t.file);
+        replace::remove_name(&t.path);
+        return None;
+    }
     replace::prepare(&t.file, Some(input), plan.len).ok()?;
     let segments = (plan.ranges.iter())
         .map(|&(at, len, from)| Segment {
@@ -157,9 +141,13 @@ fn fill(
         write_range(&image, &t.file, at, end, Some((input, &whole))).ok()?;
         at = end;
     }
-    filled.done = plan.ranges;
-    filled.elapsed = start.elapsed();
-    Some(filled)
+    Some(Prefilled {
+        temporary: t,
+        target,
+        copied: plan.ranges.iter().map(|r| r.1).sum(),
+        done: plan.ranges,
+        elapsed: start.elapsed(),
+    })
 }
 
 /// The ranges of `image` that `done` already put in the file: input ranges at the same

@@ -88,7 +88,7 @@ pub(super) fn create_temporary(target: &Path) -> Result<Temporary> {
     .and_then(|f| {
         let locked = lock(&f);
         if locked.is_err() {
-            fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&tmp)).ok());
+            remove_name(&tmp);
         }
         locked.map(|()| f)
     });
@@ -121,6 +121,12 @@ fn create_anonymous(dir: &Path) -> std::io::Result<Option<File>> {
         Err(e) if matches!(e.raw_os_error(), Some(21 | 22 | 95)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Removes the temporary name `tmp` while undoing or finishing a write (held signals do not
+/// interrupt it; a failure leaves the file to the next run's recovery).
+pub(super) fn remove_name(tmp: &Path) {
+    fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(tmp)).ok());
 }
 
 /// The writer's exclusive `flock` on its temporary file: a named one nobody holds is stale.
@@ -178,12 +184,15 @@ pub(super) fn replace_prefilled(
     image: &Image<'_>,
     input: &File,
     settings: WriteSettings,
-    mut pre: Prefilled,
+    pre: Prefilled,
 ) -> Result<Method> {
-    let Some(t) = pre.temporary.take() else {
-        return replace(image, Some(input), &pre.target, settings, Some(input));
-    };
-    let reused = prefill::reused_ranges(image, &pre.done);
+    let Prefilled {
+        temporary: t,
+        target,
+        done,
+        ..
+    } = pre;
+    let reused = prefill::reused_ranges(image, &done);
     let result = (|| {
         truncate(&t.file, image.len).map_err(io("size"))?;
         prefill::write_rest(image, &t.file, input, &reused)?;
@@ -192,7 +201,7 @@ pub(super) fn replace_prefilled(
         }
         Ok(())
     })();
-    finish(result, t, &pre.target, settings)?;
+    finish(result, t, &target, settings)?;
     let reused: u64 = reused.iter().map(|r| r.1 - r.0).sum();
     Ok(Method::Prefilled {
         reused,
@@ -233,17 +242,14 @@ fn finish(
         }
         Err(e) => Err(e),
     };
-    let remove = || {
-        fault::cleaning(|| fault::syscall("unlink", || std::fs::remove_file(&t.path)).ok());
-    };
     match result {
         // the temporary name now holds the old object
-        Ok(true) => remove(),
+        Ok(true) => remove_name(&t.path),
         Ok(false) => {}
         Err(e) => {
             // (an anonymous file is gone with its descriptor)
             if t.named {
-                remove();
+                remove_name(&t.path);
             }
             return Err(e);
         }
