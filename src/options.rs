@@ -69,6 +69,7 @@ impl Options {
             || self.ibt
             || self.prefix.is_some()
             || self.hack_jump_label
+            || self.hack_noinstr
     }
 
     /// Whether an action of `crate::actions` runs (anything besides the walk and ORC).

@@ -184,11 +184,11 @@ pub fn run(job: &Job<'_>, path: &Path, loaded: &Loaded, obj: &Object<'_>) -> Res
         crate::elf::output::inject_fault(job.fault);
         // a large object replaced in place: its unchanged sections copied meanwhile (not
         // when only ORC would change it and it has ORC: objtool refuses to add it again)
-        let has_orc = obj.section_by_name(b".orc_unwind").is_some() && !job.force;
+        let has_orc = || obj.section_by_name(b".orc_unwind").is_some() && !job.force;
         let prefill = (job.output == Output::InPlace
             && !job.print_orc
             && !loaded.compressed()
-            && ((job.opts.orc && !has_orc) || job.opts.may_change_object()))
+            && (job.opts.may_change_object() || (job.opts.orc && !has_orc())))
         .then(|| crate::write::start_prefill(scope, obj, path, &write_options(job)))
         .flatten();
         run_in(job, path, loaded, obj, prefill)
