@@ -79,13 +79,7 @@ fn write_in_place(
     let obj = Object::parse(&map).unwrap();
     // the patches are at input file offsets inside .text
     let text = obj.section_by_name(b".text").unwrap();
-    let text_at = ElfFile64::<LE>::parse(old)
-        .unwrap()
-        .section_by_name(".text")
-        .unwrap()
-        .file_range()
-        .unwrap()
-        .0;
+    let text_start = text_at(old);
     let edits = Edits {
         steps: if rows.is_empty() {
             Vec::new()
@@ -96,7 +90,7 @@ fn write_in_place(
             .iter()
             .map(|(at, bytes)| Patch {
                 section: text,
-                offset: at - text_at,
+                offset: at - text_start,
                 bytes: bytes.clone(),
             })
             .collect(),
@@ -136,11 +130,13 @@ fn every_fault(name: &str, old: &[u8], rows: &[OrcRow], hard_link: bool) -> (Met
 
 /// The offset in `new` of input offset `at`, inside `.text`.
 fn text_offset(old: &[u8], new: &[u8], at: u64) -> usize {
-    let text = |bytes: &[u8]| {
-        let f = ElfFile64::<LE>::parse(bytes).unwrap();
-        f.section_by_name(".text").unwrap().file_range().unwrap().0
-    };
-    (text(new) + at - text(old)) as usize
+    (text_at(new) + at - text_at(old)) as usize
+}
+
+/// The file offset of an object's `.text`.
+fn text_at(bytes: &[u8]) -> u64 {
+    let f = ElfFile64::<LE>::parse(bytes).unwrap();
+    f.section_by_name(".text").unwrap().file_range().unwrap().0
 }
 
 /// [`every_fault`] with byte patches (at input offsets in `.text`, as jump-label NOPs).
@@ -260,10 +256,7 @@ fn module_in_place_every_fault() {
 #[test]
 fn patched_module_in_place_every_fault() {
     let (old, rows) = module();
-    let text = {
-        let f = ElfFile64::<LE>::parse(&old[..]).unwrap();
-        f.section_by_name(".text").unwrap().file_range().unwrap().0
-    };
+    let text = text_at(&old);
     let patches = [(text + 1, vec![0x0f, 0x1f, 0x00])];
     let (method, _) =
         every_fault_patched("faults-patched", &old, &rows, &patches, true, false, false);
@@ -345,10 +338,7 @@ fn large_object_prefilled_every_fault() {
         m => panic!("{m:?}"),
     }
     eprintln!("large object prefilled: {calls} system calls");
-    let text = {
-        let f = ElfFile64::<LE>::parse(&old[..]).unwrap();
-        f.section_by_name(".text").unwrap().file_range().unwrap().0
-    };
+    let text = text_at(&old);
     let patches = [
         (text + 1, vec![0x0f, 0x1f, 0x00]),
         (text + 9, vec![0xcc; 5]),
