@@ -5,6 +5,7 @@
 //! load ([`elf`]) → … → ORC format, ABI detection and dump ([`orc`]).
 
 pub mod actions;
+pub mod alloc;
 pub mod alt;
 pub mod cfg;
 pub mod cfi;

@@ -9,6 +9,10 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use orctool::cli;
 
+/// Large tables in transparent huge pages: see [`orctool::alloc`].
+#[global_allocator]
+static ALLOC: orctool::alloc::HugePages = orctool::alloc::HugePages;
+
 #[derive(Parser)]
 #[command(
     name = "orctool",

@@ -25,7 +25,9 @@ const ORDER: &[&[&str]] = &[
 ];
 
 /// Usable from anywhere: they import only other leaves.
-const LEAVES: &[&str] = &["ids", "error", "offsets", "options", "edits", "testing"];
+const LEAVES: &[&str] = &[
+    "ids", "error", "offsets", "options", "edits", "testing", "alloc",
+];
 
 /// Submodules that are leaves although their module is not: pure pieces that import only
 /// leaves, so that the stage before their module may call them.
@@ -285,6 +287,52 @@ fn imports_follow_the_pipeline() {
     );
     let bad = violations(&files);
     assert!(bad.is_empty(), "layering violations:\n{}", bad.join("\n"));
+}
+
+/// The files that may say `unsafe`: the input's memory map and the allocator that maps
+/// large blocks in huge pages (the project's rule: no `unsafe` outside a memory map).
+const UNSAFE_ALLOWED: &[&str] = &["elf/input.rs", "alloc.rs"];
+
+/// The files of `files` whose code (comments aside) says `unsafe`.
+fn unsafe_files(files: &[(String, String)]) -> Vec<&str> {
+    files
+        .iter()
+        .filter(|(_, text)| {
+            text.lines().any(|l| {
+                let code = strip_comment(l);
+                code.match_indices("unsafe").any(|(i, _)| {
+                    let before = code[..i].chars().next_back();
+                    !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"')
+                        && ident_end(&code[i..]) == "unsafe".len()
+                })
+            })
+        })
+        .map(|(rel, _)| rel.as_str())
+        .collect()
+}
+
+#[test]
+fn unsafe_only_where_memory_is_mapped() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    read_tree(&root, &root, &mut files);
+    let found = unsafe_files(&files);
+    assert!(
+        found.contains(&"elf/input.rs"),
+        "the scan sees the memory map: {found:?}"
+    );
+    let bad: Vec<_> = found
+        .iter()
+        .filter(|f| !UNSAFE_ALLOWED.contains(f))
+        .collect();
+    assert!(bad.is_empty(), "`unsafe` outside a memory map: {bad:?}");
+    // (and the scan tells code from comments and longer words)
+    let t = [
+        file("a.rs", "// unsafe here\nfn f() {}\n"),
+        file("b.rs", "fn not_unsafe_at_all() {}\n"),
+        file("c.rs", "let m = unsafe { map() };\n"),
+    ];
+    assert_eq!(unsafe_files(&t), ["c.rs"]);
 }
 
 fn file(rel: &str, text: &str) -> (String, String) {
