@@ -54,15 +54,18 @@ pub struct Prefilled {
 pub struct Prefill<'scope> {
     thread: Option<ScopedJoinHandle<'scope, Option<Prefilled>>>,
     cancel: Arc<AtomicBool>,
+    go: Arc<AtomicBool>,
 }
 
 /// The copy goes in steps of this many bytes, between which a cancelled prefill stops.
 const STEP: u64 = 64 << 20;
 
 impl<'scope> Prefill<'scope> {
-    /// Starts copying, on a thread of `scope`, the ranges `plan` gives (`None`: nothing worth
-    /// copying) from `input` to the temporary file of the object at `path` (to be replaced
-    /// in place), which takes the input's mode, owner, group and extended attributes.
+    /// Prepares, on a thread of `scope`, the copy of the ranges `plan` gives (`None`:
+    /// nothing worth copying) from `input` to the temporary file of the object at `path`
+    /// (to be replaced in place), which takes the input's mode, owner, group and extended
+    /// attributes. The copy waits for [`Prefill::go`] (or [`Prefill::take`]): the caller
+    /// says when the analysis leaves time to spare.
     pub fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
         path: &Path,
@@ -71,22 +74,39 @@ impl<'scope> Prefill<'scope> {
     ) -> Option<Prefill<'scope>> {
         let target = resolve(path, true).ok()?;
         let cancel = Arc::new(AtomicBool::new(false));
-        let stop = cancel.clone();
+        let go = Arc::new(AtomicBool::new(false));
+        let (stop, started) = (cancel.clone(), go.clone());
         let thread = scope.spawn(move || {
             // the analysis first: this thread takes the time it leaves
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
+            while !started.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
+                std::thread::park();
+            }
             let start = Instant::now();
             plan().and_then(|plan| fill(plan, &input, target, start, &stop))
         });
         Some(Prefill {
             thread: Some(thread),
             cancel,
+            go,
         })
     }
 
-    /// Waits for the copy and takes the file (`None`: nothing was copied, or the copy
-    /// failed; the write then goes the usual way).
+    /// Lets the copy begin. On a machine whose cores the analysis keeps busy, a copy that
+    /// runs while it reads the object (both cores decoding) only takes their time; while it
+    /// builds the model (serial steps between parallel ones) it mostly fills idle time.
+    pub fn go(&self) {
+        self.go.store(true, Ordering::SeqCst);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
+
+    /// Waits for the copy (starting it if [`Prefill::go`] was never called) and takes the
+    /// file (`None`: nothing was copied, or the copy failed; the write then goes the usual
+    /// way).
     pub fn take(mut self) -> Option<Prefilled> {
+        self.go();
         self.thread.take()?.join().ok()?
     }
 }
@@ -95,6 +115,7 @@ impl Drop for Prefill<'_> {
     fn drop(&mut self) {
         self.cancel.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
