@@ -21,12 +21,10 @@ pub fn is_exec(obj: &Object<'_>, sec: SecId) -> bool {
 
 /// Length of a Xen or KVM emulate prefix at the start of `bytes` (0 if none).
 fn emulate_prefix_len(bytes: &[u8]) -> usize {
-    const XEN: [u8; 5] = [0x0f, 0x0b, b'x', b'e', b'n'];
-    const KVM: [u8; 5] = [0x0f, 0x0b, b'k', b'v', b'm'];
-    if bytes.len() > 5 && (bytes[..5] == XEN || bytes[..5] == KVM) {
-        5
-    } else {
-        0
+    // (`ud2` first: every instruction is asked, almost none is one)
+    match bytes {
+        [0x0f, 0x0b, b'x', b'e', b'n', _, ..] | [0x0f, 0x0b, b'k', b'v', b'm', _, ..] => 5,
+        _ => 0,
     }
 }
 
@@ -462,6 +460,23 @@ mod tests {
     /// The address index finds exactly the decoded instruction starts, at every byte of a
     /// section (and past its end), in sections of several blocks with a second section
     /// before them in the table.
+    /// The emulate prefix is `ud2` and "xen" or "kvm" with an instruction after it; a
+    /// decode of one keeps offsets and lengths as the kernel's decoder gives them.
+    #[test]
+    fn emulate_prefixes() {
+        assert_eq!(emulate_prefix_len(b"\x0f\x0bxen\x90"), 5);
+        assert_eq!(emulate_prefix_len(b"\x0f\x0bkvm\x0f\xa2"), 5);
+        assert_eq!(emulate_prefix_len(b"\x0f\x0bxen"), 0, "nothing after it");
+        assert_eq!(emulate_prefix_len(b"\x0f\x0bxex\x90"), 0);
+        assert_eq!(emulate_prefix_len(b"\x0f\x0b\x90\x90\x90\x90"), 0);
+        assert_eq!(emulate_prefix_len(b""), 0);
+        // ud2; "xen"; cpuid (0f a2), then nop: two instructions, the first 7 bytes
+        let (t, err) = table(b"\x0f\x0bxen\x0f\xa2\x90", 1, 0);
+        assert!(err.is_none());
+        let got: Vec<(u32, u8)> = t.insns.iter().map(|i| (i.offset, i.len)).collect();
+        assert_eq!(got, [(0, 7), (7, 1)]);
+    }
+
     #[test]
     fn address_index_finds_instruction_starts() {
         let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
