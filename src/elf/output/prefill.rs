@@ -82,6 +82,9 @@ impl<'scope> Prefill<'scope> {
             while !started.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
                 std::thread::park();
             }
+            if stop.load(Ordering::SeqCst) {
+                return None;
+            }
             let start = Instant::now();
             plan().and_then(|plan| fill(plan, &input, target, start, &stop))
         });
@@ -271,5 +274,47 @@ mod tests {
             reused_ranges(&image, &done),
             vec![(0, 60), (100, 120), (130, 150)]
         );
+    }
+
+    /// The copy waits for `go` (or `take`): until then its plan is not even asked for; a
+    /// prefill dropped before it leaves nothing.
+    #[test]
+    fn the_copy_waits_for_go() {
+        let dir = std::env::temp_dir().join(format!("orctool-prefill-go-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.o");
+        std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
+        let asked = AtomicBool::new(false);
+        let plan = || {
+            asked.store(true, Ordering::SeqCst);
+            Some(PrefillPlan {
+                len: 1 << 16,
+                ranges: vec![(0, 1 << 16, 0)],
+            })
+        };
+        std::thread::scope(|scope| {
+            let input = File::open(&path).unwrap();
+            let p = Prefill::start(scope, &path, input, plan).expect("started");
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!asked.load(Ordering::SeqCst), "the copy began before go");
+            p.go();
+            let done = p.take().expect("a prefilled file");
+            assert!(asked.load(Ordering::SeqCst));
+            assert_eq!(done.copied, 1 << 16);
+        });
+        // dropped before go: nothing asked, nothing left beside the object
+        asked.store(false, Ordering::SeqCst);
+        std::thread::scope(|scope| {
+            let input = File::open(&path).unwrap();
+            drop(Prefill::start(scope, &path, input, plan));
+        });
+        assert!(!asked.load(Ordering::SeqCst));
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["x.o"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
