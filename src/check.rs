@@ -126,31 +126,19 @@ impl Stats {
 
 /// Runs the checks objtool runs with the given options.
 pub fn check(obj: &Object<'_>, opts: &Options, abi: OrcAbi) -> Result<Outcome> {
-    check_with(obj, opts, abi, &|_| {})
+    check_with(obj, opts, abi, &|| {})
 }
 
-/// What [`check_with`] tells its caller on the way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// The object is read: symbols, relocations, instructions. (The command line lets the
-    /// prefill of the object's new file begin: the build that follows leaves the second
-    /// core time to spare, the reading did not.)
-    Read,
-    /// The program model is built: the object's bytes are no longer needed in memory (the
-    /// walk and ORC generation read only the model). The command line releases the pages
-    /// of its memory map there.
-    Built,
-}
-
-/// [`check`], calling `event` at each [`Event`] (once each, in order, as far as the
-/// analysis gets).
+/// [`check`], calling `release` once the object's bytes are no longer needed in memory
+/// (after the program model is built: the walk and ORC generation read only the model).
+/// The command line releases the pages of its memory map there.
 pub fn check_with(
     obj: &Object<'_>,
     opts: &Options,
     abi: OrcAbi,
-    event: &dyn Fn(Event),
+    release: &dyn Fn(),
 ) -> Result<Outcome> {
-    run(obj, opts, abi, event, None)
+    run(obj, opts, abi, release, None)
 }
 
 /// What a check leaves for a reader that asks for it (`orctool explain`), read-only: the
@@ -172,14 +160,14 @@ pub fn check_inspect(
     abi: OrcAbi,
     inspect: &mut dyn FnMut(&Inspect<'_, '_, '_>),
 ) -> Result<Outcome> {
-    run(obj, opts, abi, &|_| {}, Some(inspect))
+    run(obj, opts, abi, &|| {}, Some(inspect))
 }
 
 fn run(
     obj: &Object<'_>,
     opts: &Options,
     abi: OrcAbi,
-    event: &dyn Fn(Event),
+    release: &dyn Fn(),
     inspect: Option<&mut dyn FnMut(&Inspect<'_, '_, '_>)>,
 ) -> Result<Outcome> {
     let mut stats = Stats::default();
@@ -216,7 +204,6 @@ fn run(
     };
     let syms = syms?;
     stats.lap("read", opts.stats);
-    event(Event::Read);
     let mut opts = opts.clone();
     let mut errors = Vec::new();
     if syms.num_files > 1 && !opts.link {
@@ -255,7 +242,7 @@ fn run(
     out.stats.insns = insns.insns.len();
     let relocs = relocs?;
     let (program, built) = cfg::build(obj, &opts, insns, syms, relocs, &mut out.findings);
-    event(Event::Built);
+    release();
     out.stats.lap("build", opts.stats);
     // the bytes objtool rewrote while it built the model (jump labels, --mnop,
     // --hacks=noinstr), written even when the build or a later stage stops

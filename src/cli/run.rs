@@ -225,14 +225,7 @@ fn run_in(
             );
         })?
     } else {
-        check::check_with(obj, &opts, abi, &|event| match event {
-            check::Event::Read => {
-                if let Some(p) = &prefill {
-                    p.go();
-                }
-            }
-            check::Event::Built => loaded.data.release_pages(),
-        })?
+        check::check_with(obj, &opts, abi, &|| loaded.data.release_pages())?
     };
     out.stats.phases.insert(
         0,

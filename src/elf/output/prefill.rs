@@ -54,18 +54,15 @@ pub struct Prefilled {
 pub struct Prefill<'scope> {
     thread: Option<ScopedJoinHandle<'scope, Option<Prefilled>>>,
     cancel: Arc<AtomicBool>,
-    go: Arc<AtomicBool>,
 }
 
 /// The copy goes in steps of this many bytes, between which a cancelled prefill stops.
 const STEP: u64 = 64 << 20;
 
 impl<'scope> Prefill<'scope> {
-    /// Prepares, on a thread of `scope`, the copy of the ranges `plan` gives (`None`:
-    /// nothing worth copying) from `input` to the temporary file of the object at `path`
-    /// (to be replaced in place), which takes the input's mode, owner, group and extended
-    /// attributes. The copy waits for [`Prefill::go`] (or [`Prefill::take`]): the caller
-    /// says when the analysis leaves time to spare.
+    /// Starts copying, on a thread of `scope`, the ranges `plan` gives (`None`: nothing worth
+    /// copying) from `input` to the temporary file of the object at `path` (to be replaced
+    /// in place), which takes the input's mode, owner, group and extended attributes.
     pub fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
         path: &Path,
@@ -74,42 +71,22 @@ impl<'scope> Prefill<'scope> {
     ) -> Option<Prefill<'scope>> {
         let target = resolve(path, true).ok()?;
         let cancel = Arc::new(AtomicBool::new(false));
-        let go = Arc::new(AtomicBool::new(false));
-        let (stop, started) = (cancel.clone(), go.clone());
+        let stop = cancel.clone();
         let thread = scope.spawn(move || {
             // the analysis first: this thread takes the time it leaves
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
-            while !started.load(Ordering::SeqCst) && !stop.load(Ordering::SeqCst) {
-                std::thread::park();
-            }
-            if stop.load(Ordering::SeqCst) {
-                return None;
-            }
             let start = Instant::now();
             plan().and_then(|plan| fill(plan, &input, target, start, &stop))
         });
         Some(Prefill {
             thread: Some(thread),
             cancel,
-            go,
         })
     }
 
-    /// Lets the copy begin. On a machine whose cores the analysis keeps busy, a copy that
-    /// runs while it reads the object (both cores decoding) only takes their time; while it
-    /// builds the model (serial steps between parallel ones) it mostly fills idle time.
-    pub fn go(&self) {
-        self.go.store(true, Ordering::SeqCst);
-        if let Some(t) = &self.thread {
-            t.thread().unpark();
-        }
-    }
-
-    /// Waits for the copy (starting it if [`Prefill::go`] was never called) and takes the
-    /// file (`None`: nothing was copied, or the copy failed; the write then goes the usual
-    /// way).
+    /// Waits for the copy and takes the file (`None`: nothing was copied, or the copy
+    /// failed; the write then goes the usual way).
     pub fn take(mut self) -> Option<Prefilled> {
-        self.go();
         self.thread.take()?.join().ok()?
     }
 }
@@ -118,7 +95,6 @@ impl Drop for Prefill<'_> {
     fn drop(&mut self) {
         self.cancel.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {
-            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -274,47 +250,5 @@ mod tests {
             reused_ranges(&image, &done),
             vec![(0, 60), (100, 120), (130, 150)]
         );
-    }
-
-    /// The copy waits for `go` (or `take`): until then its plan is not even asked for; a
-    /// prefill dropped before it leaves nothing.
-    #[test]
-    fn the_copy_waits_for_go() {
-        let dir = std::env::temp_dir().join(format!("orctool-prefill-go-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("x.o");
-        std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
-        let asked = AtomicBool::new(false);
-        let plan = || {
-            asked.store(true, Ordering::SeqCst);
-            Some(PrefillPlan {
-                len: 1 << 16,
-                ranges: vec![(0, 1 << 16, 0)],
-            })
-        };
-        std::thread::scope(|scope| {
-            let input = File::open(&path).unwrap();
-            let p = Prefill::start(scope, &path, input, plan).expect("started");
-            std::thread::sleep(Duration::from_millis(50));
-            assert!(!asked.load(Ordering::SeqCst), "the copy began before go");
-            p.go();
-            let done = p.take().expect("a prefilled file");
-            assert!(asked.load(Ordering::SeqCst));
-            assert_eq!(done.copied, 1 << 16);
-        });
-        // dropped before go: nothing asked, nothing left beside the object
-        asked.store(false, Ordering::SeqCst);
-        std::thread::scope(|scope| {
-            let input = File::open(&path).unwrap();
-            drop(Prefill::start(scope, &path, input, plan));
-        });
-        assert!(!asked.load(Ordering::SeqCst));
-        let names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["x.o"]);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
