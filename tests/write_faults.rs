@@ -62,6 +62,15 @@ fn module() -> (Vec<u8>, Vec<OrcRow>) {
     (input, rows)
 }
 
+/// How an object is written in a fault run: beside a hard link to it (updated in place
+/// rather than split), with `--sync`'s flushes, through a prefill.
+#[derive(Clone, Copy, Default)]
+struct How {
+    hard_link: bool,
+    sync: bool,
+    prefill: bool,
+}
+
 /// Writes `rows` into the object at `path` in place (its bytes are `old`), with `fault`.
 /// Returns the result and the number of system calls made.
 fn write_in_place(
@@ -70,9 +79,9 @@ fn write_in_place(
     rows: &[OrcRow],
     patches: &[(u64, Vec<u8>)],
     fault: Option<Fault>,
-    sync: bool,
-    prefill: bool,
+    how: How,
 ) -> (orctool::Result<Method>, u32) {
+    let How { sync, prefill, .. } = how;
     let file = std::fs::File::open(path).unwrap();
     let map = orctool::elf::input::map_file(&file).unwrap();
     assert_eq!(&map[..], old);
@@ -125,7 +134,11 @@ fn write_in_place(
 /// Every stop and every failure, for one object; returns the method of the clean run and
 /// the number of system calls it made.
 fn every_fault(name: &str, old: &[u8], rows: &[OrcRow], hard_link: bool) -> (Method, u32) {
-    every_fault_patched(name, old, rows, &[], hard_link, false, false)
+    let how = How {
+        hard_link,
+        ..How::default()
+    };
+    every_fault_patched(name, old, rows, &[], how)
 }
 
 /// The offset in `new` of input offset `at`, inside `.text`.
@@ -145,10 +158,9 @@ fn every_fault_patched(
     old: &[u8],
     rows: &[OrcRow],
     patches: &[(u64, Vec<u8>)],
-    hard_link: bool,
-    sync: bool,
-    prefill: bool,
+    how: How,
 ) -> (Method, u32) {
+    let hard_link = how.hard_link;
     // the fault hook is one per process
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -170,22 +182,14 @@ fn every_fault_patched(
         }
     };
     fresh();
-    let (method, calls) = write_in_place(&path, old, rows, patches, None, sync, prefill);
+    let (method, calls) = write_in_place(&path, old, rows, patches, None, how);
     let method = method.expect("clean run");
     assert!(std::fs::read(&path).unwrap() == new, "{name}: clean run");
     assert!(calls > 2, "{name}: only {calls} system calls");
     for n in 1..=calls {
         // stopped after call n, as a kill would
         fresh();
-        let _ = write_in_place(
-            &path,
-            old,
-            rows,
-            patches,
-            Some(Fault::StopAfter(n)),
-            sync,
-            prefill,
-        );
+        let _ = write_in_place(&path, old, rows, patches, Some(Fault::StopAfter(n)), how);
         let now =
             std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: stop {n}: file missing: {e}"));
         let c = content(&now);
@@ -212,15 +216,7 @@ fn every_fault_patched(
         }
         // call n fails: the writer undoes itself
         fresh();
-        let (result, _) = write_in_place(
-            &path,
-            old,
-            rows,
-            patches,
-            Some(Fault::FailAt(n)),
-            sync,
-            prefill,
-        );
+        let (result, _) = write_in_place(&path, old, rows, patches, Some(Fault::FailAt(n)), how);
         let now = std::fs::read(&path).unwrap();
         match result {
             Err(_) => assert!(
@@ -258,17 +254,18 @@ fn patched_module_in_place_every_fault() {
     let (old, rows) = module();
     let text = text_at(&old);
     let patches = [(text + 1, vec![0x0f, 0x1f, 0x00])];
-    let (method, _) =
-        every_fault_patched("faults-patched", &old, &rows, &patches, true, false, false);
+    let linked = How {
+        hard_link: true,
+        ..How::default()
+    };
+    let (method, _) = every_fault_patched("faults-patched", &old, &rows, &patches, linked);
     assert!(matches!(method, Method::InPlace { .. }), "{method:?}");
     let (method, _) = every_fault_patched(
         "faults-patched-renamed",
         &old,
         &rows,
         &patches,
-        false,
-        false,
-        false,
+        How::default(),
     );
     assert_eq!(method, Method::Renamed);
 }
@@ -280,9 +277,13 @@ fn synced_module_every_fault() {
     let (old, rows) = module();
     for hard_link in [true, false] {
         let name = format!("faults-synced-{hard_link}");
-        let (plain_method, plain) =
-            every_fault_patched(&name, &old, &rows, &[], hard_link, false, false);
-        let (method, synced) = every_fault_patched(&name, &old, &rows, &[], hard_link, true, false);
+        let how = How {
+            hard_link,
+            ..How::default()
+        };
+        let (plain_method, plain) = every_fault_patched(&name, &old, &rows, &[], how);
+        let how = How { sync: true, ..how };
+        let (method, synced) = every_fault_patched(&name, &old, &rows, &[], how);
         assert_eq!(method, plain_method);
         assert!(
             synced > plain,
@@ -318,15 +319,12 @@ fn large_object_in_place_every_fault() {
 #[test]
 fn large_object_prefilled_every_fault() {
     let (old, rows) = large_object(true, true);
-    let (method, calls) = every_fault_patched(
-        "faults-large-prefilled",
-        &old,
-        &rows,
-        &[],
-        false,
-        false,
-        true,
-    );
+    let prefilled = How {
+        prefill: true,
+        ..How::default()
+    };
+    let (method, calls) =
+        every_fault_patched("faults-large-prefilled", &old, &rows, &[], prefilled);
     match method {
         // only the end of the file (and the renumbered relocations) written after the analysis
         Method::Prefilled { reused, written } => {
@@ -348,9 +346,7 @@ fn large_object_prefilled_every_fault() {
         &old,
         &rows,
         &patches,
-        false,
-        false,
-        true,
+        prefilled,
     );
     assert!(matches!(method, Method::Prefilled { .. }), "{method:?}");
 }
