@@ -5,8 +5,9 @@
 //! A `vmlinux.o` run fills ~250 MB of tables it has just allocated; in 4 KiB pages that is
 //! ~88,000 page faults, a fifth of the run's CPU time on the machine it was measured on
 //! (README, "Speed"). In 2 MiB pages it is a few hundred. Small blocks, and so every module's
-//! run, are untouched. Where the kernel has transparent huge pages off (`never`), or only
-//! for `always`, the advice changes nothing; where it gives none, the block is used as it is.
+//! run, are untouched. Where the kernel's setting is `never` the advice changes nothing
+//! (with `always` such blocks get huge pages anyway), and where no huge page is free the
+//! kernel backs the block with small pages as usual.
 //!
 //! The library does not install it: a program using the library chooses its own allocator.
 //! The binary does (`src/main.rs`).

@@ -457,9 +457,6 @@ mod tests {
         (t, r)
     }
 
-    /// The address index finds exactly the decoded instruction starts, at every byte of a
-    /// section (and past its end), in sections of several blocks with a second section
-    /// before them in the table.
     /// The emulate prefix is `ud2` and "xen" or "kvm" with an instruction after it; a
     /// decode of one keeps offsets and lengths as the kernel's decoder gives them.
     #[test]
@@ -477,6 +474,9 @@ mod tests {
         assert_eq!(got, [(0, 7), (7, 1)]);
     }
 
+    /// The address index finds exactly the decoded instruction starts, at every byte of a
+    /// section (and past its end), in sections of several blocks with a second section
+    /// before them in the table.
     #[test]
     fn address_index_finds_instruction_starts() {
         let mut rng = crate::testing::XorShift::new(0x9e37_79b9_7f4a_7c15);
