@@ -17,8 +17,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
@@ -54,10 +54,62 @@ pub struct Prefilled {
 pub struct Prefill<'scope> {
     thread: Option<ScopedJoinHandle<'scope, Option<Prefilled>>>,
     cancel: Arc<AtomicBool>,
+    /// The copy's steps, once the file is made: [`Prefill::take`] copies beside the thread.
+    work: Arc<OnceLock<Arc<Steps>>>,
 }
 
-/// The copy goes in steps of this many bytes, between which a cancelled prefill stops.
-const STEP: u64 = 64 << 20;
+/// The copy goes in steps of this many bytes, taken in turn by the prefill's thread and,
+/// once the analysis is done, by the thread that waits for it; a cancelled prefill stops
+/// between two.
+const STEP: u64 = 8 << 20;
+
+/// The copy as steps that two threads take in turn: when the analysis ends before the copy
+/// (a large object on a slow disk or a virtual machine whose memory the host must back
+/// again), the waiting thread copies too. (Measured with this VM's free page reporting on:
+/// 800 MB copied in 380-420 ms by one thread, 205 ms by two.)
+struct Steps {
+    /// The temporary file (a second descriptor of it) and the input.
+    file: File,
+    input: File,
+    plan: PrefillPlan,
+    /// The start of the next step not taken.
+    next: AtomicU64,
+    failed: AtomicBool,
+}
+
+impl Steps {
+    /// Copies steps until none is left, the copy failed or `cancel` is set.
+    fn run(&self, cancel: &AtomicBool) {
+        let image = Image {
+            len: self.plan.len,
+            segments: (self.plan.ranges.iter())
+                .map(|&(at, len, from)| Segment {
+                    at,
+                    len,
+                    source: Source::Input(from),
+                })
+                .collect(),
+            patches: Vec::new(),
+            input: &[],
+        };
+        let whole = |from: u64, len: u64| vec![(from, len)];
+        while !cancel.load(Ordering::SeqCst) && !self.failed.load(Ordering::SeqCst) {
+            let at = self.next.fetch_add(STEP, Ordering::SeqCst);
+            if at >= self.plan.len {
+                return;
+            }
+            let end = (at + STEP).min(self.plan.len);
+            if write_range(&image, &self.file, at, end, Some((&self.input, &whole))).is_err() {
+                self.failed.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Every step copied and none failed.
+    fn complete(&self) -> bool {
+        !self.failed.load(Ordering::SeqCst) && self.next.load(Ordering::SeqCst) >= self.plan.len
+    }
+}
 
 impl<'scope> Prefill<'scope> {
     /// Starts copying, on a thread of `scope`, the ranges `plan` gives (`None`: nothing worth
@@ -71,23 +123,31 @@ impl<'scope> Prefill<'scope> {
     ) -> Option<Prefill<'scope>> {
         let target = resolve(path, true).ok()?;
         let cancel = Arc::new(AtomicBool::new(false));
-        let stop = cancel.clone();
+        let work = Arc::new(OnceLock::new());
+        let (stop, steps) = (cancel.clone(), work.clone());
         let thread = scope.spawn(move || {
             // the analysis first: this thread takes the time it leaves
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
             let start = Instant::now();
-            plan().and_then(|plan| fill(plan, &input, target, start, &stop))
+            plan().and_then(|plan| fill(plan, &input, target, start, &stop, &steps))
         });
         Some(Prefill {
             thread: Some(thread),
             cancel,
+            work,
         })
     }
 
-    /// Waits for the copy and takes the file (`None`: nothing was copied, or the copy
-    /// failed; the write then goes the usual way).
+    /// Copies what is left of the copy beside its thread, waits for it and takes the file
+    /// (`None`: nothing was copied, or the copy failed; the write then goes the usual way).
     pub fn take(mut self) -> Option<Prefilled> {
-        self.thread.take()?.join().ok()?
+        let steps = self.work.get().cloned();
+        if let Some(steps) = &steps {
+            steps.run(&self.cancel);
+        }
+        let done = self.thread.take()?.join().ok()??;
+        // (this thread's steps count too: the prefill's thread may have finished first)
+        steps.is_none_or(|s| s.complete()).then_some(done)
     }
 }
 
@@ -109,6 +169,7 @@ fn fill(
     target: PathBuf,
     start: Instant,
     cancel: &AtomicBool,
+    work: &OnceLock<Arc<Steps>>,
 ) -> Option<Prefilled> {
     let t = replace::create_temporary(&target).ok()?;
     if t.named {
@@ -118,34 +179,23 @@ fn fill(
         return None;
     }
     replace::prepare(&t.file, Some(input), plan.len).ok()?;
-    let segments = (plan.ranges.iter())
-        .map(|&(at, len, from)| Segment {
-            at,
-            len,
-            source: Source::Input(from),
-        })
-        .collect();
-    let image = Image {
-        len: plan.len,
-        segments,
-        patches: Vec::new(),
-        input: &[],
-    };
-    let whole = |from: u64, len: u64| vec![(from, len)];
-    let mut at = 0;
-    while at < plan.len {
-        if cancel.load(Ordering::SeqCst) {
-            return None;
-        }
-        let end = (at + STEP).min(plan.len);
-        write_range(&image, &t.file, at, end, Some((input, &whole))).ok()?;
-        at = end;
+    let steps = Arc::new(Steps {
+        file: t.file.try_clone().ok()?,
+        input: input.try_clone().ok()?,
+        plan,
+        next: AtomicU64::new(0),
+        failed: AtomicBool::new(false),
+    });
+    let _ = work.set(steps.clone());
+    steps.run(cancel);
+    if !steps.complete() {
+        return None;
     }
     Some(Prefilled {
         temporary: t,
         target,
-        copied: plan.ranges.iter().map(|r| r.1).sum(),
-        done: plan.ranges,
+        copied: steps.plan.ranges.iter().map(|r| r.1).sum(),
+        done: steps.plan.ranges.clone(),
         elapsed: start.elapsed(),
     })
 }
@@ -250,5 +300,64 @@ mod tests {
             reused_ranges(&image, &done),
             vec![(0, 60), (100, 120), (130, 150)]
         );
+    }
+
+    /// Two threads taking the steps of one copy in turn copy every range once, to its
+    /// place; a step that fails marks the copy incomplete and stops both.
+    #[test]
+    fn steps_shared_by_two_threads() {
+        let dir = std::env::temp_dir().join(format!("orctool-steps-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let len = 5 * STEP + 12345;
+        let input: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4093) as u8).collect();
+        std::fs::write(dir.join("in"), &input).unwrap();
+        // the input's halves swapped, with a gap between them in the new file
+        let half = len / 2;
+        let plan = PrefillPlan {
+            len: len + 100,
+            ranges: vec![(0, len - half, half), (len - half + 100, half, 0)],
+        };
+        let open = |name: &str, write: bool| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(write)
+                .create(write)
+                .truncate(false)
+                .open(dir.join(name))
+                .unwrap()
+        };
+        let steps = |file: File| Steps {
+            file,
+            input: open("in", false),
+            plan: plan.clone(),
+            next: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+        };
+        let copy = steps(open("out", true));
+        let cancel = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| copy.run(&cancel));
+            copy.run(&cancel);
+        });
+        assert!(copy.complete());
+        let out = std::fs::read(dir.join("out")).unwrap();
+        let mut want = input[half as usize..].to_vec();
+        want.extend_from_slice(&[0; 100]);
+        want.extend_from_slice(&input[..half as usize]);
+        assert!(out == want, "the copy is not the plan's");
+        // a file open for reading only: every write fails
+        std::fs::write(dir.join("ro"), b"").unwrap();
+        let copy = steps(open("ro", false));
+        std::thread::scope(|scope| {
+            scope.spawn(|| copy.run(&cancel));
+            copy.run(&cancel);
+        });
+        assert!(!copy.complete());
+        assert!(
+            copy.next.load(Ordering::SeqCst) < 4 * STEP,
+            "went on after a failure"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
