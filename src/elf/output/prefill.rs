@@ -141,11 +141,22 @@ impl<'scope> Prefill<'scope> {
     /// Copies what is left of the copy beside its thread, waits for it and takes the file
     /// (`None`: nothing was copied, or the copy failed; the write then goes the usual way).
     pub fn take(mut self) -> Option<Prefilled> {
-        let steps = self.work.get().cloned();
+        let thread = self.thread.take()?;
+        // the steps, once the prefill's thread has made the file (a run whose analysis
+        // ends first waits for that; one that ends without making it has none)
+        let steps = loop {
+            if let Some(steps) = self.work.get() {
+                break Some(steps.clone());
+            }
+            if thread.is_finished() {
+                break self.work.get().cloned();
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
         if let Some(steps) = &steps {
             steps.run(&self.cancel);
         }
-        let done = self.thread.take()?.join().ok()??;
+        let done = thread.join().ok()??;
         // (this thread's steps count too: the prefill's thread may have finished first)
         steps.is_none_or(|s| s.complete()).then_some(done)
     }
