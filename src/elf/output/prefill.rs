@@ -129,7 +129,7 @@ impl<'scope> Prefill<'scope> {
             // the analysis first: this thread takes the time it leaves
             let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 19);
             let start = Instant::now();
-            plan().and_then(|plan| fill(plan, &input, target, start, &stop, &steps))
+            plan().and_then(|plan| fill(plan, input, target, start, &stop, &steps))
         });
         Some(Prefill {
             thread: Some(thread),
@@ -176,7 +176,7 @@ impl Drop for Prefill<'_> {
 /// `cancel` is set.
 fn fill(
     plan: PrefillPlan,
-    input: &File,
+    input: File,
     target: PathBuf,
     start: Instant,
     cancel: &AtomicBool,
@@ -189,10 +189,10 @@ fn fill(
         replace::remove_name(&t.path);
         return None;
     }
-    replace::prepare(&t.file, Some(input), plan.len).ok()?;
+    replace::prepare(&t.file, Some(&input), plan.len).ok()?;
     let steps = Arc::new(Steps {
         file: t.file.try_clone().ok()?,
-        input: input.try_clone().ok()?,
+        input,
         plan,
         next: AtomicU64::new(0),
         failed: AtomicBool::new(false),
