@@ -32,7 +32,9 @@ pub(super) type Annotated = (Option<FindingKind>, Annotation);
 /// What adding a call's destination does to it ([`Program::call_effect`]).
 pub(super) struct CallEffect {
     attr: Attr,
-    warning: Option<FindingKind>,
+    /// (boxed: a warning is rare, and a call's effect is written by one thread and read by
+    /// another, 200 bytes each unboxed)
+    warning: Option<Box<FindingKind>>,
     /// The lists it joins and its rewrite.
     site: Annotation,
     /// The analysis stops after the warning.
@@ -259,7 +261,7 @@ impl Builder<'_, '_> {
             |p, (id, _), e| {
                 p.attrs[id.idx()] = e.attr;
                 if let Some(w) = e.warning {
-                    p.warn_insn(f, id, w);
+                    p.warn_insn(f, id, *w);
                 }
                 p.sites.record(id, e.site);
                 if e.fatal {
@@ -278,7 +280,7 @@ impl Builder<'_, '_> {
         let mut a = self.attrs[id.idx()];
         let effect = |warning: Option<FindingKind>, fatal: bool, a: Attr, site| CallEffect {
             attr: a,
-            warning,
+            warning: warning.map(Box::new),
             site,
             fatal,
         };
