@@ -79,6 +79,37 @@ impl OffsetIndex {
         }
     }
 
+    /// Indexes the offsets whose bits are set in `bits` (bit `k % 64` of word `k / 64`:
+    /// offset `k` is present; bits at or past `size` must be clear, and `bits` must cover
+    /// the whole blocks of `size`: [`OffsetIndex::words`] words). The same index as
+    /// [`OffsetIndex::new`] of those offsets, without reading them one by one.
+    pub fn from_bits(bits: &[u64], size: u64) -> Self {
+        let nblocks = usize::try_from(size.div_ceil(BLOCK_BYTES)).unwrap_or(0);
+        let mut blocks = Vec::with_capacity(nblocks);
+        let mut count = 0u32;
+        for b in 0..nblocks {
+            let present = match bits.get(4 * b..4 * b + 4) {
+                Some(&[a, b, c, d]) => [a, b, c, d],
+                _ => [0; 4],
+            };
+            blocks.push(Block {
+                first: count,
+                present,
+            });
+            count += present.iter().map(|x| x.count_ones()).sum::<u32>();
+        }
+        OffsetIndex {
+            blocks,
+            size,
+            count,
+        }
+    }
+
+    /// The number of bit words [`OffsetIndex::from_bits`] reads for `size`.
+    pub fn words(size: u64) -> usize {
+        usize::try_from(size.div_ceil(BLOCK_BYTES)).unwrap_or(0) * 4
+    }
+
     /// The ordinal of `off`, if it is one of the offsets.
     pub fn find(&self, off: u64) -> Option<u32> {
         let block = self.blocks.get(usize::try_from(off >> SHIFT).ok()?)?;
@@ -150,6 +181,28 @@ mod tests {
                         .map(|p| p as u32);
                     assert_eq!(ix.first_in(off, len), want, "round {round} {off}+{len}");
                 }
+            }
+        }
+    }
+
+    /// An index built from a bitmap is the index of the offsets the bitmap holds.
+    #[test]
+    fn bitmap_index_is_the_index_of_its_offsets() {
+        let mut rng = crate::testing::XorShift::new(0x2545_f491_4f6c_dd1d);
+        for round in 0..100 {
+            let size = [0, 1, 63, 64, 255, 256, 257, 700, 3000, 70_000][round % 10];
+            let density = 1 + rng.below(12);
+            let offsets: Vec<u64> = (0..size).filter(|_| rng.below(density) == 0).collect();
+            let mut bits = vec![0u64; OffsetIndex::words(size)];
+            for &o in &offsets {
+                bits[(o / 64) as usize] |= 1 << (o % 64);
+            }
+            let a = OffsetIndex::new(offsets.len(), |k| offsets[k], size);
+            let b = OffsetIndex::from_bits(&bits, size);
+            assert_eq!(a.count, b.count, "round {round}");
+            assert_eq!(a.blocks.len(), b.blocks.len(), "round {round}");
+            for (x, y) in a.blocks.iter().zip(&b.blocks) {
+                assert_eq!((x.first, x.present), (y.first, y.present), "round {round}");
             }
         }
     }

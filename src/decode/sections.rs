@@ -91,10 +91,10 @@ pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeErr
                 Threads::Large => nthreads.min(data.len() / PARALLEL_MIN_BYTES).max(1),
                 Threads::Forced => nthreads.max(2).min(data.len() / 16).max(1),
             };
-            decode_section(sec, data, pieces, PIECE_OVERLAP, &mut t)?;
+            let bits = decode_section(sec, data, pieces, PIECE_OVERLAP, &mut t)?;
             let end = t.insns.len() as u32;
             t.by_section[sec.0 as usize] = (start, end);
-            t.index_starts(sec, data.len() as u64);
+            t.starts[sec.0 as usize] = OffsetIndex::from_bits(&bits, data.len() as u64);
             if end > start {
                 t.sec_starts.push((start, sec));
                 t.insns[start as usize].flags |= INSN_FIRST;
@@ -124,6 +124,11 @@ struct Piece {
     errors: Vec<u64>,
     /// Where the next instruction would start.
     end: usize,
+    /// The instruction starts of the span decoded into the piece: bit `k` (of word
+    /// `k / 64`) is offset `bits_base + k`.
+    bits: Vec<u64>,
+    /// Where `bits` starts in the section (a multiple of 64).
+    bits_base: usize,
 }
 
 impl InsnTable {
@@ -138,6 +143,8 @@ impl InsnTable {
             indirect_jumps: std::mem::take(&mut self.indirect_jumps),
             errors: Vec::new(),
             end: 0,
+            bits: Vec::new(),
+            bits_base: 0,
         }
     }
 
@@ -214,15 +221,19 @@ impl InsnTable {
 /// found there is where the true stream (known from the previous piece) switches to piece
 /// k. Where two pieces never meet, the rest of the section is decoded linearly. The first
 /// piece is decoded straight into the table, the others into their own buffers.
+///
+/// Returns the section's instruction starts as [`OffsetIndex::from_bits`] reads them (the
+/// starts each piece found, on the part of it that is the true stream).
 fn decode_section(
     sec: SecId,
     data: &[u8],
     pieces: usize,
     overlap: usize,
     t: &mut InsnTable,
-) -> Result<(), DecodeError> {
+) -> Result<Vec<u64>, DecodeError> {
     use rayon::prelude::*;
     let err = |offset| Err(DecodeError { sec, offset });
+    let mut bits = vec![0u64; OffsetIndex::words(data.len() as u64)];
     // The first piece goes straight into the table; the others cost a copy afterwards and
     // share their threads with the other reads: the first gets a larger share.
     let pieces = pieces.max(1);
@@ -242,7 +253,7 @@ fn decode_section(
     };
     if starts.is_empty() {
         // one piece: no threads (starting rayon's pool costs more than a small section)
-        return decode_linear_into(t, sec, data, 0);
+        return decode_linear_into(t, sec, data, 0, &mut bits).map(|()| bits);
     }
     let mut head = t.take_piece();
     let base = head.insns.len();
@@ -306,6 +317,14 @@ fn decode_section(
         }
         .max(from);
         let prev_end = prev.end;
+        // its instruction starts into the section's
+        if let Some(lo) = prev.insns.get(from) {
+            let hi = prev
+                .insns
+                .get(keep)
+                .map_or(data.len(), |i| i.offset as usize);
+            or_bits(&mut bits, prev, lo.offset as usize, hi);
+        }
         // move it into the table
         match pending.take() {
             None => t.restore_piece(std::mem::take(&mut head), keep),
@@ -315,28 +334,54 @@ fn decode_section(
             return err(e);
         }
         match (next, meet) {
-            (None, _) => return Ok(()),
+            (None, _) => return Ok(bits),
             (Some((piece, _)), Some((_, y))) => pending = Some((piece, y)),
             // no meeting point: the rest of the section linearly
-            (Some(_), None) => return decode_linear_into(t, sec, data, prev_end),
+            (Some(_), None) => {
+                return decode_linear_into(t, sec, data, prev_end, &mut bits).map(|()| bits);
+            }
         }
     }
 }
 
-/// Decodes `data[start..]` linearly straight into the table; the first bytes that are no
-/// instruction are the section's decode error.
+/// Decodes `data[start..]` linearly straight into the table (its instruction starts into
+/// `bits`); the first bytes that are no instruction are the section's decode error.
 fn decode_linear_into(
     t: &mut InsnTable,
     sec: SecId,
     data: &[u8],
     start: usize,
+    bits: &mut [u64],
 ) -> Result<(), DecodeError> {
     let mut p = t.take_piece();
     decode_span(&mut p, sec, data, start, data.len(), false);
+    or_bits(bits, &p, start, data.len());
     let error = p.errors.first().copied();
     let n = p.insns.len();
     t.restore_piece(p, n);
     error.map_or(Ok(()), |offset| Err(DecodeError { sec, offset }))
+}
+
+/// Adds the instruction starts `piece` found in `[lo, hi)` to the section's `bits`.
+fn or_bits(bits: &mut [u64], piece: &Piece, lo: usize, hi: usize) {
+    let base = piece.bits_base;
+    let (lo, hi) = (lo.max(base), hi.min(base + 64 * piece.bits.len()));
+    if lo >= hi {
+        return;
+    }
+    let (first, last) = (lo / 64, (hi - 1) / 64);
+    for w in first..=last {
+        let mut word = piece.bits[w - base / 64];
+        if w == first {
+            word &= !0u64 << (lo % 64);
+        }
+        if w == last && hi % 64 != 0 {
+            word &= !(!0u64 << (hi % 64));
+        }
+        if let Some(b) = bits.get_mut(w) {
+            *b |= word;
+        }
+    }
 }
 
 /// Decodes linearly from `start` while the next instruction starts before `stop`,
@@ -351,6 +396,11 @@ fn decode_span(
     resync: bool,
 ) {
     piece.end = start;
+    piece.bits_base = start & !63;
+    piece.bits.clear();
+    piece
+        .bits
+        .resize((stop.max(start) - piece.bits_base).div_ceil(64), 0);
     if piece.insns.capacity() == 0 {
         piece.insns.reserve(stop.saturating_sub(start) / 3);
         piece.ops.reserve(stop.saturating_sub(start) / 12);
@@ -434,6 +484,10 @@ fn decode_span(
                 ops_len += 1;
             }
         }
+        let bit = offset - piece.bits_base;
+        if let Some(w) = piece.bits.get_mut(bit / 64) {
+            *w |= 1 << (bit % 64);
+        }
         piece.insns.push(Insn {
             offset: offset as u32,
             len: len as u8,
@@ -498,9 +552,18 @@ mod tests {
                     }
                 }
                 let start = t.insns.len() as u32;
-                decode_section(sec, &data, 1, 0, &mut t).unwrap();
+                // one piece, or several that meet (the starts each found, where it is the
+                // true stream, make the index)
+                let pieces = 1 + round % 3;
+                let bits = decode_section(sec, &data, pieces, 16, &mut t).unwrap();
                 t.by_section[sec.0 as usize] = (start, t.insns.len() as u32);
+                t.starts[sec.0 as usize] = OffsetIndex::from_bits(&bits, data.len() as u64);
+                let from_bits: Vec<_> =
+                    (0..data.len() as u64 + 300).map(|o| t.at(sec, o)).collect();
                 t.index_starts(sec, data.len() as u64);
+                for (o, &b) in from_bits.iter().enumerate() {
+                    assert_eq!(b, t.at(sec, o as u64), "round {round} {o}: the two indexes");
+                }
                 for offset in 0..data.len() as u64 + 300 {
                     let want = t
                         .section_range(sec)
