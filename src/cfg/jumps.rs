@@ -167,7 +167,8 @@ impl Builder<'_, '_> {
         };
         // the parent functions, which this step changes, kept compact for the sibling test
         let mut pfunc: Vec<Option<SymId>> = self.syms.syms.iter().map(|s| s.pfunc).collect();
-        let mut calls = Vec::new();
+        // (at most one per branch: reserved at once, as it grows by doubling otherwise)
+        let mut calls = Vec::with_capacity(branches.len());
         let r = self.lookups(
             &branches,
             |_, _| {},
