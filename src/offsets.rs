@@ -33,7 +33,7 @@ impl OffsetIndex {
     /// `size` proportionate to `n`. A large set is indexed on all threads, each filling
     /// its own run of blocks.
     pub fn new(n: usize, offset: impl Fn(usize) -> u64 + Sync, size: u64) -> Self {
-        let nblocks = usize::try_from(size.div_ceil(BLOCK_BYTES)).unwrap_or(0);
+        let nblocks = Self::block_count(size);
         let mut blocks = vec![Block::default(); nblocks];
         // the first ordinal at or after `off`
         let ordinal_at = |off: u64| {
@@ -84,7 +84,7 @@ impl OffsetIndex {
     /// the whole blocks of `size`: [`OffsetIndex::words`] words). The same index as
     /// [`OffsetIndex::new`] of those offsets, without reading them one by one.
     pub fn from_bits(bits: &[u64], size: u64) -> Self {
-        let nblocks = usize::try_from(size.div_ceil(BLOCK_BYTES)).unwrap_or(0);
+        let nblocks = Self::block_count(size);
         let mut blocks = Vec::with_capacity(nblocks);
         let mut count = 0u32;
         for b in 0..nblocks {
@@ -107,7 +107,12 @@ impl OffsetIndex {
 
     /// The number of bit words [`OffsetIndex::from_bits`] reads for `size`.
     pub fn words(size: u64) -> usize {
-        usize::try_from(size.div_ceil(BLOCK_BYTES)).unwrap_or(0) * 4
+        Self::block_count(size) * 4
+    }
+
+    /// The number of blocks that cover `size` bytes.
+    fn block_count(size: u64) -> usize {
+        usize::try_from(size.div_ceil(BLOCK_BYTES)).unwrap_or(0)
     }
 
     /// The ordinal of `off`, if it is one of the offsets.
