@@ -205,10 +205,24 @@ fn generate_piece(
         }
     };
     let mut k = range.start;
+    // the state of the instruction before, outside every group (its entry is `out.last`)
+    let mut prev_state = None;
     while k < range.end {
         let insn = InsnId(k);
+        let site = p.alt_site(insn);
+        if site.is_none() {
+            // the same state as the instruction before: the same entry, no row
+            let state = w.cfi[insn.idx()];
+            if prev_state == Some(state) {
+                k += 1;
+                continue;
+            }
+            prev_state = Some(state);
+        } else {
+            prev_state = None;
+        }
         let i = p.insn(insn);
-        match p.alt_site(insn) {
+        match site {
             None => {
                 match entry(w.cfi[insn.idx()]) {
                     Ok(e) => emit(&mut out, u64::from(i.offset), e),
