@@ -61,8 +61,9 @@ struct Intervals {
 }
 
 impl Intervals {
-    fn build(mut items: Vec<(u64, u64, SymId)>) -> Self {
-        items.sort_by_key(|&(s, _, i)| (s, i));
+    /// `items` in (start, index) order.
+    fn build(items: Vec<(u64, u64, SymId)>) -> Self {
+        debug_assert!(items.is_sorted_by_key(|&(s, _, i)| (s, i)));
         let mut iv = Intervals::default();
         let mut m = 0;
         for (s, e, i) in items {
@@ -91,6 +92,8 @@ pub struct Symbols<'data> {
     funcs: Vec<bool>,
     /// Per section: its symbols in objtool's list order.
     pub lists: Vec<Vec<SymId>>,
+    /// Per section: its symbols in (offset, index) order.
+    by_addr: Vec<Vec<SymId>>,
     /// Per section: sized non-section symbols.
     sized: Vec<Intervals>,
     /// Number of STT_FILE symbols.
@@ -110,21 +113,64 @@ fn cold_suffix(name: &str) -> Option<usize> {
     memchr::memmem::find(name.as_bytes(), b".cold")
 }
 
+/// Each section's symbols in (offset, index) order: the one sort the aliases, the list
+/// order and the address index all read.
+fn address_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymId>> {
+    let mut per_sec: Vec<Vec<(u64, SymId)>> = vec![Vec::new(); nsec];
+    for (i, s) in syms.iter().enumerate() {
+        per_sec[s.sec.0 as usize].push((s.offset, SymId(i as u32)));
+    }
+    per_sec
+        .into_iter()
+        .map(|mut keyed| {
+            // (a stable sort: a section's symbols come in a few runs of rising offsets, one
+            // per object file that went into it and one for the globals)
+            keyed.sort_by_key(|&(offset, _)| offset);
+            keyed.into_iter().map(|(_, i)| i).collect()
+        })
+        .collect()
+}
+
 /// Points each sized symbol at the last symbol with its section, offset, type and size
-/// (objtool points all earlier ones at each new one): sorted by that key and index, each
-/// run of equal keys ends with the alias of all its members.
-fn link_aliases(syms: &mut [Symbol<'_>]) {
-    let mut keys: Vec<(u32, u64, u8, u64, SymId)> = syms
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.len > 0)
-        .map(|(i, s)| (s.sec.0, s.offset, s.ty, s.len, SymId(i as u32)))
-        .collect();
-    keys.sort_unstable();
-    for run in keys.chunk_by(|a, b| (a.0, a.1, a.2, a.3) == (b.0, b.1, b.2, b.3)) {
-        let last = run[run.len() - 1].4;
-        for k in run {
-            syms[k.4.index()].alias = last;
+/// (objtool points all earlier ones at each new one): in each run of symbols at one
+/// offset of a section (`by_addr`, [`address_order`]), the last of each type and size is
+/// the alias of all of them.
+fn link_aliases(syms: &mut [Symbol<'_>], by_addr: &[Vec<SymId>]) {
+    // (type, size, alias) of the run's symbols seen so far, last first
+    let mut seen: Vec<(u8, u64, SymId)> = Vec::new();
+    for order in by_addr {
+        let mut start = 0;
+        while start < order.len() {
+            let offset = syms[order[start].index()].offset;
+            let end = start
+                + order[start..]
+                    .iter()
+                    .take_while(|i| syms[i.index()].offset == offset)
+                    .count();
+            let run = &order[start..end];
+            start = end;
+            if run.len() == 1 {
+                continue; // its own alias
+            }
+            // (a run is a few symbols; a long one, only in a made-up object, goes through
+            // a map)
+            let mut map: FxHashMap<(u8, u64), SymId> = FxHashMap::default();
+            seen.clear();
+            for &i in run.iter().rev() {
+                let key = (syms[i.index()].ty, syms[i.index()].len);
+                if key.1 == 0 {
+                    continue;
+                }
+                let alias = if run.len() > 16 {
+                    *map.entry(key).or_insert(i)
+                } else if let Some(e) = seen.iter().find(|e| (e.0, e.1) == key) {
+                    e.2
+                } else {
+                    seen.push((key.0, key.1, i));
+                    i
+                };
+                syms[i.index()].alias = alias;
+            }
         }
     }
 }
@@ -138,10 +184,15 @@ fn link_aliases(syms: &mut [Symbol<'_>]) {
 /// the predecessor puts later children before earlier ones, so the list is a depth-first
 /// walk of the predecessor tree with children in descending index order. Predecessors are
 /// found in (offset, index) order with a Fenwick tree of prefix maxima over indices.
-fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymId>> {
+fn list_order(syms: &[Symbol<'_>], by_addr: &[Vec<SymId>]) -> Vec<Vec<SymId>> {
+    let nsec = by_addr.len();
     let mut per_sec: Vec<Vec<SymId>> = vec![Vec::new(); nsec];
+    // each symbol's place among its section's symbols in index order
+    let mut pos_of: Vec<u32> = vec![0; syms.len()];
     for (i, s) in syms.iter().enumerate() {
-        per_sec[s.sec.0 as usize].push(SymId(i as u32));
+        let members = &mut per_sec[s.sec.0 as usize];
+        pos_of[i] = members.len() as u32;
+        members.push(SymId(i as u32));
     }
     let mut parent: Vec<Option<SymId>> = vec![None; syms.len()];
     let mut first_child: Vec<Option<SymId>> = vec![None; syms.len()];
@@ -150,17 +201,9 @@ fn list_order(syms: &[Symbol<'_>], nsec: usize) -> Vec<Vec<SymId>> {
     // (position in address order, +1) of an added sized symbol at or before a position
     let mut tree: Vec<u32> = Vec::new();
     let mut lists = Vec::with_capacity(nsec);
-    for members in per_sec {
-        // members are in index order; `pos` is a symbol's place among them (the keys
-        // gathered in that order: sorting by looking each symbol up is a cache miss per
-        // comparison)
-        let mut keyed: Vec<(u64, u32)> = members
-            .iter()
-            .enumerate()
-            .map(|(p, &i)| (syms[i.index()].offset, p as u32))
-            .collect();
-        keyed.sort_unstable();
-        let by_addr: Vec<u32> = keyed.into_iter().map(|(_, p)| p).collect();
+    for (members, order) in per_sec.into_iter().zip(by_addr) {
+        // members are in index order; `pos` is a symbol's place among them
+        let by_addr: Vec<u32> = order.iter().map(|i| pos_of[i.index()]).collect();
         tree.clear();
         tree.resize(members.len() + 1, 0);
         for (rank, &pos) in by_addr.iter().enumerate() {
@@ -252,13 +295,15 @@ impl<'data> Symbols<'data> {
             };
             syms.push(sym);
         }
-        link_aliases(&mut syms);
-        let lists = list_order(&syms, nsec);
+        let by_addr = address_order(&syms, nsec);
+        link_aliases(&mut syms, &by_addr);
+        let lists = list_order(&syms, &by_addr);
         let funcs = syms.iter().map(Symbol::is_func).collect();
         let mut symbols = Symbols {
             syms,
             funcs,
             lists,
+            by_addr,
             sized: Vec::new(),
             num_files,
         };
@@ -365,13 +410,19 @@ impl<'data> Symbols<'data> {
 
     /// Rebuilds the address index (after lengths changed).
     pub fn reindex(&mut self) {
-        let mut per: Vec<Vec<(u64, u64, SymId)>> = vec![Vec::new(); self.lists.len()];
-        for (i, s) in self.syms.iter().enumerate() {
-            if s.len > 0 && s.ty != elf::STT_SECTION {
-                per[s.sec.0 as usize].push((s.offset, s.end(), SymId(i as u32)));
-            }
-        }
-        self.sized = per.into_iter().map(Intervals::build).collect();
+        let syms = &self.syms;
+        self.sized = (self.by_addr.iter())
+            .map(|order| {
+                Intervals::build(
+                    order
+                        .iter()
+                        .map(|&i| (&syms[i.index()], i))
+                        .filter(|(s, _)| s.len > 0 && s.ty != elf::STT_SECTION)
+                        .map(|(s, i)| (s.offset, s.end(), i))
+                        .collect(),
+                )
+            })
+            .collect();
     }
 
     pub fn get(&self, i: SymId) -> &Symbol<'data> {
