@@ -30,8 +30,9 @@ fn emulate_prefix_len(bytes: &[u8]) -> usize {
 
 /// Sections of at least this many bytes are decoded in parallel pieces.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
-/// The first piece's share of a section decoded in pieces (see [`decode_section`]).
-const HEAD_SHARE_PERCENT: u128 = 60;
+/// A section decoded in pieces is cut into parts of about this size, which the threads
+/// claim one at a time (see [`decode_section`]).
+const PART_BYTES: usize = 512 << 10;
 /// A piece decodes this far into the next one, where the two must meet on a common
 /// instruction boundary.
 const PIECE_OVERLAP: usize = 4096;
@@ -214,13 +215,19 @@ impl InsnTable {
     }
 }
 
-/// Decodes one section, in `pieces` parallel pieces, with the result of a linear decode
-/// from its start: piece k > 0 starts at an arbitrary offset and may begin inside an
-/// instruction, but x86 decoding falls back into step within a few instructions. Each
-/// piece decodes into the next one's first bytes; the first instruction boundary both
-/// found there is where the true stream (known from the previous piece) switches to piece
-/// k. Where two pieces never meet, the rest of the section is decoded linearly. The first
-/// piece is decoded straight into the table, the others into their own buffers.
+/// Decodes one section on up to `pieces` threads, with the result of a linear decode from
+/// its start.
+///
+/// The section is cut into parts (at least `pieces`, of about [`PART_BYTES`]). The first
+/// thread decodes from the start straight into the table, claiming the parts one after
+/// another; the others claim parts from the end, each decoded into a buffer of its own.
+/// So the threads share the work whatever else they are doing, and only the parts taken
+/// from the end are copied. A part taken from the end starts at an arbitrary offset and
+/// may begin inside an instruction, but x86 decoding falls back into step within a few
+/// instructions: each decode goes `overlap` bytes into the next part, and the first
+/// instruction boundary both found there is where the true stream (known from the part
+/// before) switches to the next. Where two never meet, the rest of the section is decoded
+/// linearly.
 ///
 /// Returns the section's instruction starts as [`OffsetIndex::from_bits`] reads them (the
 /// starts each piece found, on the part of it that is the true stream).
@@ -231,45 +238,88 @@ fn decode_section(
     overlap: usize,
     t: &mut InsnTable,
 ) -> Result<Vec<u64>, DecodeError> {
+    decode_section_split(sec, data, pieces, overlap, usize::MAX, t)
+}
+
+/// [`decode_section`], where the first thread claims no part past `front_parts` (tests
+/// choose where the parts taken from the end begin).
+fn decode_section_split(
+    sec: SecId,
+    data: &[u8],
+    pieces: usize,
+    overlap: usize,
+    front_parts: usize,
+    t: &mut InsnTable,
+) -> Result<Vec<u64>, DecodeError> {
     use rayon::prelude::*;
+    use std::sync::Mutex;
     let err = |offset| Err(DecodeError { sec, offset });
     let mut bits = vec![0u64; OffsetIndex::words(data.len() as u64)];
-    // The first piece goes straight into the table; the others cost a copy afterwards and
-    // share their threads with the other reads: the first gets a larger share.
-    let pieces = pieces.max(1);
-    let head_len = if pieces == 1 {
-        data.len()
-    } else {
-        (data.len() as u128 * HEAD_SHARE_PERCENT / 100) as usize
-    }
-    .max(1);
-    let size = (data.len() - head_len.min(data.len()))
-        .div_ceil(pieces.saturating_sub(1).max(1))
-        .max(1);
-    let starts: Vec<usize> = (head_len..data.len()).step_by(size).collect();
-    let stop_of = |st: usize| {
-        let len = if st == 0 { head_len } else { size };
-        st.saturating_add(len + overlap).min(data.len())
-    };
-    if starts.is_empty() {
+    if pieces <= 1 || data.len() < 2 {
         // one piece: no threads (starting rayon's pool costs more than a small section)
         return decode_linear_into(t, sec, data, 0, &mut bits).map(|()| bits);
     }
+    let parts = pieces.max(data.len().div_ceil(PART_BYTES)).min(data.len());
+    let size = data.len().div_ceil(parts);
+    let parts = data.len().div_ceil(size);
+    let part_start = |k: usize| (k * size).min(data.len());
+    // the parts not yet claimed: the first from the front, the second from the end (the
+    // first thread has part 0)
+    let claims = Mutex::new((1usize, parts));
+    let claim = |from_front: bool| {
+        let mut c = claims.lock().unwrap_or_else(|e| e.into_inner());
+        (c.0 < c.1 && (!from_front || c.0 < front_parts)).then(|| {
+            if from_front {
+                c.0 += 1;
+                c.0 - 1
+            } else {
+                c.1 -= 1;
+                c.1
+            }
+        })
+    };
     let mut head = t.take_piece();
     let base = head.insns.len();
-    let ((), rest): ((), Vec<Piece>) = rayon::join(
-        || decode_span(&mut head, sec, data, 0, stop_of(0), false),
+    let ((), mut rest): ((), Vec<(usize, Piece)>) = rayon::join(
         || {
-            starts
-                .par_iter()
-                .map(|&st| {
-                    let mut p = Piece::default();
-                    decode_span(&mut p, sec, data, st, stop_of(st), true);
-                    p
+            // the end of the part just decoded reached: the end of the next one claimed,
+            // else `overlap` bytes into the part after (then no further)
+            let mut extend = |reached: usize| match claim(true) {
+                Some(k) => part_start(k + 1),
+                None => {
+                    let front = claims.lock().unwrap_or_else(|e| e.into_inner()).0;
+                    reached.max(part_start(front).saturating_add(overlap).min(data.len()))
+                }
+            };
+            decode_span_with(
+                &mut head,
+                sec,
+                data,
+                0,
+                size,
+                data.len(),
+                false,
+                &mut extend,
+            );
+        },
+        || {
+            (1..pieces)
+                .into_par_iter()
+                .flat_map_iter(|_| {
+                    std::iter::from_fn(|| {
+                        let k = claim(false)?;
+                        let mut p = Piece::default();
+                        let stop = part_start(k + 1).saturating_add(overlap).min(data.len());
+                        decode_span(&mut p, sec, data, part_start(k), stop, true);
+                        Some((k, p))
+                    })
                 })
                 .collect()
         },
     );
+    rest.sort_unstable_by_key(|&(k, _)| k);
+    let starts: Vec<usize> = rest.iter().map(|&(k, _)| part_start(k)).collect();
+    let rest: Vec<Piece> = rest.into_iter().map(|(_, p)| p).collect();
     // the first error inside the true stream of `p` from instruction `from` to offset `to`
     let error_in = |p: &Piece, from: usize, to: u64| {
         let lo = p
@@ -395,12 +445,29 @@ fn decode_span(
     stop: usize,
     resync: bool,
 ) {
+    decode_span_with(piece, sec, data, start, stop, stop, resync, &mut |s| s);
+}
+
+/// [`decode_span`], where reaching `stop` asks `extend` (given `stop`) how far to go on:
+/// decoding ends when it answers no further. Instructions starting before `limit`, the
+/// furthest it may answer, are marked in the piece's bits.
+#[allow(clippy::too_many_arguments)]
+fn decode_span_with(
+    piece: &mut Piece,
+    sec: SecId,
+    data: &[u8],
+    start: usize,
+    mut stop: usize,
+    limit: usize,
+    resync: bool,
+    extend: &mut dyn FnMut(usize) -> usize,
+) {
     piece.end = start;
     piece.bits_base = start & !63;
     piece.bits.clear();
     piece
         .bits
-        .resize((stop.max(start) - piece.bits_base).div_ceil(64), 0);
+        .resize((limit.max(start) - piece.bits_base).div_ceil(64), 0);
     if piece.insns.capacity() == 0 {
         piece.insns.reserve(stop.saturating_sub(start) / 3);
         piece.ops.reserve(stop.saturating_sub(start) / 12);
@@ -419,7 +486,15 @@ fn decode_span(
         return;
     }
     decoder.set_ip(start as u64);
-    while decoder.can_decode() && decoder.position() < stop {
+    while decoder.can_decode() {
+        if decoder.position() >= stop {
+            let further = extend(stop);
+            if further <= stop {
+                break;
+            }
+            stop = further;
+            continue;
+        }
         let offset = decoder.position();
         piece.end = offset;
         // The kernel's decoder reads Xen's and KVM's "emulate prefix" (`ud2; .ascii "xen"`
@@ -506,8 +581,17 @@ mod tests {
     use super::*;
 
     fn table(data: &[u8], pieces: usize, overlap: usize) -> (InsnTable, Option<DecodeError>) {
+        split_table(data, pieces, overlap, usize::MAX)
+    }
+
+    fn split_table(
+        data: &[u8],
+        pieces: usize,
+        overlap: usize,
+        front_parts: usize,
+    ) -> (InsnTable, Option<DecodeError>) {
         let mut t = InsnTable::default();
-        let r = decode_section(SecId(1), data, pieces, overlap, &mut t).err();
+        let r = decode_section_split(SecId(1), data, pieces, overlap, front_parts, &mut t).err();
         (t, r)
     }
 
@@ -555,7 +639,7 @@ mod tests {
                 // one piece, or several that meet (the starts each found, where it is the
                 // true stream, make the index)
                 let pieces = 1 + round % 3;
-                let bits = decode_section(sec, &data, pieces, 16, &mut t).unwrap();
+                let bits = decode_section_split(sec, &data, pieces, 16, 1, &mut t).unwrap();
                 t.by_section[sec.0 as usize] = (start, t.insns.len() as u32);
                 t.starts[sec.0 as usize] = OffsetIndex::from_bits(&bits, data.len() as u64);
                 let from_bits: Vec<_> =
@@ -634,10 +718,13 @@ mod tests {
                 }
             }
             let (want, want_err) = table(&data, 1, 0);
-            for pieces in [2, 3, 5] {
+            // the first thread stopping after 1 or 2 parts, or going on while it can
+            for (pieces, front_parts) in [(2, 1), (3, 1), (3, 2), (5, 2), (2, 99), (5, 99)] {
                 for overlap in [0, 1, 7, 64] {
-                    let (got, got_err) = table(&data, pieces, overlap);
-                    let ctx = format!("round {round} pieces {pieces} overlap {overlap}");
+                    let (got, got_err) = split_table(&data, pieces, overlap, front_parts);
+                    let ctx = format!(
+                        "round {round} pieces {pieces} front {front_parts} overlap {overlap}"
+                    );
                     assert_eq!(got_err, want_err, "{ctx}");
                     if want_err.is_some() {
                         continue;
