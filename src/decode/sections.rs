@@ -81,29 +81,73 @@ pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeErr
     } else {
         rayon::current_num_threads()
     };
-    for sec in obj.section_ids() {
+    let pieces_for = |data: &[u8]| match threads {
+        Threads::One => 1,
+        Threads::Large => nthreads.min(data.len() / PARALLEL_MIN_BYTES).max(1),
+        Threads::Forced => nthreads.max(2).min(data.len() / 16).max(1),
+    };
+    let data_of = |sec| {
+        obj.section_data(sec)
+            .map_err(|_| DecodeError { sec, offset: 0 })
+    };
+    let secs: Vec<SecId> = obj.section_ids().collect();
+    // The first section decoded on several threads has the executable sections after it
+    // decoded beside it, each in one piece, appended after it.
+    let split = secs
+        .iter()
+        .position(|&sec| is_exec(obj, sec) && data_of(sec).is_ok_and(|data| pieces_for(data) > 1));
+    for (k, &sec) in secs.iter().enumerate() {
         let start = t.insns.len() as u32;
-        if is_exec(obj, sec) {
-            let data = obj
-                .section_data(sec)
-                .map_err(|_| DecodeError { sec, offset: 0 })?;
-            let pieces = match threads {
-                Threads::One => 1,
-                Threads::Large => nthreads.min(data.len() / PARALLEL_MIN_BYTES).max(1),
-                Threads::Forced => nthreads.max(2).min(data.len() / 16).max(1),
-            };
-            let bits = decode_section(sec, data, pieces, PIECE_OVERLAP, &mut t)?;
-            let end = t.insns.len() as u32;
-            t.by_section[sec.0 as usize] = (start, end);
-            t.starts[sec.0 as usize] = OffsetIndex::from_bits(&bits, data.len() as u64);
-            if end > start {
-                t.sec_starts.push((start, sec));
-                t.insns[start as usize].flags |= INSN_FIRST;
-                t.insns[end as usize - 1].flags |= INSN_LAST;
-            }
-        } else {
+        if !is_exec(obj, sec) {
             t.by_section[sec.0 as usize] = (start, start);
+            continue;
         }
+        if Some(k) != split {
+            let data = data_of(sec)?;
+            let bits = decode_section(sec, data, pieces_for(data), PIECE_OVERLAP, &mut t)?;
+            t.finish_section(sec, start, &bits, data.len());
+            continue;
+        }
+        use rayon::prelude::*;
+        let later: Vec<SecId> = (secs[k + 1..].iter().copied())
+            .filter(|&s| is_exec(obj, s))
+            .collect();
+        let data = data_of(sec)?;
+        let (bits, beside) = rayon::join(
+            || decode_section(sec, data, pieces_for(data), PIECE_OVERLAP, &mut t),
+            || {
+                later
+                    .par_iter()
+                    .map(|&s| {
+                        let data = data_of(s)?;
+                        let mut p = Piece::default();
+                        decode_span(&mut p, s, data, 0, data.len(), false);
+                        Ok((data.len(), p))
+                    })
+                    .collect::<Vec<Result<_, DecodeError>>>()
+            },
+        );
+        t.finish_section(sec, start, &bits?, data.len());
+        let mut beside = later.iter().zip(beside);
+        for &sec in &secs[k + 1..] {
+            let start = t.insns.len() as u32;
+            if !is_exec(obj, sec) {
+                t.by_section[sec.0 as usize] = (start, start);
+                continue;
+            }
+            let Some((_, piece)) = beside.next() else {
+                break; // (one per executable section)
+            };
+            let (len, piece) = piece?;
+            if let Some(&offset) = piece.errors.first() {
+                return Err(DecodeError { sec, offset });
+            }
+            t.append(&piece, 0, piece.insns.len());
+            let mut bits = vec![0u64; OffsetIndex::words(len as u64)];
+            or_bits(&mut bits, &piece, 0, len);
+            t.finish_section(sec, start, &bits, len);
+        }
+        break;
     }
     t.real_len = t.insns.len();
     Ok(t)
@@ -146,6 +190,19 @@ impl InsnTable {
             end: 0,
             bits: Vec::new(),
             bits_base: 0,
+        }
+    }
+
+    /// Records section `sec`, decoded into the table from instruction `start` on, with
+    /// its instruction starts (`bits`, as [`OffsetIndex::from_bits`] reads them).
+    fn finish_section(&mut self, sec: SecId, start: u32, bits: &[u64], len: usize) {
+        let end = self.insns.len() as u32;
+        self.by_section[sec.0 as usize] = (start, end);
+        self.starts[sec.0 as usize] = OffsetIndex::from_bits(bits, len as u64);
+        if end > start {
+            self.sec_starts.push((start, sec));
+            self.insns[start as usize].flags |= INSN_FIRST;
+            self.insns[end as usize - 1].flags |= INSN_LAST;
         }
     }
 
