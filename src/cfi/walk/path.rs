@@ -95,11 +95,13 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         mut phase: Phase,
     ) -> Outcome {
         let p = self.p;
+        // the instruction after `insn`, once asked (its effects and the tail both need it)
+        let mut after: Option<Option<InsnId>> = None;
         loop {
             let flow = match phase {
                 Phase::Visit => self.visit(func, insn, &mut state, prev),
                 Phase::Effects => {
-                    let next = self.next_to_validate(insn);
+                    let next = *after.get_or_insert_with(|| self.next_to_validate(insn));
                     match self.apply_ops(insn, next, &mut state) {
                         Flow::Go => self.by_kind(func, insn, next, &mut state),
                         flow => flow,
@@ -111,7 +113,7 @@ impl<R: Report> Walker<'_, '_, '_, R> {
                     }
                     Flow::Go
                 }
-                Phase::Tail => match self.tail(insn, &state) {
+                Phase::Tail => match self.tail(insn, after.take(), &state) {
                     Ok(next) => {
                         prev = Some(insn);
                         insn = next;
@@ -387,13 +389,19 @@ impl<R: Report> Walker<'_, '_, '_, R> {
         Flow::Go
     }
 
-    /// After the instruction: the next one to visit, or the end of the path.
-    fn tail(&mut self, insn: InsnId, state: &WalkState) -> Result<InsnId, Outcome> {
+    /// After the instruction: the next one to visit (`after`: it, if already asked), or
+    /// the end of the path.
+    fn tail(
+        &mut self,
+        insn: InsnId,
+        after: Option<Option<InsnId>>,
+        state: &WalkState,
+    ) -> Result<InsnId, Outcome> {
         let p = self.p;
         if p.attr(insn).dead_end() {
             return Err(Outcome::Ok);
         }
-        let Some(next) = self.next_to_validate(insn) else {
+        let Some(next) = after.unwrap_or_else(|| self.next_to_validate(insn)) else {
             if state.cfi.cfa.base == CFI_UNDEFINED || p.ignore_unreachables {
                 return Err(Outcome::Ok);
             }
