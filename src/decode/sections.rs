@@ -96,49 +96,19 @@ pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeErr
     let split = secs
         .iter()
         .position(|&sec| is_exec(obj, sec) && data_of(sec).is_ok_and(|data| pieces_for(data) > 1));
+    // (the pieces decoded beside, in section order, once the split section is decoded)
+    let mut beside = Vec::new().into_iter();
     for (k, &sec) in secs.iter().enumerate() {
         let start = t.insns.len() as u32;
         if !is_exec(obj, sec) {
             t.by_section[sec.0 as usize] = (start, start);
             continue;
         }
-        if Some(k) != split {
-            let data = data_of(sec)?;
-            let bits = decode_section(sec, data, pieces_for(data), PIECE_OVERLAP, &mut t)?;
-            t.finish_section(sec, start, &bits, data.len());
-            continue;
-        }
-        use rayon::prelude::*;
-        let later: Vec<SecId> = (secs[k + 1..].iter().copied())
-            .filter(|&s| is_exec(obj, s))
-            .collect();
-        let data = data_of(sec)?;
-        let (bits, beside) = rayon::join(
-            || decode_section(sec, data, pieces_for(data), PIECE_OVERLAP, &mut t),
-            || {
-                later
-                    .par_iter()
-                    .map(|&s| {
-                        let data = data_of(s)?;
-                        let mut p = Piece::default();
-                        decode_span(&mut p, s, data, 0, data.len(), false);
-                        Ok((data.len(), p))
-                    })
-                    .collect::<Vec<Result<_, DecodeError>>>()
-            },
-        );
-        t.finish_section(sec, start, &bits?, data.len());
-        let mut beside = later.iter().zip(beside);
-        for &sec in &secs[k + 1..] {
-            let start = t.insns.len() as u32;
-            if !is_exec(obj, sec) {
-                t.by_section[sec.0 as usize] = (start, start);
-                continue;
-            }
-            let Some((_, piece)) = beside.next() else {
+        if split.is_some_and(|split| k > split) {
+            let Some(decoded) = beside.next() else {
                 break; // (one per executable section)
             };
-            let (len, piece) = piece?;
+            let (len, piece): (usize, Piece) = decoded?;
             if let Some(&offset) = piece.errors.first() {
                 return Err(DecodeError { sec, offset });
             }
@@ -146,8 +116,34 @@ pub fn decode(obj: &Object<'_>, threads: Threads) -> Result<InsnTable, DecodeErr
             let mut bits = vec![0u64; OffsetIndex::words(len as u64)];
             or_bits(&mut bits, &piece, 0, len);
             t.finish_section(sec, start, &bits, len);
+            continue;
         }
-        break;
+        let data = data_of(sec)?;
+        let bits = if Some(k) == split {
+            use rayon::prelude::*;
+            let later: Vec<SecId> = (secs[k + 1..].iter().copied())
+                .filter(|&s| is_exec(obj, s))
+                .collect();
+            let (bits, decoded) = rayon::join(
+                || decode_section(sec, data, pieces_for(data), PIECE_OVERLAP, &mut t),
+                || {
+                    later
+                        .par_iter()
+                        .map(|&s| {
+                            let data = data_of(s)?;
+                            let mut p = Piece::default();
+                            decode_span(&mut p, s, data, 0, data.len(), false);
+                            Ok((data.len(), p))
+                        })
+                        .collect::<Vec<Result<_, DecodeError>>>()
+                },
+            );
+            beside = decoded.into_iter();
+            bits?
+        } else {
+            decode_section(sec, data, pieces_for(data), PIECE_OVERLAP, &mut t)?
+        };
+        t.finish_section(sec, start, &bits, data.len());
     }
     t.real_len = t.insns.len();
     Ok(t)
@@ -321,18 +317,19 @@ fn decode_section_split(
     let parts = data.len().div_ceil(size);
     let part_start = |k: usize| (k * size).min(data.len());
     // the parts not yet claimed: the first from the front, the second from the end (the
-    // first thread has part 0)
+    // first thread has part 0); a claim that finds none answers where the front stopped
     let claims = Mutex::new((1usize, parts));
     let claim = |from_front: bool| {
         let mut c = claims.lock().unwrap_or_else(|e| e.into_inner());
-        (c.0 < c.1 && (!from_front || c.0 < front_parts)).then(|| {
-            if from_front {
-                c.0 += 1;
-                c.0 - 1
-            } else {
-                c.1 -= 1;
-                c.1
-            }
+        if c.0 >= c.1 || (from_front && c.0 >= front_parts) {
+            return Err(c.0);
+        }
+        Ok(if from_front {
+            c.0 += 1;
+            c.0 - 1
+        } else {
+            c.1 -= 1;
+            c.1
         })
     };
     let mut head = t.take_piece();
@@ -342,9 +339,8 @@ fn decode_section_split(
             // the end of the part just decoded reached: the end of the next one claimed,
             // else `overlap` bytes into the part after (then no further)
             let mut extend = |reached: usize| match claim(true) {
-                Some(k) => part_start(k + 1),
-                None => {
-                    let front = claims.lock().unwrap_or_else(|e| e.into_inner()).0;
+                Ok(k) => part_start(k + 1),
+                Err(front) => {
                     reached.max(part_start(front).saturating_add(overlap).min(data.len()))
                 }
             };
@@ -364,7 +360,7 @@ fn decode_section_split(
                 .into_par_iter()
                 .flat_map_iter(|_| {
                     std::iter::from_fn(|| {
-                        let k = claim(false)?;
+                        let k = claim(false).ok()?;
                         let mut p = Piece::default();
                         let stop = part_start(k + 1).saturating_add(overlap).min(data.len());
                         decode_span(&mut p, sec, data, part_start(k), stop, true);
@@ -375,8 +371,6 @@ fn decode_section_split(
         },
     );
     rest.sort_unstable_by_key(|&(k, _)| k);
-    let starts: Vec<usize> = rest.iter().map(|&(k, _)| part_start(k)).collect();
-    let rest: Vec<Piece> = rest.into_iter().map(|(_, p)| p).collect();
     // the first error inside the true stream of `p` from instruction `from` to offset `to`
     let error_in = |p: &Piece, from: usize, to: u64| {
         let lo = p
@@ -386,7 +380,7 @@ fn decode_section_split(
         p.errors.iter().copied().find(|&e| e >= lo && e < to)
     };
     // the head in the table is the true stream up to where the next piece takes over
-    let mut rest = rest.into_iter().zip(&starts);
+    let mut rest = rest.into_iter();
     // (`None` while the head, in `head`, is the piece being followed)
     let mut pending: Option<(Piece, usize)> = None;
     loop {
@@ -397,8 +391,8 @@ fn decode_section_split(
         let next = rest.next();
         // where the true stream leaves `prev`: the first boundary at or after the next
         // piece's start that both found
-        let meet = next.as_ref().and_then(|(piece, st)| {
-            let st = **st;
+        let meet = next.as_ref().and_then(|&(k, ref piece)| {
+            let st = part_start(k);
             let a = prev.insns[from..].partition_point(|i| (i.offset as usize) < st) + from;
             let (mut x, mut y) = (a, 0);
             while x < prev.insns.len() && y < piece.insns.len() {
@@ -442,7 +436,7 @@ fn decode_section_split(
         }
         match (next, meet) {
             (None, _) => return Ok(bits),
-            (Some((piece, _)), Some((_, y))) => pending = Some((piece, y)),
+            (Some((_, piece)), Some((_, y))) => pending = Some((piece, y)),
             // no meeting point: the rest of the section linearly
             (Some(_), None) => {
                 return decode_linear_into(t, sec, data, prev_end, &mut bits).map(|()| bits);
